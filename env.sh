@@ -1,0 +1,26 @@
+# Source this file (`source env.sh`) for a shell where glue_ros runs, like a ROS setup.bash:
+# the project's .venv, the ROS 2 underlay (the sourced system ROS 2, or the PyPI wheels in
+# .venv), the colcon install space with glue_ros.msg, and the work tree's sources first.
+_glue_ros_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
+if [ ! -x "$_glue_ros_root/.venv/bin/python" ] || [ ! -f "$_glue_ros_root/install/setup.sh" ]; then
+  echo "glue_ros: not set up yet; run 'make setup' in $_glue_ros_root first" >&2
+  unset _glue_ros_root
+  return 1 2>/dev/null || exit 1
+fi
+# shellcheck disable=SC1091
+. "$_glue_ros_root/.venv/bin/activate"
+if [ -z "${ROS_DISTRO:-}" ]; then
+  # No system ROS 2: the wheels in .venv are the underlay.
+  export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+fi
+# colcon's setup.sh wants its own prefix variable; it adds AMENT_PREFIX_PATH, PYTHONPATH, ...
+COLCON_CURRENT_PREFIX="$_glue_ros_root/install"
+# shellcheck disable=SC1091
+. "$_glue_ros_root/install/setup.sh"
+unset COLCON_CURRENT_PREFIX
+# Sources first: edits take effect without a rebuild; glue_ros.msg still comes from install/.
+export PYTHONPATH="$_glue_ros_root${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$_glue_ros_root/install/glue_ros/lib/glue_ros:$PATH"
+# Keep DDS traffic of tests and demos on this machine unless the user chose otherwise.
+export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
+unset _glue_ros_root

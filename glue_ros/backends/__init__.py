@@ -1,0 +1,1 @@
+"""Inference backends for exported networks: ONNX export, ONNX Runtime, TensorRT."""

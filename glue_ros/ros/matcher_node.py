@@ -1,0 +1,405 @@
+"""The glue_ros matcher node: images in, glue_ros/Matches out, in sequential or stereo mode.
+
+Reception and inference are decoupled: subscription callbacks only store the newest frame (or
+stereo pair) and return, a worker thread runs the matcher on the newest one and counts the
+frames it never got to. Latency therefore stays bounded when images come faster than inference.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Optional
+
+import numpy as np
+import rclpy
+import rclpy.executors
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from glue_ros.core.errors import GlueRosError
+from glue_ros.core.matcher import MatcherConfig, build_matcher, check_image
+from glue_ros.msg import Keypoints, Matches
+from glue_ros.ros import messages
+from glue_ros.ros.image_conversion import (ImageConversionError, compressed_to_numpy,
+                                           image_to_numpy, numpy_to_image_fields)
+from glue_ros.ros.tracking import TrackBook
+
+THROTTLE_S = 5.0
+
+# name: (default, description). Types follow the defaults; validated at start-up.
+PARAMETERS = {
+    'mode': ('sequential', "'sequential': match each frame against the previous one or a "
+             "keyframe; 'stereo': match left/image_rect against right/image_rect"),
+    'matcher': ('lightglue', "'lightglue' (sparse features) or 'coarse_loftr'"),
+    'features': ('xfeat', "LightGlue's extractor: 'xfeat', 'superpoint' or 'disk'"),
+    'max_keypoints': (2048, 'keypoints per image, strongest kept'),
+    'weights': ('', 'matcher weights file; empty: the packaged default'),
+    'feature_weights': ('', 'extractor weights file; empty: the packaged default '
+                        '(SuperPoint: required, users supply it)'),
+    'device': ('cpu', "'cpu' or 'cuda'"),
+    'depth_confidence': (0.95, 'LightGlue early exit confidence; -1 disables'),
+    'width_confidence': (0.99, 'LightGlue point pruning confidence; -1 disables'),
+    'match_threshold': (-1.0, 'minimum match confidence; -1: the model default '
+                        '(LightGlue 0.1, coarse LoFTR 0.2)'),
+    'backend': ('torch', "coarse_loftr backend: 'torch', 'onnxruntime' or 'tensorrt'"),
+    'precision': ('fp32', "'fp32' or 'fp16' (CUDA: LightGlue mixed precision, TensorRT FP16)"),
+    'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),
+    'engine_cache_dir': ('', 'TensorRT engine cache; empty: ~/.cache/glue_ros/engines'),
+    'reference': ('previous', "sequential mode: 'previous' frame or 'keyframe'"),
+    'keyframe_min_matches': (100, "with reference='keyframe': a new keyframe is taken when "
+                             'fewer matches than this remain'),
+    'use_compressed': (False, 'subscribe <image>/compressed (sensor_msgs/CompressedImage)'),
+    'sync_slop': (0.0, 'stereo: largest stamp difference (s) of a left/right pair; 0: exact'),
+    'sync_queue_size': (10, 'stereo: unpaired images kept per side'),
+    'publish_keypoints': (False, 'publish glue_ros/Keypoints on keypoints'),
+    'publish_descriptors': (False, 'include descriptors in the keypoints message'),
+    'publish_debug_image': (False, 'publish matches/image with the matches drawn'),
+    'image_qos_depth': (5, 'depth of the image subscriptions (best effort, keep last)'),
+}
+
+
+class ParameterError(ValueError):
+    """A parameter value that the node cannot start with."""
+
+
+def read_config(node: Node) -> tuple[dict, MatcherConfig]:
+    """Declare the parameters, read them and validate them; ParameterError names the bad one."""
+    values = {}
+    for name, (default, description) in PARAMETERS.items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=description))
+        values[name] = node.get_parameter(name).value
+    choices = {'mode': ('sequential', 'stereo'), 'reference': ('previous', 'keyframe')}
+    for name, allowed in choices.items():
+        if values[name] not in allowed:
+            raise ParameterError(f"parameter '{name}' is {values[name]!r}; expected one of "
+                                 f"{', '.join(allowed)}")
+    for name in ('sync_slop',):
+        if values[name] < 0:
+            raise ParameterError(f"parameter '{name}' must be >= 0, got {values[name]}")
+    for name in ('sync_queue_size', 'image_qos_depth', 'keyframe_min_matches'):
+        if values[name] < 1:
+            raise ParameterError(f"parameter '{name}' must be >= 1, got {values[name]}")
+    config = MatcherConfig(
+        matcher=values['matcher'], features=values['features'],
+        max_keypoints=values['max_keypoints'], weights=values['weights'] or None,
+        feature_weights=values['feature_weights'] or None, device=values['device'],
+        depth_confidence=values['depth_confidence'], width_confidence=values['width_confidence'],
+        match_threshold=None if values['match_threshold'] < 0 else values['match_threshold'],
+        backend=values['backend'], precision=values['precision'],
+        input_size=tuple(values['input_size']),
+        engine_cache_dir=values['engine_cache_dir'] or None)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise ParameterError(f'parameter {exc}') from None
+    return values, config
+
+
+def stamp_seconds(header) -> float:
+    """A header stamp in seconds."""
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class Frame:
+    """One received image: message header, decoded pixels, arrival time."""
+
+    __slots__ = ('header', 'image', 'arrival')
+
+    def __init__(self, header, image, arrival):
+        self.header, self.image, self.arrival = header, image, arrival
+
+
+class LatestSlot:
+    """Holds only the newest job; counts the ones replaced before the worker took them."""
+
+    def __init__(self):
+        self._job = None
+        self._dropped = 0
+        self._closed = False
+        self._cv = threading.Condition()
+
+    def put(self, job) -> None:
+        """Store a job, replacing (and counting as dropped) an untaken one."""
+        with self._cv:
+            if self._job is not None:
+                self._dropped += 1
+            self._job = job
+            self._cv.notify()
+
+    def take(self, timeout: float = 0.5):
+        """(job, dropped since the last take), or (None, 0) on timeout or close."""
+        with self._cv:
+            if self._job is None and not self._closed:
+                self._cv.wait(timeout)
+            job, dropped = self._job, self._dropped
+            self._job, self._dropped = None, 0
+            return job, dropped
+
+    def close(self) -> None:
+        """Wake the worker for shutdown."""
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+
+class StereoSync:
+    """Pairs left and right images by stamp: exactly, or within `slop` seconds."""
+
+    def __init__(self, slop: float, queue_size: int):
+        self.slop = slop
+        self.left = deque(maxlen=queue_size)
+        self.right = deque(maxlen=queue_size)
+        self.lock = threading.Lock()
+
+    def add(self, side: str, frame: Frame):
+        """Add a frame; returns a (left, right) pair when one is complete, else None."""
+        with self.lock:
+            mine, other = (self.left, self.right) if side == 'left' else (self.right, self.left)
+            mine.append(frame)
+            t = stamp_seconds(frame.header)
+            best, best_dt = None, None
+            for candidate in other:
+                dt = abs(stamp_seconds(candidate.header) - t)
+                if dt <= self.slop + 1e-9 and (best_dt is None or dt < best_dt):
+                    best, best_dt = candidate, dt
+            if best is None:
+                return None
+            # Everything up to the pair is consumed: older images can no longer pair better.
+            while other and other[0] is not best:
+                other.popleft()
+            other.popleft()
+            while mine and mine[0] is not frame:
+                mine.popleft()
+            mine.popleft()
+            return (frame, best) if side == 'left' else (best, frame)
+
+
+class MatcherNode(Node):
+    """Subscribes images, matches them on a worker thread and publishes glue_ros/Matches."""
+
+    def __init__(self, **kwargs):
+        super().__init__('glue_ros_matcher', **kwargs)
+        self.params, self.config = read_config(self)
+        self.mode = self.params['mode']
+        self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'published': 0}
+        self.matcher = None
+        self.matcher_error: Optional[str] = None
+        self._load_matcher()
+        self.tracks = TrackBook(keyframe=self.params['reference'] == 'keyframe',
+                                min_matches=self.params['keyframe_min_matches'])
+        self.last_stamp: Optional[float] = None
+        self._reference_image = None
+
+        self.matches_pub = self.create_publisher(Matches, 'matches', 10)
+        self.keypoints_pub = (self.create_publisher(Keypoints, 'keypoints', 10)
+                              if self.params['publish_keypoints'] else None)
+        self.debug_pub = (self.create_publisher(Image, 'matches/image', 2)
+                          if self.params['publish_debug_image'] else None)
+        # Best effort subscriptions connect to best-effort camera drivers and to reliable
+        # publishers such as `ros2 bag play` alike.
+        qos = QoSProfile(depth=self.params['image_qos_depth'],
+                         reliability=qos_profile_sensor_data.reliability,
+                         history=qos_profile_sensor_data.history)
+        self.slot = LatestSlot()
+        compressed = self.params['use_compressed']
+        msg_type = CompressedImage if compressed else Image
+        suffix = '/compressed' if compressed else ''
+        if self.mode == 'sequential':
+            self.create_subscription(msg_type, 'image' + suffix,
+                                     lambda m: self._on_image(m, None), qos)
+        else:
+            self.sync = StereoSync(self.params['sync_slop'], self.params['sync_queue_size'])
+            self.create_subscription(msg_type, 'left/image_rect' + suffix,
+                                     lambda m: self._on_image(m, 'left'), qos)
+            self.create_subscription(msg_type, 'right/image_rect' + suffix,
+                                     lambda m: self._on_image(m, 'right'), qos)
+        self._running = True
+        self.worker = threading.Thread(target=self._work, name='glue_ros_matcher', daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f'{self.mode} mode, matcher {self.config.matcher}'
+            f'{"/" + self.config.features if self.config.matcher == "lightglue" else ""}'
+            f' on {self.config.device}, backend {self.config.backend}; subscribed to '
+            f'{", ".join(s.topic_name for s in self.subscriptions)}')
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _load_matcher(self) -> None:
+        """Build the matcher; on failure the node stays up and says why on every frame."""
+        try:
+            self.matcher = build_matcher(self.config)
+            self.get_logger().info(f'matcher ready: {self.matcher.describe()}')
+        except (GlueRosError, OSError, RuntimeError) as exc:
+            self.matcher_error = f'{type(exc).__name__}: {exc}'
+            self.get_logger().error(f'matcher unavailable, frames are skipped: '
+                                    f'{self.matcher_error}')
+
+    # -- reception (executor thread: never blocks) --------------------------------------
+    def _on_image(self, msg, side: Optional[str]) -> None:
+        arrival = time.monotonic()
+        self.stats['received'] += 1
+        try:
+            image = (compressed_to_numpy(msg) if isinstance(msg, CompressedImage)
+                     else image_to_numpy(msg))
+            check_image(image)
+        except (ImageConversionError, GlueRosError) as exc:
+            self._bad_frame(f'{side + " " if side else ""}image skipped: {exc}')
+            return
+        frame = Frame(msg.header, image, arrival)
+        if side is None:
+            self.slot.put(('sequential', frame))
+            return
+        pair = self.sync.add(side, frame)
+        if pair is not None:
+            self.slot.put(('stereo', pair))
+
+    def _bad_frame(self, text: str) -> None:
+        self.stats['bad'] += 1
+        self.get_logger().warn(text, throttle_duration_sec=THROTTLE_S)
+
+    # -- inference (worker thread) -------------------------------------------------------
+    def _work(self) -> None:
+        while self._running:
+            job, dropped = self.slot.take()
+            if job is None:
+                continue
+            self.stats['dropped'] += dropped
+            if self.matcher is None:
+                self.get_logger().error(f'matcher unavailable, frame skipped: '
+                                        f'{self.matcher_error}', throttle_duration_sec=THROTTLE_S)
+                continue
+            try:
+                if job[0] == 'sequential':
+                    self._process_sequential(job[1], dropped)
+                else:
+                    self._process_stereo(*job[1], dropped)
+                self.stats['processed'] += 1
+            except GlueRosError as exc:
+                self._bad_frame(f'frame skipped: {exc}')
+            except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
+                self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
+                                f'{exc}')
+
+    def _process_sequential(self, frame: Frame, dropped: int) -> None:
+        stamp = stamp_seconds(frame.header)
+        if self.last_stamp is not None and stamp < self.last_stamp:
+            self.get_logger().info(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s):'
+                                   f' sequential state and track ids reset')
+            self.tracks.reset()
+        self.last_stamp = stamp
+        start = time.perf_counter()
+        features = self.matcher.extract(frame.image)
+        extract_ms = (time.perf_counter() - start) * 1e3
+        self._publish_keypoints(frame, features)
+        reference = self.tracks.reference
+        if reference is not None and reference.features.image_size != features.image_size:
+            self._bad_frame(f'image size changed from {reference.features.image_size} to '
+                            f'{features.image_size}: starting a new sequence')
+            self.tracks.reset()
+            reference = None
+        if reference is None:
+            no_ids = np.zeros(max(len(features), self._cells()), np.uint64)
+            self._advance(features, frame, no_ids, 0)
+            return
+        result = self.matcher.match(features, reference.features)
+        result.timing_ms['extract'] = extract_ms
+        ids, current_ids = self.tracks.assign(result.indices0, result.indices1,
+                                              max(result.num_keypoints0, len(features)))
+        self._publish_matches(result, frame, reference.header, frame.image,
+                              self._reference_image, track_ids=ids, dropped=dropped,
+                              keyframe=self.tracks.keyframe, arrival=frame.arrival,
+                              mode=Matches.MODE_SEQUENTIAL,
+                              reference_size=reference.features.image_size)
+        self._advance(features, frame, current_ids, len(result))
+
+    def _process_stereo(self, left: Frame, right: Frame, dropped: int) -> None:
+        if left.image.shape[:2] != right.image.shape[:2]:
+            self._bad_frame(f'stereo pair skipped: left is {left.image.shape[1]}x'
+                            f'{left.image.shape[0]}, right is {right.image.shape[1]}x'
+                            f'{right.image.shape[0]}')
+            return
+        start = time.perf_counter()
+        features_left = self.matcher.extract(left.image)
+        features_right = self.matcher.extract(right.image)
+        extract_ms = (time.perf_counter() - start) * 1e3
+        self._publish_keypoints(left, features_left)
+        result = self.matcher.match(features_left, features_right)
+        result.timing_ms['extract'] = extract_ms
+        self._publish_matches(result, left, right.header, left.image, right.image,
+                              track_ids=None, dropped=dropped, keyframe=False,
+                              arrival=max(left.arrival, right.arrival),
+                              mode=Matches.MODE_STEREO,
+                              reference_size=(right.image.shape[1], right.image.shape[0]))
+
+    def _advance(self, features, frame: Frame, current_ids, num_matches: int) -> None:
+        if self.tracks.advance(features, frame.header, current_ids, num_matches):
+            self._reference_image = frame.image
+
+    def _cells(self) -> int:
+        return int(getattr(self.matcher, 'cells', 0))
+
+    # -- publication ---------------------------------------------------------------------
+    def _publish_keypoints(self, frame: Frame, features) -> None:
+        if self.keypoints_pub is None or self.config.matcher != 'lightglue':
+            return
+        descriptors = (features.descriptors.float().cpu().numpy()
+                       if self.params['publish_descriptors'] else None)
+        self.keypoints_pub.publish(messages.keypoints_message(
+            frame.header, features.image_size, self.config.features,
+            features.keypoints.float().cpu().numpy(), features.scores.float().cpu().numpy(),
+            descriptors))
+
+    def _publish_matches(self, result, frame: Frame, reference_header, image, reference_image,
+                         *, track_ids, dropped, keyframe, arrival, mode, reference_size):
+        latency_ms = (time.monotonic() - arrival) * 1e3
+        msg = messages.matches_message(
+            result, frame.header, reference_header, mode=mode, matcher=self.matcher.name,
+            query_size=(image.shape[1], image.shape[0]), reference_size=reference_size,
+            grid_step=self.matcher.grid_step, track_ids=track_ids, keyframe=keyframe,
+            latency_ms=latency_ms, dropped_frames=dropped)
+        self.matches_pub.publish(msg)
+        self.stats['published'] += 1
+        self.get_logger().debug(f'{len(result)} matches, layers {result.layers_used}/'
+                                f'{result.layers_total}, latency {latency_ms:.1f} ms')
+        if self.debug_pub is not None:
+            self._publish_debug(frame.header, image, reference_image, result)
+
+    def _publish_debug(self, header, image, reference_image, result) -> None:
+        from glue_ros.tools.viz import draw_matches
+        canvas = draw_matches(image, reference_image, result.points0, result.points1,
+                              result.scores)
+        msg = Image(header=header, **numpy_to_image_fields(canvas, 'rgb8'))
+        self.debug_pub.publish(msg)
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._running = False
+        self.slot.close()
+        self.worker.join(timeout=5)
+
+
+def main(args=None) -> int:
+    """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
+    rclpy.init(args=args)
+    try:
+        node = MatcherNode()
+    except ParameterError as exc:
+        rclpy.logging.get_logger('glue_ros_matcher').fatal(f'cannot start: {exc}')
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.close()
+        node.get_logger().info(f'stopping: {node.stats}')
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

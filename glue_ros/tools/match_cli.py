@@ -1,0 +1,126 @@
+"""glue-ros-match IMAGE0 IMAGE1: match two image files with the same API as the node."""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+from glue_ros.core.errors import GlueRosError
+from glue_ros.core.matcher import BACKENDS, DEVICES, FEATURES, MATCHERS, MatcherConfig
+
+
+def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that choose and tune a matcher; shared by the CLI tools."""
+    parser.add_argument('--matcher', choices=MATCHERS, default='lightglue')
+    parser.add_argument('--features', choices=FEATURES, default='xfeat')
+    parser.add_argument('--max-keypoints', type=int, default=2048)
+    parser.add_argument('--weights', help='matcher weights (default: packaged)')
+    parser.add_argument('--feature-weights', help='extractor weights (default: packaged; '
+                        'SuperPoint: required)')
+    parser.add_argument('--depth-confidence', type=float, default=0.95,
+                        help='LightGlue early exit; -1 disables')
+    parser.add_argument('--width-confidence', type=float, default=0.99,
+                        help='LightGlue pruning; -1 disables')
+    parser.add_argument('--match-threshold', type=float, default=None)
+    parser.add_argument('--device', choices=DEVICES, default='cpu')
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
+                        help='coarse_loftr backend')
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
+    parser.add_argument('--input-size', type=int, nargs=2, default=(640, 480),
+                        metavar=('W', 'H'), help='coarse_loftr network input size')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch CPU threads (0: torch default)')
+
+
+def config_from_args(args) -> MatcherConfig:
+    """MatcherConfig from parsed add_matcher_arguments flags."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return MatcherConfig(
+        matcher=args.matcher, features=args.features, max_keypoints=args.max_keypoints,
+        weights=args.weights, feature_weights=args.feature_weights, device=args.device,
+        depth_confidence=args.depth_confidence, width_confidence=args.width_confidence,
+        match_threshold=args.match_threshold, backend=args.backend, precision=args.precision,
+        input_size=tuple(args.input_size)).validate()
+
+
+def read_image(path: str) -> np.ndarray:
+    """An RGB (or grey) uint8 image from a file; GlueRosError when unreadable."""
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise GlueRosError(f'cannot read image {path}')
+    if image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    return image
+
+
+def run(args) -> dict:
+    """Match the pair `args.repeat` times after a warm-up; returns the JSON report."""
+    from glue_ros.core.matcher import build_matcher
+    image0, image1 = read_image(args.image0), read_image(args.image1)
+    matcher = build_matcher(config_from_args(args))
+    matcher.match_images(image0, image1)  # warm-up
+    timings = {'extract': [], 'match': [], 'total': []}
+    result = None
+    for _ in range(max(1, args.repeat)):
+        result = matcher.match_images(image0, image1)
+        for key in timings:
+            timings[key].append(result.timing_ms[key])
+    report = {
+        'matcher': matcher.name, 'backend': matcher.config.backend,
+        'device': str(matcher.device), 'grid_step': matcher.grid_step,
+        'points0': result.points0.round(3).tolist(), 'points1': result.points1.round(3).tolist(),
+        'scores': result.scores.round(5).tolist(),
+        'num_matches': len(result),
+        'num_keypoints0': result.num_keypoints0, 'num_keypoints1': result.num_keypoints1,
+        'layers_used': result.layers_used, 'layers_total': result.layers_total,
+        'timing_ms': {k: round(statistics.median(v), 3) for k, v in timings.items()},
+        'repeat': max(1, args.repeat),
+    }
+    if args.viz:
+        from glue_ros.tools.viz import draw_matches, save_rgb
+        save_rgb(args.viz, draw_matches(
+            image0, image1, result.points0, result.points1, result.scores,
+            text=f'{matcher.name}: {len(result)} matches, layers {result.layers_used}/'
+                 f'{result.layers_total}'))
+    return report
+
+
+def main(argv=None) -> int:
+    """Entry point of glue-ros-match."""
+    parser = argparse.ArgumentParser(prog='glue-ros-match', description=__doc__)
+    parser.add_argument('image0')
+    parser.add_argument('image1')
+    add_matcher_arguments(parser)
+    parser.add_argument('--repeat', type=int, default=1,
+                        help='time the pair N times after a warm-up (medians reported)')
+    parser.add_argument('--json', help='write the matches and timings to this JSON file')
+    parser.add_argument('--viz', help='write a picture of the matches (PNG)')
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except (GlueRosError, ValueError, OSError) as exc:
+        print(f'glue-ros-match: error: {exc}', file=sys.stderr)
+        return 2
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(report, f)
+    t = report['timing_ms']
+    print(f"{report['matcher']} ({report['backend']}, {report['device']}): "
+          f"{report['num_matches']} matches between {report['num_keypoints0']} and "
+          f"{report['num_keypoints1']} keypoints, layers {report['layers_used']}/"
+          f"{report['layers_total']}; extract {t['extract']:.1f} ms, match {t['match']:.1f} ms,"
+          f" total {t['total']:.1f} ms (median of {report['repeat']})")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

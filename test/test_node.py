@@ -1,0 +1,225 @@
+"""The matcher node as its own process, talking to this test over DDS.
+
+Real images with ground truth: the Middlebury stereo pair with its disparity, and a moving
+camera rendered from a real photograph by known homographies.
+"""
+import time
+
+import numpy as np
+import pytest
+
+from ros_helpers import NodeUnderTest, require_ros, rss_mb
+
+require_ros()
+
+from glue_ros.core import real_images  # noqa: E402
+from glue_ros.ros.messages import matches_arrays  # noqa: E402
+
+SEQUENCE_FRAMES = 20
+
+
+@pytest.fixture(scope='module')
+def sequence():
+    return real_images.homography_sequence('astronaut', SEQUENCE_FRAMES)
+
+
+@pytest.fixture
+def node_factory(tmp_path):
+    started = []
+
+    def start(params, **kwargs):
+        node = NodeUnderTest(tmp_path, params, **kwargs)
+        started.append(node)
+        node.wait_connected()
+        return node
+    yield start
+    for node in started:
+        node.close()
+
+
+def test_stereo_matches_agree_with_disparity(node_factory):
+    pair = real_images.middlebury_stereo()
+    node = node_factory({'mode': 'stereo'}, topics=('left/image_rect', 'right/image_rect'))
+    for attempt in range(3):  # best effort: publish again if the pair was lost
+        node.publish('left/image_rect', pair.left, 10.0 + attempt, frame_id='left')
+        node.publish('right/image_rect', pair.right, 10.0 + attempt, frame_id='right')
+        if node.wait_matches(1, 30):
+            break
+    assert node.matches, node.log()
+    msg = node.matches[0]
+    arrays = matches_arrays(msg)
+    errors = real_images.disparity_errors(pair, arrays['query_points'],
+                                          arrays['reference_points'])
+    known = np.isfinite(errors)
+    assert len(errors) > 200 and known.mean() > 0.8
+    assert np.mean(errors[known] < 3.0) > 0.9, np.percentile(errors[known], [50, 90])
+    assert msg.mode == msg.MODE_STEREO and len(arrays['track_ids']) == 0
+    assert msg.header.frame_id == 'left' and msg.reference_header.frame_id == 'right'
+    assert (msg.query_width, msg.query_height) == (pair.left.shape[1], pair.left.shape[0])
+    assert 0 < msg.layers_used <= msg.layers_total and msg.latency_ms > 0
+
+
+def test_stereo_pairs_within_slop_only(node_factory):
+    pair = real_images.middlebury_stereo((320, 240))
+    node = node_factory({'mode': 'stereo', 'sync_slop': 0.01},
+                        topics=('left/image_rect', 'right/image_rect'), reliable_images=True)
+    node.publish('left/image_rect', pair.left, 5.0)
+    node.publish('right/image_rect', pair.right, 5.5)     # too far apart: no pair
+    node.spin(2.0)
+    assert not node.matches
+    node.publish('right/image_rect', pair.right, 6.004)
+    node.publish('left/image_rect', pair.left, 6.0)       # within 10 ms: a pair
+    assert node.wait_matches(1, 30), node.log()
+    assert node.matches[0].header.stamp.sec == 6
+
+
+def sequential_run(node, sequence, frames, start_stamp=100.0):
+    """Publish frames one at a time, each after the previous one was matched."""
+    expected = len(node.matches)
+    for k, index in enumerate(frames):
+        node.publish('image', sequence.frames[index], start_stamp + 0.1 * k)
+        if k > 0:
+            expected += 1
+            assert node.wait_matches(expected, 30), node.log()
+        else:
+            node.spin(0.5)
+
+
+def test_sequential_matches_follow_homographies_and_keep_track_ids(node_factory, sequence):
+    node = node_factory({'mode': 'sequential'}, reliable_images=True)
+    sequential_run(node, sequence, range(SEQUENCE_FRAMES))
+    msgs = node.matches
+    assert len(msgs) == SEQUENCE_FRAMES - 1
+    by_stamp = {}
+    for k, msg in enumerate(msgs, start=1):
+        arrays = matches_arrays(msg)
+        # query = frame k, reference = frame k - 1
+        errors = real_images.homography_errors(sequence.relative(k, k - 1),
+                                               arrays['query_points'],
+                                               arrays['reference_points'])
+        assert len(errors) > 300
+        assert np.mean(errors < 3.0) > 0.9, (k, np.percentile(errors, [50, 90]))
+        assert len(arrays['track_ids']) == len(errors)
+        assert len(np.unique(arrays['track_ids'])) == len(errors)
+        by_stamp[k] = dict(zip(arrays['track_ids'].tolist(), arrays['query_points']))
+    # A point seen in three consecutive frames keeps its id, and it is the same physical point.
+    checked = consistent = 0
+    for k in range(1, SEQUENCE_FRAMES - 2):
+        for track, point in by_stamp[k].items():
+            if track in by_stamp[k + 1] and track in by_stamp[k + 2]:
+                checked += 1
+                predicted = real_images.apply_homography(sequence.relative(k, k + 2), point)
+                consistent += np.linalg.norm(predicted - by_stamp[k + 2][track]) < 3.0
+    assert checked > 1000
+    assert consistent / checked > 0.9
+
+
+def test_time_jump_back_resets_tracks(node_factory, sequence):
+    node = node_factory({'mode': 'sequential'}, reliable_images=True)
+    sequential_run(node, sequence, range(4), start_stamp=50.0)
+    before = matches_arrays(node.matches[-1])['track_ids'].max()
+    assert before > 1
+    count = len(node.matches)
+    sequential_run(node, sequence, range(3), start_stamp=10.0)  # bag played again
+    assert len(node.matches) == count + 2
+    after = matches_arrays(node.matches[count])['track_ids']
+    assert after.min() == 1 and after.max() == len(after)
+    assert 'time jumped back' in node.log()
+
+
+@pytest.mark.parametrize('case', ['wrong_step', 'truncated', 'zero_size', 'unknown_encoding',
+                                  'tiny'])
+def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
+    node = node_factory({'mode': 'sequential', 'max_keypoints': 512}, reliable_images=True)
+    frame = sequence.frames[0]
+    node.publish('image', frame, 1.0)
+    node.spin(0.3)
+    bad = {'wrong_step': {'step': 10}, 'truncated': {'data': frame.tobytes()[:1000]},
+           'zero_size': {'height': 0, 'width': 0, 'step': 0, 'data': b''},
+           'unknown_encoding': {'encoding': 'yuv9000'}}
+    if case == 'tiny':
+        node.publish('image', frame[:8, :8].copy(), 1.05)
+    else:
+        node.publish('image', frame, 1.05, **bad[case])
+    node.spin(0.5)
+    node.publish('image', sequence.frames[1], 1.1)
+    assert node.wait_matches(1, 30), node.log()
+    assert node.proc.poll() is None
+    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
+                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
+    assert expected in node.log()
+    arrays = matches_arrays(node.matches[0])
+    errors = real_images.homography_errors(sequence.relative(1, 0), arrays['query_points'],
+                                           arrays['reference_points'])
+    assert np.mean(errors < 3.0) > 0.9
+
+
+def test_stereo_pair_of_different_sizes_is_skipped(node_factory):
+    pair = real_images.middlebury_stereo((320, 240))
+    node = node_factory({'mode': 'stereo', 'max_keypoints': 512}, reliable_images=True,
+                        topics=('left/image_rect', 'right/image_rect'))
+    node.publish('left/image_rect', pair.left, 1.0)
+    node.publish('right/image_rect', pair.right[:200], 1.0)
+    node.spin(1.0)
+    node.publish('left/image_rect', pair.left, 2.0)
+    node.publish('right/image_rect', pair.right, 2.0)
+    assert node.wait_matches(1, 30), node.log()
+    assert node.matches[0].header.stamp.sec == 2
+    assert 'stereo pair skipped' in node.log()
+
+
+def test_missing_weights_keep_the_node_alive(tmp_path, sequence):
+    node = NodeUnderTest(tmp_path, {'features': 'superpoint'}, reliable_images=True)
+    try:
+        deadline = time.monotonic() + 30
+        while 'matcher unavailable' not in node.log() and time.monotonic() < deadline:
+            node.spin(0.2)
+        assert 'matcher unavailable' in node.log() and 'SuperPoint' in node.log()
+        node.publish('image', sequence.frames[0], 1.0)
+        node.publish('image', sequence.frames[1], 1.1)
+        node.spin(1.0)
+        assert node.proc.poll() is None and not node.matches
+    finally:
+        node.close()
+
+
+def test_bad_parameter_stops_start_up_with_its_name(tmp_path):
+    node = NodeUnderTest(tmp_path, {'mode': 'sideways'})
+    try:
+        assert node.proc.wait(30) == 2
+        assert "parameter 'mode'" in node.log() and 'sideways' in node.log()
+    finally:
+        node.close()
+    node = NodeUnderTest(tmp_path, {'depth_confidence': 3.0})
+    try:
+        assert node.proc.wait(30) == 2
+        assert 'depth_confidence' in node.log()
+    finally:
+        node.close()
+
+
+def test_flood_at_30hz_drops_frames_and_keeps_latency_and_memory_bounded(node_factory,
+                                                                         sequence):
+    node = node_factory({'mode': 'sequential'}, reliable_images=False)
+    period = 1.0 / 30
+    frames = 1000
+    start = time.monotonic()
+    rss = []
+    for k in range(frames):
+        node.publish('image', sequence.frames[k % 2], 1000.0 + k * period)
+        node.spin(max(0.0, start + (k + 1) * period - time.monotonic()))
+        if k in (200, frames - 1):
+            rss.append(rss_mb(node.proc.pid))
+    node.spin(3.0)
+    msgs = node.matches
+    assert node.proc.poll() is None
+    processed = len(msgs) + 1
+    dropped = sum(m.dropped_frames for m in msgs)
+    assert dropped > frames / 2, 'inference cannot keep up at 30 Hz here: frames must drop'
+    assert processed + dropped <= frames and processed + dropped > 0.8 * frames
+    latencies = np.array([m.latency_ms for m in msgs])
+    work = np.array([m.extract_ms + m.match_ms for m in msgs])
+    # Bounded: the newest frame waits at most for the one being processed, never a backlog.
+    assert np.percentile(latencies, 95) < 2.5 * np.percentile(work, 95) + 100, \
+        (np.percentile(latencies, [50, 95]), np.percentile(work, [50, 95]))
+    assert rss[1] - rss[0] < 100, rss

@@ -1,14 +1,17 @@
 """The glue_ros messages: fields, fast flat arrays, and a round trip between two processes."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from ros_helpers import require_ros, spin_until, start_process, stop_process
+from ros_helpers import require_ros
 
 require_ros()
 
 from glue_ros.core.types import MatchResult  # noqa: E402
 from glue_ros.msg import Keypoints, Matches  # noqa: E402
 from glue_ros.ros import messages  # noqa: E402
+from glue_ros.ros.harness import spin_until, start_process, stop_process  # noqa: E402
 
 
 def random_result(m, rng):
@@ -65,7 +68,7 @@ def test_round_trip_between_two_processes(tmp_path):
     rng = np.random.default_rng(2)
     result = random_result(5000, rng)
     sent = build(result, rng)
-    echo = start_process(['test/nodes/echo_matches.py'], tmp_path / 'echo.log')
+    echo = start_process([str(Path(__file__).parent / 'nodes' / 'echo_matches.py')], tmp_path / 'echo.log')
     context = rclpy.Context()
     rclpy.init(context=context)
     received = []

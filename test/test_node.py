@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from ros_helpers import NodeUnderTest, require_ros, rss_mb
+from ros_helpers import require_ros
 
 require_ros()
+
+from glue_ros.ros.harness import MatcherProcess as NodeUnderTest, rss_mb  # noqa: E402
 
 from glue_ros.core import real_images  # noqa: E402
 from glue_ros.ros.messages import matches_arrays  # noqa: E402

@@ -1,0 +1,133 @@
+"""Drive a matcher node running in its own process: publish images, collect matches.
+
+Used by `make demo` and the integration tests; plain rclpy, no launch system needed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_process(args, log_path: Path, env=None) -> subprocess.Popen:
+    """Start `python args...` in its own process group, output to log_path."""
+    env = dict(os.environ if env is None else env)
+    env.setdefault('PYTHONUNBUFFERED', '1')
+    log = open(log_path, 'w')
+    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGINT, then SIGKILL if it does not stop; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def spin_until(executor, predicate, timeout: float) -> bool:
+    """Spin `executor` until predicate() is true or timeout seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
+
+
+class MatcherProcess:
+    """The matcher node in its own process, and an in-process rclpy node that talks to it."""
+
+    def __init__(self, workdir: Path, params: dict, reliable_images: bool = False,
+                 topics=('image',), node_args=()):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from glue_ros.msg import Matches
+
+        args = ['-m', 'glue_ros.ros.matcher_node', '--ros-args', *node_args]
+        for key, value in params.items():
+            if isinstance(value, (list, tuple)):
+                value = '[' + ','.join(str(v) for v in value) + ']'
+            elif isinstance(value, bool):
+                value = str(value).lower()
+            args += ['-p', f'{key}:={value}']
+        self.log_path = Path(workdir) / 'node.log'
+        self.proc = start_process(args, self.log_path)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node('glue_ros_test_driver', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        reliability = (ReliabilityPolicy.RELIABLE if reliable_images
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(depth=10, reliability=reliability)
+        self.publishers = {t: self.node.create_publisher(Image, t, qos) for t in topics}
+        self.matches = []
+        self.node.create_subscription(Matches, 'matches', self.matches.append, 100)
+
+    def log(self) -> str:
+        """What the node printed so far."""
+        return self.log_path.read_text() if self.log_path.exists() else ''
+
+    def wait_connected(self, timeout: float = 30.0) -> None:
+        """Wait until the node subscribes every image topic and publishes matches."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'node exited early:\n{self.log()}')
+            return (all(p.get_subscription_count() for p in self.publishers.values())
+                    and self.node.count_publishers('matches') > 0
+                    and 'matcher ready' in self.log())
+        if not spin_until(self.executor, ready, timeout):
+            raise RuntimeError(f'node not ready after {timeout} s:\n{self.log()}')
+
+    def publish(self, topic: str, image, stamp: float, frame_id: str = 'camera',
+                encoding=None, **overrides):
+        """Publish an image (numpy) with a stamp in seconds; overrides set message fields."""
+        from sensor_msgs.msg import Image
+
+        from glue_ros.ros.image_conversion import numpy_to_image_fields
+        fields = numpy_to_image_fields(image, encoding)
+        fields.update(overrides)
+        msg = Image()
+        msg.header.frame_id = frame_id
+        msg.header.stamp.sec, ns = divmod(int(round(stamp * 1e9)), 1_000_000_000)
+        msg.header.stamp.nanosec = ns
+        for key, value in fields.items():
+            setattr(msg, key, value)
+        self.publishers[topic].publish(msg)
+
+    def wait_matches(self, count: int, timeout: float) -> bool:
+        """Spin until `count` match messages arrived in total."""
+        return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
+
+    def spin(self, seconds: float) -> None:
+        """Process callbacks for a while."""
+        spin_until(self.executor, lambda: False, seconds)
+
+    def close(self) -> int:
+        """Stop both nodes; returns the matcher node's exit code."""
+        import rclpy
+        code = stop_process(self.proc)
+        rclpy.shutdown(context=self.context)
+        return code
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, MiB (Linux)."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError('no VmRSS')

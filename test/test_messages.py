@@ -11,7 +11,8 @@ require_ros()
 from glue_ros.core.types import MatchResult  # noqa: E402
 from glue_ros.msg import Keypoints, Matches  # noqa: E402
 from glue_ros.ros import messages  # noqa: E402
-from glue_ros.ros.harness import spin_until, start_process, stop_process  # noqa: E402
+from glue_ros.ros.harness import (spin_until, start_process,  # noqa: E402
+                                   stop_process)
 
 
 def random_result(m, rng):

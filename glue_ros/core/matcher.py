@@ -68,9 +68,8 @@ class MatcherConfig:
               "'torch' for LightGlue (export it with glue-ros-export)")
         check('precision', self.precision in ('fp32', 'fp16'), 'fp32 or fp16')
         size = tuple(self.input_size)
-        check('input_size', len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0
-                                                  for v in size),
-              '(width, height), both positive multiples of 16')
+        size_ok = len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0 for v in size)
+        check('input_size', size_ok, '(width, height), both positive multiples of 16')
         self.input_size = tuple(int(v) for v in size)
         return self
 

@@ -10,9 +10,9 @@ import torch
 
 @dataclass
 class Features:
-    """Sparse features of one image, in input pixel coordinates (x right, y down, origin at the
-    centre of the top-left pixel as in OpenCV).
+    """Sparse features of one image, in its pixel coordinates.
 
+    Pixel coordinates: x right, y down, the centre of the top-left pixel at (0, 0) as in OpenCV.
     keypoints: (N, 2) float32, scores: (N,), descriptors: (N, D); all on the model's device.
     image_size: (width, height) of the image they came from.
     data: matcher-specific cache (e.g. the preprocessed image for detector-free matchers).
@@ -29,6 +29,7 @@ class Features:
 
     @staticmethod
     def empty(image_size: tuple[int, int], dim: int, device='cpu') -> 'Features':
+        """No keypoints (a blank image, or a detector-free matcher's placeholder)."""
         return Features(torch.zeros(0, 2, device=device), torch.zeros(0, device=device),
                         torch.zeros(0, dim, device=device), image_size)
 
@@ -61,6 +62,7 @@ class MatchResult:
     @staticmethod
     def empty(num_keypoints0: int = 0, num_keypoints1: int = 0, layers_total: int = 0
               ) -> 'MatchResult':
+        """No matches (an image without keypoints)."""
         z2 = np.zeros((0, 2), np.float32)
         zi = np.zeros(0, np.int32)
         return MatchResult(z2, z2.copy(), np.zeros(0, np.float32), zi, zi.copy(),

@@ -80,8 +80,8 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], source
         for title, items in (('missing', missing), ('unexpected', unexpected),
                              ('wrong shape', misshaped)):
             if items:
-                shown = ', '.join(items[:6]) + (f' (+{len(items) - 6} more)'
-                                                 if len(items) > 6 else '')
+                more = f' (+{len(items) - 6} more)' if len(items) > 6 else ''
+                shown = ', '.join(items[:6]) + more
                 lines.append(f'  {title} ({len(items)}): {shown}')
         raise WeightsError('\n'.join(lines))
     module.load_state_dict(state, strict=True)

@@ -116,7 +116,9 @@ def main(argv=None) -> int:
     parser.add_argument('--weights', default='')
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    params = {'matcher': args.matcher, 'features': args.features, 'weights': args.weights}
+    params = {'matcher': args.matcher, 'features': args.features}
+    if args.weights:
+        params['weights'] = args.weights
     with tempfile.TemporaryDirectory(prefix='glue_ros_demo_') as tmp:
         seq = run_sequential(Path(tmp), args.out, args.frames, params)
         stereo = run_stereo(Path(tmp), args.out, params)

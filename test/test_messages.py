@@ -11,8 +11,7 @@ require_ros()
 from glue_ros.core.types import MatchResult  # noqa: E402
 from glue_ros.msg import Keypoints, Matches  # noqa: E402
 from glue_ros.ros import messages  # noqa: E402
-from glue_ros.ros.harness import (spin_until, start_process,  # noqa: E402
-                                   stop_process)
+from glue_ros.ros import harness  # noqa: E402
 
 
 def random_result(m, rng):
@@ -69,7 +68,8 @@ def test_round_trip_between_two_processes(tmp_path):
     rng = np.random.default_rng(2)
     result = random_result(5000, rng)
     sent = build(result, rng)
-    echo = start_process([str(Path(__file__).parent / 'nodes' / 'echo_matches.py')], tmp_path / 'echo.log')
+    echo = harness.start_process([str(Path(__file__).parent / 'nodes' / 'echo_matches.py')],
+                                 tmp_path / 'echo.log')
     context = rclpy.Context()
     rclpy.init(context=context)
     received = []
@@ -82,13 +82,13 @@ def test_round_trip_between_two_processes(tmp_path):
         # Publish until the echo node is up and the message has come back.
         for _ in range(100):
             pub.publish(sent)
-            if spin_until(executor, lambda: received, 0.3):
+            if harness.spin_until(executor, lambda: received, 0.3):
                 break
             assert echo.poll() is None, (tmp_path / 'echo.log').read_text()
         assert received, 'no message came back from the echo node'
     finally:
         rclpy.shutdown(context=context)
-        stop_process(echo)
+        harness.stop_process(echo)
     back = received[0]
     a, b = messages.matches_arrays(back), messages.matches_arrays(sent)
     for key in a:

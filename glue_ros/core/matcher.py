@@ -45,7 +45,7 @@ class MatcherConfig:
     backend: str = 'torch'                # coarse_loftr: torch, onnxruntime or tensorrt
     precision: str = 'fp32'               # 'fp16' on CUDA (LightGlue mixed precision, TRT FP16)
     input_size: tuple = (640, 480)        # coarse_loftr network input (width, height), x16
-    engine_cache_dir: Optional[str] = None  # TensorRT engines (None: ~/.cache/glue_ros)
+    engine_cache_dir: Optional[str] = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
 
     def validate(self) -> 'MatcherConfig':
         """Raise ValueError naming the first bad setting."""
@@ -225,11 +225,12 @@ class CoarseLoFTRPipeline(Matcher):
         from glue_ros.models.coarse_loftr import CoarseLoFTRMatcher
         kwargs = {'backend': config.backend, 'input_size': config.input_size,
                   'weights': config.weights, 'device': config.device,
-                  'precision': config.precision, 'engine_cache_dir': config.engine_cache_dir}
+                  'precision': config.precision, 'cache_dir': config.engine_cache_dir,
+                  'num_threads': torch.get_num_threads() if config.device == 'cpu' else None}
         if config.match_threshold is not None:
             kwargs['threshold'] = config.match_threshold
         self.impl = CoarseLoFTRMatcher(**kwargs)
-        self.layers_total = int(getattr(self.impl, 'layers_total', 4))
+        self.layers_total = len(self.impl.conf['layer_names'])
         self.name = 'coarse_loftr'
         w, h = config.input_size
         self.cells = (w // 16) * (h // 16)

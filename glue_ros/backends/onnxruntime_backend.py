@@ -1,0 +1,101 @@
+"""Run an exported coarse LoFTR ONNX model with ONNX Runtime."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from glue_ros.core.errors import BackendUnavailableError
+
+# Execution providers tried, best first, when the device is not 'cpu'.
+_GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            'the onnxruntime backend needs the Python package onnxruntime (CPU) or '
+            f'onnxruntime-gpu (CUDA / TensorRT): {exc}') from exc
+    return onnxruntime
+
+
+def select_providers(device: str, available: Sequence[str],
+                     trt_cache_dir: Optional[str | os.PathLike] = None,
+                     fp16: bool = True) -> list:
+    """Choose execution providers for `device` ('cpu', 'cuda', 'cuda:N', 'auto').
+
+    `available` is what onnxruntime.get_available_providers() lists.
+
+    'cpu' uses the CPU provider only; otherwise TensorRT and CUDA providers come first where
+    ONNX Runtime offers them (the TensorRT one with FP16 and an engine cache under
+    `trt_cache_dir`), and the CPU provider is always last as the fallback. 'cuda' without any
+    GPU provider raises BackendUnavailableError; 'auto' falls back to the CPU silently.
+    """
+    if device == 'cpu':
+        return ['CPUExecutionProvider']
+    if device != 'auto' and not device.startswith('cuda'):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    device_id = int(device.split(':')[1]) if device.startswith('cuda:') else 0
+    providers = []
+    for name in _GPU_PROVIDERS:
+        if name not in available:
+            continue
+        options = {'device_id': device_id}
+        if name == 'TensorrtExecutionProvider':
+            options['trt_fp16_enable'] = bool(fp16)
+            if trt_cache_dir is not None:
+                Path(trt_cache_dir).mkdir(parents=True, exist_ok=True)
+                options['trt_engine_cache_enable'] = True
+                options['trt_engine_cache_path'] = str(trt_cache_dir)
+        providers.append((name, options))
+    if not providers and device != 'auto':
+        raise BackendUnavailableError(
+            f'onnxruntime has no GPU execution provider here (available: {list(available)}); '
+            "install onnxruntime-gpu with CUDA, or use device='cpu'")
+    return providers + ['CPUExecutionProvider']
+
+
+class OnnxRuntimeBackend:
+    """Callable ``(image0, image1) -> conf_matrix`` over an ONNX Runtime session.
+
+    Inputs are (1, 1, H, W) float32 numpy arrays at the model's fixed input size; the output
+    is the (1, L, S) float32 numpy confidence matrix.
+    """
+
+    def __init__(self, onnx_path: str | os.PathLike, device: str = 'cpu',
+                 intra_op_num_threads: Optional[int] = None,
+                 providers: Optional[list] = None,
+                 trt_cache_dir: Optional[str | os.PathLike] = None, fp16: bool = True):
+        ort = _import_onnxruntime()
+        self.onnx_path = Path(onnx_path)
+        if not self.onnx_path.is_file():
+            raise FileNotFoundError(f'ONNX model not found: {self.onnx_path}')
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_num_threads:
+            options.intra_op_num_threads = int(intra_op_num_threads)
+            options.inter_op_num_threads = 1
+        if providers is None:
+            providers = select_providers(device, ort.get_available_providers(), trt_cache_dir,
+                                         fp16)
+        self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
+                                            providers=providers)
+        self.providers = self.session.get_providers()
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
+        """Run the model on two (1, 1, H, W) float32 images; returns conf_matrix (1, L, S)."""
+        feeds = {}
+        for name, shape, image in zip(self.input_names, self.input_shapes, (image0, image1)):
+            image = np.ascontiguousarray(image, dtype=np.float32)
+            if image.shape != shape:
+                raise ValueError(f'{name} must have the exported shape {shape}, '
+                                 f'got {image.shape}')
+            feeds[name] = image
+        return self.session.run([self.output_name], feeds)[0]

@@ -29,6 +29,7 @@ setup(
             'glue-ros-export = glue_ros.tools.export_cli:main',
             'glue-ros-bench = glue_ros.tools.bench:main',
             'glue-ros-play = glue_ros.tools.bag_play:main',
+            'glue-ros-bag = glue_ros.tools.bag_process:main',
             'glue-ros-matcher-node = glue_ros.ros.matcher_node:main',
         ],
     },

@@ -4,6 +4,7 @@ Real images with ground truth: the Middlebury stereo pair with its disparity, an
 camera rendered from a real photograph by known homographies.
 """
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -225,3 +226,68 @@ def test_flood_at_30hz_drops_frames_and_keeps_latency_and_memory_bounded(node_fa
     assert np.percentile(latencies, 95) < 2.5 * np.percentile(work, 95) + 100, \
         (np.percentile(latencies, [50, 95]), np.percentile(work, [50, 95]))
     assert rss[1] - rss[0] < 100, rss
+
+
+COARSE_LOFTR = Path(__file__).resolve().parents[2] / 'shared' / 'weights' / 'coarse_loftr' / \
+    'LoFTR_teacher.pt'
+
+
+@pytest.mark.parametrize('mode', ['stereo', 'sequential'])
+def test_coarse_loftr_node(node_factory, sequence, mode):
+    if not COARSE_LOFTR.is_file():
+        pytest.skip(f'coarse LoFTR weights not found at {COARSE_LOFTR}')
+    params = {'mode': mode, 'matcher': 'coarse_loftr', 'weights': str(COARSE_LOFTR)}
+    if mode == 'stereo':
+        pair = real_images.middlebury_stereo((640, 480))
+        node = node_factory(params, topics=('left/image_rect', 'right/image_rect'),
+                            reliable_images=True)
+        node.publish('left/image_rect', pair.left, 3.0)
+        node.publish('right/image_rect', pair.right, 3.0)
+        assert node.wait_matches(1, 60), node.log()
+        arrays = matches_arrays(node.matches[0])
+        errors = real_images.disparity_errors(pair, arrays['query_points'],
+                                              arrays['reference_points'])
+    else:
+        node = node_factory(params, reliable_images=True)
+        sequential_run(node, sequence, range(3))
+        arrays = matches_arrays(node.matches[-1])
+        errors = real_images.homography_errors(sequence.relative(2, 1), arrays['query_points'],
+                                               arrays['reference_points'])
+        assert len(arrays['track_ids']) == len(errors)
+    msg = node.matches[-1]
+    assert msg.matcher == 'coarse_loftr' and msg.grid_step == pytest.approx(16.0)
+    known = np.isfinite(errors)
+    assert len(errors) > 100
+    # Coarse matches are 16 px cell centres: correct means within a cell.
+    assert np.mean(errors[known] < msg.grid_step) > 0.8, np.percentile(errors[known], [50, 90])
+    assert msg.layers_used == msg.layers_total == 4
+
+
+def test_vins_features_from_the_node(node_factory, sequence):
+    from sensor_msgs.msg import CameraInfo, PointCloud
+    node = node_factory({'mode': 'sequential', 'publish_vins_features': True},
+                        reliable_images=True)
+    clouds = []
+    node.node.create_subscription(PointCloud, 'feature_tracker/feature', clouds.append, 10)
+    info_pub = node.node.create_publisher(CameraInfo, 'camera_info', 10)
+    info = CameraInfo(width=640, height=480, distortion_model='plumb_bob')
+    info.d = [0.0] * 5
+    info.k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [500.0, 0.0, 320.0, 0.0, 0.0, 500.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    for _ in range(20):
+        info_pub.publish(info)
+        node.spin(0.1)
+    sequential_run(node, sequence, range(4))
+    node.spin(1.0)
+    assert len(clouds) == 3, node.log()
+    cloud, msg = clouds[-1], node.matches[-1]
+    names = [c.name for c in cloud.channels]
+    assert names[:6] == ['feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y']
+    assert len(names) == 9
+    u = np.array(cloud.channels[2].values)
+    x = np.array([p.x for p in cloud.points])
+    np.testing.assert_allclose(x, (u - 320.0) / 500.0, atol=1e-4)
+    ids = np.array(cloud.channels[0].values).astype(np.uint64)
+    assert set(ids.tolist()) == set(matches_arrays(msg)['track_ids'].tolist())
+    assert cloud.header.stamp == msg.header.stamp

@@ -17,8 +17,9 @@ import rclpy.executors
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
+from glue_ros.core.camera import CameraModel, CameraModelError, filter_stereo_matches
 from glue_ros.core.errors import GlueRosError
 from glue_ros.core.matcher import MatcherConfig, build_matcher, check_image
 from glue_ros.msg import Keypoints, Matches
@@ -26,6 +27,7 @@ from glue_ros.ros import messages
 from glue_ros.ros.image_conversion import (ImageConversionError, compressed_to_numpy,
                                            image_to_numpy, numpy_to_image_fields)
 from glue_ros.ros.tracking import TrackBook
+from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
 
 THROTTLE_S = 5.0
 
@@ -58,6 +60,13 @@ PARAMETERS = {
     'publish_descriptors': (False, 'include descriptors in the keypoints message'),
     'publish_debug_image': (False, 'publish matches/image with the matches drawn'),
     'image_qos_depth': (5, 'depth of the image subscriptions (best effort, keep last)'),
+    'max_epipolar_error': (0.0, 'stereo (rectified): drop matches whose rows differ by more '
+                           'pixels than this, or with negative disparity; 0: keep all'),
+    'publish_vins_features': (False, 'publish VINS-Fusion feature-tracker PointClouds '
+                              '(needs camera_info)'),
+    'vins_topic': ('feature_tracker/feature', 'topic of the VINS-style PointCloud'),
+    'vins_velocity_units': ('pixels', "'pixels' per second, or 'normalized' coordinates per "
+                            'second as VINS-Fusion\'s own tracker'),
 }
 
 
@@ -71,12 +80,13 @@ def read_config(node: Node) -> tuple[dict, MatcherConfig]:
     for name, (default, description) in PARAMETERS.items():
         node.declare_parameter(name, default, ParameterDescriptor(description=description))
         values[name] = node.get_parameter(name).value
-    choices = {'mode': ('sequential', 'stereo'), 'reference': ('previous', 'keyframe')}
+    choices = {'mode': ('sequential', 'stereo'), 'reference': ('previous', 'keyframe'),
+               'vins_velocity_units': ('pixels', 'normalized')}
     for name, allowed in choices.items():
         if values[name] not in allowed:
             raise ParameterError(f"parameter '{name}' is {values[name]!r}; expected one of "
                                  f"{', '.join(allowed)}")
-    for name in ('sync_slop',):
+    for name in ('sync_slop', 'max_epipolar_error'):
         if values[name] < 0:
             raise ParameterError(f"parameter '{name}' must be >= 0, got {values[name]}")
     for name in ('sync_queue_size', 'image_qos_depth', 'keyframe_min_matches'):
@@ -198,6 +208,16 @@ class MatcherNode(Node):
                               if self.params['publish_keypoints'] else None)
         self.debug_pub = (self.create_publisher(Image, 'matches/image', 2)
                           if self.params['publish_debug_image'] else None)
+        self.vins = None
+        self.cameras = {}
+        if self.params['publish_vins_features']:
+            self.vins = VinsFeatureBuilder(self.params['vins_velocity_units'])
+            self.vins_pub = self.create_publisher(PointCloud, self.params['vins_topic'], 10)
+            infos = (('camera_info', 0),) if self.mode == 'sequential' else \
+                (('left/camera_info', 0), ('right/camera_info', 1))
+            for topic, camera_id in infos:
+                self.create_subscription(
+                    CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10)
         # Best effort subscriptions connect to best-effort camera drivers and to reliable
         # publishers such as `ros2 bag play` alike.
         qos = QoSProfile(depth=self.params['image_qos_depth'],
@@ -255,6 +275,23 @@ class MatcherNode(Node):
         if pair is not None:
             self.slot.put(('stereo', pair))
 
+    def _on_camera_info(self, msg, camera_id: int) -> None:
+        try:
+            self.cameras[camera_id] = CameraModel.from_camera_info(
+                msg, camera_id=camera_id, rectified=self.mode == 'stereo')
+        except CameraModelError as exc:
+            self._bad_frame(f'camera_info of camera {camera_id} ignored: {exc}')
+
+    def _camera(self, camera_id: int):
+        camera = self.cameras.get(camera_id)
+        if camera is None:
+            topic = 'camera_info' if self.mode == 'sequential' else \
+                ('left', 'right')[camera_id] + '/camera_info'
+            self.get_logger().warn(f'no CameraInfo received on {topic} yet: VINS features are '
+                                   f'not published until it arrives',
+                                   throttle_duration_sec=THROTTLE_S)
+        return camera
+
     def _bad_frame(self, text: str) -> None:
         self.stats['bad'] += 1
         self.get_logger().warn(text, throttle_duration_sec=THROTTLE_S)
@@ -288,6 +325,8 @@ class MatcherNode(Node):
             self.get_logger().info(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s):'
                                    f' sequential state and track ids reset')
             self.tracks.reset()
+            if self.vins is not None:
+                self.vins.reset()
         self.last_stamp = stamp
         start = time.perf_counter()
         features = self.matcher.extract(frame.image)
@@ -313,6 +352,9 @@ class MatcherNode(Node):
                               mode=Matches.MODE_SEQUENTIAL,
                               reference_size=reference.features.image_size)
         self._advance(features, frame, current_ids, len(result))
+        if self.vins is not None and self._camera(0) is not None:
+            self.vins_pub.publish(self.vins.build(frame.header, ids, result.points0,
+                                                  self.cameras[0]))
 
     def _process_stereo(self, left: Frame, right: Frame, dropped: int) -> None:
         if left.image.shape[:2] != right.image.shape[:2]:
@@ -327,11 +369,38 @@ class MatcherNode(Node):
         self._publish_keypoints(left, features_left)
         result = self.matcher.match(features_left, features_right)
         result.timing_ms['extract'] = extract_ms
+        if self.params['max_epipolar_error'] > 0:
+            result, _ = filter_stereo_matches(result, self.params['max_epipolar_error'],
+                                              min_disparity=-self.matcher.grid_step)
         self._publish_matches(result, left, right.header, left.image, right.image,
                               track_ids=None, dropped=dropped, keyframe=False,
                               arrival=max(left.arrival, right.arrival),
                               mode=Matches.MODE_STEREO,
                               reference_size=(right.image.shape[1], right.image.shape[0]))
+        if self.vins is not None:
+            self._publish_stereo_vins(left, features_left, result)
+
+    def _publish_stereo_vins(self, left: Frame, features_left, stereo) -> None:
+        """VINS wants each left point tracked over time and seen in the right image."""
+        stamp = stamp_seconds(left.header)
+        if self.last_stamp is not None and stamp < self.last_stamp:
+            self.tracks.reset()
+            self.vins.reset()
+        self.last_stamp = stamp
+        reference = self.tracks.reference
+        if reference is None or reference.features.image_size != features_left.image_size:
+            self.tracks.reset()
+            self.tracks.advance(features_left, left.header,
+                                np.zeros(max(len(features_left), self._cells()), np.uint64), 0)
+            return
+        temporal = self.matcher.match(features_left, reference.features)
+        ids, current_ids = self.tracks.assign(temporal.indices0, temporal.indices1,
+                                              max(temporal.num_keypoints0, len(features_left)))
+        self.tracks.advance(features_left, left.header, current_ids, len(temporal))
+        if self._camera(0) is not None and self._camera(1) is not None:
+            self.vins_pub.publish(self.vins.build(
+                left.header, ids, temporal.points0, self.cameras[0],
+                stereo_partner_points(temporal.indices0, stereo), self.cameras[1]))
 
     def _advance(self, features, frame: Frame, current_ids, num_matches: int) -> None:
         if self.tracks.advance(features, frame.header, current_ids, num_matches):

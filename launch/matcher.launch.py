@@ -3,17 +3,17 @@
     ros2 launch glue_ros matcher.launch.py mode:=stereo namespace:=front \
         left_image:=/camera/left/image_rect right_image:=/camera/right/image_rect
 
-Arguments: mode, config (a parameters YAML), namespace, use_sim_time, and remaps for the image
-and matches topics.
+Arguments: mode (overrides the config file's when given), config (a parameters YAML whose
+section is keyed `/**/glue_ros_matcher`, so it applies in any namespace), namespace,
+use_sim_time, and remaps for the image and matches topics.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 
 
 def generate_launch_description():
@@ -21,8 +21,8 @@ def generate_launch_description():
     default_config = os.path.join(get_package_share_directory('glue_ros'), 'config',
                                   'matcher.yaml')
     args = [
-        DeclareLaunchArgument('mode', default_value='sequential',
-                              description="'sequential' or 'stereo'"),
+        DeclareLaunchArgument('mode', default_value='',
+                              description="'sequential' or 'stereo'; empty: the config's"),
         DeclareLaunchArgument('config', default_value=default_config,
                               description='parameters YAML file'),
         DeclareLaunchArgument('namespace', default_value='',
@@ -39,25 +39,30 @@ def generate_launch_description():
                               description='output topic of glue_ros/Matches'),
         DeclareLaunchArgument('log_level', default_value='info'),
     ]
-    node = Node(
+    return LaunchDescription(args + [OpaqueFunction(function=matcher_node)])
+
+
+def matcher_node(context):
+    """The node, with `mode` passed on only when it was given."""
+    def arg(name):
+        return LaunchConfiguration(name).perform(context)
+    overrides = {'use_sim_time': arg('use_sim_time').lower() in ('true', '1', 'yes')}
+    if arg('mode'):
+        overrides['mode'] = arg('mode')
+    return [Node(
         package='glue_ros',
         executable='matcher_node',
         name='glue_ros_matcher',
-        namespace=LaunchConfiguration('namespace'),
+        namespace=arg('namespace'),
         output='screen',
         emulate_tty=True,
-        parameters=[
-            LaunchConfiguration('config'),
-            {'mode': LaunchConfiguration('mode'),
-             'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)},
-        ],
+        parameters=[arg('config'), overrides],
         remappings=[
-            ('image', LaunchConfiguration('image')),
-            ('image/compressed', [LaunchConfiguration('image'), '/compressed']),
-            ('left/image_rect', LaunchConfiguration('left_image')),
-            ('right/image_rect', LaunchConfiguration('right_image')),
-            ('matches', LaunchConfiguration('matches')),
+            ('image', arg('image')),
+            ('image/compressed', arg('image') + '/compressed'),
+            ('left/image_rect', arg('left_image')),
+            ('right/image_rect', arg('right_image')),
+            ('matches', arg('matches')),
         ],
-        arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],
-    )
-    return LaunchDescription(args + [node])
+        arguments=['--ros-args', '--log-level', arg('log_level')],
+    )]

@@ -92,6 +92,9 @@ class MatcherProcess:
                     and 'matcher ready' in self.log())
         if not spin_until(self.executor, ready, timeout):
             raise RuntimeError(f'node not ready after {timeout} s:\n{self.log()}')
+        # Our side has seen the node's subscriptions; give the node time to see our publishers
+        # too, or the first best-effort image can be dropped on arrival.
+        self.spin(1.0)
 
     def publish(self, topic: str, image, stamp: float, frame_id: str = 'camera',
                 encoding=None, **overrides):

@@ -287,14 +287,14 @@ class MatcherNode(Node):
         if camera is None:
             topic = 'camera_info' if self.mode == 'sequential' else \
                 ('left', 'right')[camera_id] + '/camera_info'
-            self.get_logger().warn(f'no CameraInfo received on {topic} yet: VINS features are '
+            self.get_logger().warning(f'no CameraInfo received on {topic} yet: VINS features are '
                                    f'not published until it arrives',
                                    throttle_duration_sec=THROTTLE_S)
         return camera
 
     def _bad_frame(self, text: str) -> None:
         self.stats['bad'] += 1
-        self.get_logger().warn(text, throttle_duration_sec=THROTTLE_S)
+        self.get_logger().warning(text, throttle_duration_sec=THROTTLE_S)
 
     # -- inference (worker thread) -------------------------------------------------------
     def _work(self) -> None:

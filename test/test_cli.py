@@ -1,0 +1,95 @@
+"""The command-line tools, run as users run them (subprocesses), on real images."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from glue_ros.core import real_images
+
+COARSE_LOFTR = Path(__file__).resolve().parents[2] / 'shared' / 'weights' / 'coarse_loftr' / \
+    'LoFTR_teacher.pt'
+
+
+def cli(module, *args):
+    return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope='module')
+def pair_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('pair')
+    image0, image1, H = real_images.homography_pair('rocket', roll_deg=8, zoom=1.1)
+    for name, image in (('a.png', image0), ('b.png', image1)):
+        cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return folder / 'a.png', folder / 'b.png', H
+
+
+def test_match_cli_json_and_picture(pair_files, tmp_path):
+    a, b, H = pair_files
+    out, viz = tmp_path / 'm.json', tmp_path / 'm.png'
+    proc = cli('glue_ros.tools.match_cli', a, b, '--max-keypoints', 1024, '--repeat', 2,
+               '--json', out, '--viz', viz, '--threads', 2)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    for key in ('points0', 'points1', 'scores', 'num_keypoints0', 'num_keypoints1',
+                'layers_used', 'layers_total', 'timing_ms'):
+        assert key in report
+    assert set(report['timing_ms']) == {'extract', 'match', 'total'}
+    assert len(report['points0']) == len(report['points1']) == len(report['scores']) > 100
+    assert report['num_keypoints0'] <= 1024 and report['layers_used'] <= report['layers_total']
+    errors = real_images.homography_errors(H, np.array(report['points0']),
+                                           np.array(report['points1']))
+    assert np.mean(errors < 3.0) > 0.8
+    picture = cv2.imread(str(viz))
+    assert picture.shape[1] == 2 * 640 and 'matches' in proc.stdout
+
+
+def test_match_cli_errors_are_clear(tmp_path, pair_files):
+    a, _, _ = pair_files
+    proc = cli('glue_ros.tools.match_cli', a, tmp_path / 'missing.png')
+    assert proc.returncode == 2 and 'cannot read image' in proc.stderr
+    proc = cli('glue_ros.tools.match_cli', a, a, '--features', 'superpoint')
+    assert proc.returncode == 2 and 'SuperPoint' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_match_cli_coarse_loftr_onnxruntime(pair_files, tmp_path):
+    if not COARSE_LOFTR.is_file():
+        pytest.skip(f'coarse LoFTR weights not found at {COARSE_LOFTR}')
+    a, b, H = pair_files
+    out = tmp_path / 'c.json'
+    env_cache = tmp_path / 'cache'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'glue_ros.tools.match_cli', str(a), str(b), '--matcher',
+         'coarse_loftr', '--weights', str(COARSE_LOFTR), '--backend', 'onnxruntime', '--json',
+         str(out)], capture_output=True, text=True, timeout=600,
+        env={**os.environ, 'XDG_CACHE_HOME': str(env_cache)})
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report['grid_step'] == 16.0 and report['layers_used'] == report['layers_total']
+    errors = real_images.homography_errors(H, np.array(report['points0']),
+                                           np.array(report['points1']))
+    assert len(errors) > 20 and np.mean(errors < 16.0) > 0.8
+
+
+def test_export_cli_writes_valid_onnx(tmp_path):
+    out = tmp_path / 'lg.onnx'
+    proc = cli('glue_ros.tools.export_cli', 'lightglue', '--out', out, '--num-keypoints', 256)
+    assert proc.returncode == 0, proc.stderr
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model)
+    assert [i.name for i in model.graph.input][:2] == ['kpts0', 'desc0']
+    if COARSE_LOFTR.is_file():
+        out = tmp_path / 'cl.onnx'
+        proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--weights', COARSE_LOFTR,
+                   '--out', out, '--input-size', 320, 240)
+        assert proc.returncode == 0, proc.stderr
+        onnx.checker.check_model(onnx.load(str(out)))
+    proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--out', tmp_path / 'x.onnx')
+    assert proc.returncode == 2 and '--weights' in proc.stderr

@@ -1,0 +1,36 @@
+"""Set-up scripts: clear errors for bad input, and the environment they promise."""
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_unsupported_python_is_refused_with_the_versions_that_work(tmp_path):
+    # An interpreter that reports 3.9: the check runs inside it, as with a real old Python.
+    fake = tmp_path / 'python3.9'
+    fake.write_text('#!/bin/sh\nexec "%s" -c "import sys; sys.version_info = (3, 9, 18); '
+                    'exec(sys.stdin.read())"\n' % sys.executable)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    proc = subprocess.run(['bash', str(ROOT / 'scripts' / 'setup.sh')], capture_output=True,
+                          text=True, env={**os.environ, 'PYTHON': str(fake)}, timeout=60)
+    assert proc.returncode == 2
+    assert 'Python 3.9 is not supported' in proc.stderr
+    assert '3.10, 3.11, 3.12 or 3.13' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_missing_interpreter_is_named(tmp_path):
+    proc = subprocess.run(['bash', str(ROOT / 'scripts' / 'setup.sh')], capture_output=True,
+                          text=True, env={**os.environ, 'PYTHON': 'no-such-python'}, timeout=60)
+    assert proc.returncode == 2 and "no 'no-such-python'" in proc.stderr
+
+
+def test_env_sh_gives_rclpy_and_the_messages():
+    proc = subprocess.run(['bash', '-c', 'source env.sh && python -c "import rclpy, '
+                           'glue_ros.msg; print(glue_ros.msg.Matches.MODE_STEREO)"'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+    assert proc.stdout.strip() == '1'

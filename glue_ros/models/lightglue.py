@@ -1,0 +1,904 @@
+"""LightGlue sparse feature matcher with adaptive depth (early exit) and width (point pruning).
+
+Lindenberger, Sarlin, Pollefeys: "LightGlue: Local Feature Matching at Light Speed", ICCV 2023.
+Written from the paper and from the tensor names and shapes of the official checkpoints.
+
+Built for fast CPU inference on one image pair:
+
+* the tokens of both images live in one buffer ``(1, N0 + N1, 2D)`` (descriptors, then the
+  attention context), so every projection, layer norm and feed-forward runs once per block for
+  the pair, without concatenations, and the residual update is written in place;
+* the rotary encoding is computed once per pair and applied as one complex multiplication;
+* the attention message projections are folded into the first feed-forward layer, and the
+  query/key/value (or query-key/value) projections into one product;
+* attention is the fused ``scaled_dot_product_attention`` (no N x M attention matrix);
+* token confidences and matchabilities are computed only after layers that decide on an early
+  exit or on pruning, in one projection when both are needed;
+* the dual-softmax assignment reduces along contiguous rows only, and switches to a blocked,
+  memory-bounded evaluation above a size.
+
+Derived (folded) weights are cached and rebuilt whenever a parameter changes.
+:class:`LightGlueFullDepth` is the static-shape variant for ONNX / TensorRT, and
+:func:`export_onnx` writes it to a file.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from glue_ros.core.errors import WeightsError
+from glue_ros.core.weights import load_checkpoint, load_into, packaged_weights
+
+__all__ = ['LightGlue', 'LightGlueFullDepth', 'export_onnx', 'normalize_keypoints',
+           'assign_matches', 'canonical_state', 'infer_conf']
+
+Size = Union[Sequence[float], torch.Tensor]
+
+# Additive attention bias of padded keys in the static graph: exp(-1e4) is 0 in float32 and
+# float16, and -1e4 stays finite in float16 (unlike -inf, which gives NaN for an all-padded row).
+_PAD_BIAS = -1e4
+
+
+def _derived_weights(owner: nn.Module, tag: str, params: Sequence[torch.Tensor],
+                     build: Callable[[], tuple]) -> tuple:
+    """Return ``build()``, cached on ``owner`` until one of ``params`` changes.
+
+    While autograd records (training), the weights are rebuilt on every call so that gradients
+    reach the parameters; so they are for parameters created under ``torch.inference_mode``,
+    which have no version counter to tell a change.
+    """
+    if (torch.is_grad_enabled() and any(p.requires_grad for p in params)) \
+            or any(p.is_inference() for p in params):
+        return build()
+    key = tuple((id(p), p.data_ptr(), p._version, p.dtype) for p in params)
+    cache = owner.__dict__.setdefault('_derived_cache', {})
+    hit = cache.get(tag)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    with torch.inference_mode(False), torch.no_grad():
+        value = build()
+    cache[tag] = (key, value)
+    return value
+
+
+def _feed_forward(dim: int) -> nn.Sequential:
+    # Indices 0, 1 and 3 hold the checkpoint tensors ffn.0 (linear), ffn.1 (norm), ffn.3 (linear).
+    return nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(),
+                         nn.Linear(2 * dim, dim))
+
+
+def _fold_message(ffn_in: nn.Linear, message: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fold ``message`` into the first feed-forward layer that reads ``cat([x, message(c)])``.
+
+    ``ffn_in(cat([x, Wm c + bm])) == cat([x, c]) @ [Wa, Wb Wm]^T + (b + Wb bm)``.
+    """
+    dim = message.weight.shape[0]
+    w_x, w_m = ffn_in.weight[:, :dim], ffn_in.weight[:, dim:]
+    weight = torch.cat([w_x, w_m @ message.weight], 1)
+    bias = ffn_in.bias + w_m @ message.bias
+    return weight, bias
+
+
+def _split(t: torch.Tensor, parts: int) -> torch.Tensor:
+    """View ``(B, N, P * C)`` as ``(B, N, P, C)``, with sizes the ONNX exporter can follow."""
+    return t.reshape(t.shape[0], t.shape[1], parts, t.shape[2] // parts)
+
+
+def _heads(t: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """View ``(B, N, H * Dh)`` as ``(B, H, N, Dh)`` without copying."""
+    return _split(t, num_heads).transpose(1, 2)
+
+
+def _tokens(t: torch.Tensor) -> torch.Tensor:
+    """View ``(B, H, N, Dh)`` attention output as ``(B, N, H, Dh)`` (contiguous for SDPA)."""
+    return t.transpose(1, 2)
+
+
+class RotaryEncoding(nn.Module):
+    """Learned Fourier features of keypoint positions, applied as a rotary encoding.
+
+    ``Wr`` projects the normalised position (and scale/orientation) on ``head_dim / 2``
+    frequencies; each frequency rotates one pair of consecutive query/key channels.
+    """
+
+    def __init__(self, in_dim: int, head_dim: int):
+        super().__init__()
+        self.Wr = nn.Linear(in_dim, head_dim // 2, bias=False)
+        nn.init.normal_(self.Wr.weight, 0.0, 1.0)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, N, in_dim)`` positions to ``(B, N, 2, 1, head_dim)`` cosines and sines."""
+        phase = self.Wr(coords.to(self.Wr.weight.dtype))
+        # Non-negative dims only: the ONNX exporter rewrites a shared constant -1 in place.
+        rope = torch.stack([phase.cos(), phase.sin()], 2).repeat_interleave(2, dim=3)
+        return rope.unsqueeze(3)
+
+    def rotations(self, coords: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, N, in_dim)`` positions to unit complex rotations ``(B, N, 1, head_dim/2)``.
+
+        Multiplying the channel pairs of a query/key, seen as complex numbers, by these applies
+        the same rotary encoding as :meth:`forward` in a single operation.
+        """
+        phase = self.Wr(coords.to(self.Wr.weight.dtype))
+        return torch.polar(torch.ones_like(phase), phase).unsqueeze(2)
+
+
+class _AttentionBlock(nn.Module):
+    """Attention followed by ``x + ffn(cat([x, message]))``; the message projection is folded.
+
+    Eager matching keeps the tokens in a buffer ``(1, T, 2D)``: descriptors in the first half,
+    attention context in the second, so that the feed-forward reads the buffer without a
+    concatenation and the residual update writes into it in place.
+    """
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads or (dim // num_heads) % 2:
+            raise ValueError(f'descriptor_dim {dim} must split into {num_heads} heads of even '
+                             f'size')
+        self.dim, self.num_heads = dim, num_heads
+        self.ffn = _feed_forward(dim)
+
+    def _ffn_in(self) -> tuple[torch.Tensor, torch.Tensor]:
+        params = [self.ffn[0].weight, self.ffn[0].bias, self._message().weight,
+                  self._message().bias]
+        return _derived_weights(self, 'ffn_in', params,
+                                lambda: _fold_message(self.ffn[0], self._message()))
+
+    def _message(self) -> nn.Linear:
+        raise NotImplementedError
+
+    def _update_buffer(self, buf: torch.Tensor) -> None:
+        """``x += ffn(cat([x, message]))`` on the token buffer ``(1, T, 2D)``, in place."""
+        w_in, b_in = self._ffn_in()
+        hidden = F.gelu(self.ffn[1](F.linear(buf[0], w_in, b_in))).to(buf.dtype)
+        x = buf[0, :, :self.dim]
+        out = self.ffn[3]
+        x.addmm_(hidden, out.weight.t().to(buf.dtype)).add_(out.bias.to(buf.dtype))
+
+    def _update(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Return ``x + ffn(cat([x, message]))`` for ``(B, N, D)`` tensors (export graph)."""
+        w_in, b_in = self._ffn_in()
+        hidden = F.gelu(self.ffn[1](F.linear(torch.cat([x, context], 2), w_in, b_in)))
+        return x + self.ffn[3](hidden)
+
+    def _write_context(self, buf: torch.Tensor, n0: int, c0: torch.Tensor,
+                       c1: torch.Tensor) -> None:
+        """Copy the attention outputs ``(1, H, N, Dh)`` of both images into the buffer."""
+        buf[:, :n0, self.dim:] = _tokens(c0).flatten(2)
+        buf[:, n0:, self.dim:] = _tokens(c1).flatten(2)
+
+
+class SelfAttentionBlock(_AttentionBlock):
+    """Self-attention with rotary positions, then a residual feed-forward update.
+
+    Checkpoint tensors: ``Wqkv`` (channels ordered head, channel, q/k/v), ``out_proj`` and
+    ``ffn``. Eager matching projects with the rows of ``Wqkv`` regrouped as ``[q, k, v]`` and
+    rotates queries and keys as complex numbers; the export graph, which has no complex type,
+    projects on ``[q, k, rot(q), rot(k), v]`` where ``rot`` is the rotary "rotate half"
+    permutation, then combines ``q * cos + rot(q) * sin``.
+    """
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__(dim, num_heads)
+        self.Wqkv = nn.Linear(dim, 3 * dim)
+        self.out_proj = nn.Linear(dim, dim)
+        channel = torch.arange(dim)
+        partner = channel ^ 1  # rotate_half pairs channels (2t, 2t + 1) inside each head
+        sign = torch.where(channel % 2 == 0, -1.0, 1.0)
+        ones = torch.ones(dim)
+        rows = torch.cat([3 * channel, 3 * channel + 1, 3 * channel + 2,
+                          3 * partner, 3 * partner + 1])
+        self.register_buffer('_rows', rows, persistent=False)
+        self.register_buffer('_signs', torch.cat([ones, ones, ones, sign, sign]),
+                             persistent=False)
+
+    def _message(self) -> nn.Linear:
+        return self.out_proj
+
+    def _projection(self, rotated: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``[q, k, v]``, followed by ``[rot(q), rot(k)]`` when ``rotated``."""
+        def build():
+            rows = self._rows if rotated else self._rows[:3 * self.dim]
+            signs = self._signs[:rows.shape[0]].to(self.Wqkv.weight.dtype)
+            return (self.Wqkv.weight.index_select(0, rows) * signs[:, None],
+                    self.Wqkv.bias.index_select(0, rows) * signs)
+        return _derived_weights(self, f'qkv{int(rotated)}', [self.Wqkv.weight, self.Wqkv.bias],
+                                build)
+
+    def forward(self, buf: torch.Tensor, rope: torch.Tensor, n0: int) -> torch.Tensor:
+        """Update the token buffer ``(1, N0 + N1, 2D)`` in place; each image attends to itself.
+
+        ``rope`` holds complex rotations (float32 path) or cosines and sines (autocast path).
+        """
+        d, h = self.dim, self.num_heads
+        weight, bias = self._projection(rotated=not rope.is_complex())
+        proj = F.linear(buf[0, :, :d], weight, bias)[None]
+        if rope.is_complex():
+            qk = torch.view_as_complex(proj[..., :2 * d].unflatten(-1, (2 * h, -1, 2)))
+            qk.mul_(rope)
+        else:
+            qk = _split(proj[..., :2 * d], 2 * h)
+            qk.mul_(rope[:, :, 0]).addcmul_(_split(proj[..., 3 * d:], 2 * h), rope[:, :, 1])
+        q, k, v = _heads(proj[..., :d], h), _heads(proj[..., d:2 * d], h), \
+            _heads(proj[..., 2 * d:3 * d], h)
+        c0 = F.scaled_dot_product_attention(q[:, :, :n0], k[:, :, :n0], v[:, :, :n0])
+        c1 = F.scaled_dot_product_attention(q[:, :, n0:], k[:, :, n0:], v[:, :, n0:])
+        self._write_context(buf, n0, c0, c1)
+        self._update_buffer(buf)
+        return buf
+
+    def forward_static(self, x: torch.Tensor, rope: torch.Tensor,
+                       key_bias: torch.Tensor) -> torch.Tensor:
+        """Update the padded tokens ``(2, K, D)`` of both images (export graph)."""
+        d, h = self.dim, self.num_heads
+        weight, bias = self._projection(rotated=True)
+        proj = F.linear(x, weight, bias)
+        qk = _split(proj[..., :2 * d], 2 * h) * rope[:, :, 0] \
+            + _split(proj[..., 3 * d:], 2 * h) * rope[:, :, 1]
+        q, k = qk[:, :, :h].transpose(1, 2), qk[:, :, h:].transpose(1, 2)
+        v = _heads(proj[..., 2 * d:3 * d], h)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
+        return self._update(x, _tokens(context).reshape(x.shape))
+
+
+class CrossAttentionBlock(_AttentionBlock):
+    """Bidirectional cross-attention between the two images, then a residual feed-forward.
+
+    Checkpoint tensors: ``to_qk`` (shared query/key projection), ``to_v``, ``to_out``, ``ffn``.
+    """
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__(dim, num_heads)
+        self.to_qk = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.to_out = nn.Linear(dim, dim)
+
+    def _message(self) -> nn.Linear:
+        return self.to_out
+
+    def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        params = [self.to_qk.weight, self.to_qk.bias, self.to_v.weight, self.to_v.bias]
+        return _derived_weights(self, 'qkv', params, lambda: (
+            torch.cat([self.to_qk.weight, self.to_v.weight], 0),
+            torch.cat([self.to_qk.bias, self.to_v.bias], 0)))
+
+    def forward(self, buf: torch.Tensor, n0: int) -> torch.Tensor:
+        """Update the token buffer ``(1, N0 + N1, 2D)`` in place: each image attends the other."""
+        d, h = self.dim, self.num_heads
+        weight, bias = self._projection()
+        proj = F.linear(buf[0, :, :d], weight, bias)[None]
+        qk, v = _heads(proj[..., :d], h), _heads(proj[..., d:], h)
+        qk0, qk1, v0, v1 = qk[:, :, :n0], qk[:, :, n0:], v[:, :, :n0], v[:, :, n0:]
+        c0 = F.scaled_dot_product_attention(qk0, qk1, v1)
+        c1 = F.scaled_dot_product_attention(qk1, qk0, v0)
+        self._write_context(buf, n0, c0, c1)
+        self._update_buffer(buf)
+        return buf
+
+    def forward_static(self, x: torch.Tensor, other_key_bias: torch.Tensor) -> torch.Tensor:
+        """Update the padded tokens ``(2, K, D)`` of both images (export graph)."""
+        d, h = self.dim, self.num_heads
+        weight, bias = self._projection()
+        proj = F.linear(x, weight, bias)
+        other = proj.flip(0)
+        context = F.scaled_dot_product_attention(
+            _heads(proj[..., :d], h), _heads(other[..., :d], h), _heads(other[..., d:], h),
+            attn_mask=other_key_bias)
+        return self._update(x, _tokens(context).reshape(x.shape))
+
+
+class GlueLayer(nn.Module):
+    """One LightGlue layer: self-attention in each image, then cross-attention."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.self_attn = SelfAttentionBlock(dim, num_heads)
+        self.cross_attn = CrossAttentionBlock(dim, num_heads)
+
+    def forward(self, buf: torch.Tensor, rope: torch.Tensor, n0: int) -> torch.Tensor:
+        """Run the layer on the token buffer ``(1, N0 + N1, 2D)`` of both images, in place."""
+        return self.cross_attn(self.self_attn(buf, rope, n0), n0)
+
+
+class AssignmentHead(nn.Module):
+    """Matchability logit and the final projection used by the dual-softmax assignment."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.matchability = nn.Linear(dim, 1)
+        self.final_proj = nn.Linear(dim, dim)
+
+    def projection(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the weights of ``[final_proj / dim ** 0.25, matchability]`` (``dim + 1`` rows).
+
+        Applied to descriptors they give, in one product, the scaled projections whose dot
+        products are the similarities, and (last channel) the matchability logit.
+        """
+        def build():
+            scale = self.final_proj.weight.shape[0] ** -0.25
+            return (torch.cat([self.final_proj.weight * scale, self.matchability.weight], 0),
+                    torch.cat([self.final_proj.bias * scale, self.matchability.bias], 0))
+        params = [self.final_proj.weight, self.final_proj.bias, self.matchability.weight,
+                  self.matchability.bias]
+        return _derived_weights(self, 'assignment', params, build)
+
+
+class ConfidenceHead(nn.Module):
+    """Token confidence classifier of one layer (drives early exit and protects from pruning)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.token = nn.Sequential(nn.Linear(dim, 1), nn.Sigmoid())
+
+
+def normalize_keypoints(kpts: torch.Tensor, size: Size) -> torch.Tensor:
+    """Map pixel coordinates to about [-1, 1]: ``(k - size / 2) / (max(size) / 2)``.
+
+    ``size`` is ``(width, height)``.
+    """
+    if isinstance(size, torch.Tensor):
+        size = size.reshape(-1).tolist()
+    width, height = float(size[0]), float(size[1])
+    scale = 2.0 / max(width, height)
+    shift = kpts.new_tensor([width / 2, height / 2])
+    return (kpts - shift) * scale
+
+
+def assign_matches(mdesc0: torch.Tensor, mdesc1: torch.Tensor, z0: torch.Tensor,
+                   z1: torch.Tensor, threshold: float,
+                   block_elements: Optional[int] = None) -> tuple:
+    """Select mutual nearest neighbours of the LightGlue dual-softmax assignment.
+
+    ``mdesc0 (N, D)`` and ``mdesc1 (M, D)`` are the scaled final projections (similarity
+    ``sim = mdesc0 @ mdesc1.T``), ``z0 (N,)`` and ``z1 (M,)`` the matchability logits. The
+    log-assignment of the pair (i, j) is ``log_softmax_j(sim)_ij + log_softmax_i(sim)_ij +
+    logsigmoid(z0_i) + logsigmoid(z1_j)``; a pair matches when it is the maximum of its row and
+    of its column and its probability exceeds ``threshold``.
+
+    When ``N * M`` exceeds ``block_elements``, ``sim`` is evaluated in blocks of rows with at
+    most ``block_elements`` entries, twice (log-sum-exps, then maxima), so that no N x M matrix
+    is ever stored; otherwise it is computed once.
+
+    Return ``matches0 (N,)``, ``scores0 (N,)``, ``matches1 (M,)``, ``scores1 (M,)``, with -1 and
+    0 where there is no match.
+    """
+    n, m = mdesc0.shape[0], mdesc1.shape[0]
+    mdesc0, mdesc1 = mdesc0.float(), mdesc1.float()
+    rows = n if block_elements is None or n * m <= block_elements \
+        else max(1, block_elements // m)
+    lse0, lse1, sim = _dual_logsumexp(mdesc0, mdesc1, rows)
+    # log_softmax_j(sim)_ij + log_softmax_i(sim)_ij + ls0_i + ls1_j
+    #   = 2 sim_ij + (ls0_i - lse0_i) + (ls1_j - lse1_j)
+    offset0 = F.logsigmoid(z0.float()) - lse0
+    offset1 = F.logsigmoid(z1.float()) - lse1
+    if sim is not None:
+        scores = torch.add(offset1, sim, alpha=2.0, out=sim).add_(offset0[:, None])
+        max0, arg0 = scores.max(1)
+        arg1 = scores.max(0).indices
+    else:
+        max0, arg0, arg1 = _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows)
+    return _mutual_matches(max0, arg0, arg1, threshold)
+
+
+# exp() of arguments below this (about the smallest normal float32) would give subnormal
+# numbers, which the CPU computes with microcode assists, ~30x slower: distinctive matches
+# make rows span over a hundred log units.
+_EXP_FLOOR = -87.0
+# A row (column) whose exponentials, shifted by the maximum of the whole block, sum to less than
+# this lies too far below that maximum for the shared shift and gets its own.
+_TINY_SUM = 1e-25
+
+
+def _row_logsumexp(block: torch.Tensor) -> torch.Tensor:
+    """``block.logsumexp(1)`` without subnormal intermediate values (see ``_EXP_FLOOR``)."""
+    top = block.amax(1)
+    shifted = torch.sub(block, top[:, None]).clamp_(min=_EXP_FLOOR).exp_()
+    return shifted.sum(1).log_().add_(top)
+
+
+def _dual_logsumexp(mdesc0, mdesc1, rows: int):
+    """Row and column log-sum-exps of ``sim = mdesc0 @ mdesc1.T`` with one exp per entry.
+
+    Each block of ``rows`` rows is shifted by its maximum; row sums are final per block, column
+    sums are rescaled to the running maximum. The few rows and columns whose sums are too small
+    for that shared shift (far below the maximum) are recomputed exactly. Returns ``lse0 (N,)``,
+    ``lse1 (M,)`` and ``sim`` when a single block covered it (else None).
+    """
+    n, m = mdesc0.shape[0], mdesc1.shape[0]
+    lse0 = mdesc0.new_empty(n)
+    col_shift = mdesc0.new_full((), -math.inf)
+    col_sum = mdesc0.new_zeros(m)
+    sim = None
+    for start in range(0, n, rows):
+        sim = mdesc0[start:start + rows] @ mdesc1.T
+        shift = sim.max()
+        exps = torch.sub(sim, shift).clamp_(min=_EXP_FLOOR).exp_()
+        row_sum = exps.sum(1)
+        lse0[start:start + rows] = row_sum.log() + shift
+        low = (row_sum < _TINY_SUM).nonzero().squeeze(1)
+        if low.numel():
+            lse0[start + low] = _row_logsumexp(sim[low])
+        new_shift = torch.maximum(col_shift, shift)
+        col_sum = col_sum * (col_shift - new_shift).exp() + exps.sum(0) * (shift - new_shift).exp()
+        col_shift = new_shift
+    lse1 = col_sum.log() + col_shift
+    low = (col_sum < _TINY_SUM).nonzero().squeeze(1)
+    if low.numel():
+        lse1[low] = _row_logsumexp(mdesc1[low] @ mdesc0.T)
+    return lse0, lse1, sim if rows >= n else None
+
+
+def _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows: int):
+    """Row maxima and argmax, and column argmax, of ``2 sim + offset0_i + offset1_j`` by blocks."""
+    n, m = mdesc0.shape[0], mdesc1.shape[0]
+    max0 = mdesc0.new_empty(n)
+    arg0 = torch.empty(n, dtype=torch.long, device=mdesc0.device)
+    max1 = mdesc0.new_full((m,), -math.inf)
+    arg1 = torch.zeros(m, dtype=torch.long, device=mdesc0.device)
+    for start in range(0, n, rows):
+        sim = mdesc0[start:start + rows] @ mdesc1.T
+        scores = torch.add(offset1, sim, alpha=2.0, out=sim).add_(
+            offset0[start:start + rows, None])
+        max0[start:start + rows], arg0[start:start + rows] = scores.max(1)
+        col_max, col_arg = scores.max(0)
+        better = col_max > max1  # on ties the first row wins, as in a single max
+        max1 = torch.where(better, col_max, max1)
+        arg1 = torch.where(better, col_arg + start, arg1)
+    return max0, arg0, arg1
+
+
+def _mutual_matches(max0, arg0, arg1, threshold: float):
+    """Keep mutual nearest neighbours above ``threshold`` (probability)."""
+    mutual0 = arg1.gather(0, arg0) == torch.arange(arg0.shape[0], device=arg0.device)
+    mutual1 = arg0.gather(0, arg1) == torch.arange(arg1.shape[0], device=arg1.device)
+    scores0 = torch.where(mutual0, max0.exp(), max0.new_zeros(()))
+    scores1 = torch.where(mutual1, scores0.gather(0, arg1), max0.new_zeros(()))
+    valid0 = mutual0 & (scores0 > threshold)
+    valid1 = mutual1 & valid0.gather(0, arg1)
+    matches0 = torch.where(valid0, arg0, arg0.new_full((), -1))
+    matches1 = torch.where(valid1, arg1, arg1.new_full((), -1))
+    return matches0, scores0, matches1, scores1
+
+
+# Old checkpoints name the layers `self_attn.N.*` / `cross_attn.N.*`; the current format (and
+# this module) `transformers.N.self_attn.*` / `transformers.N.cross_attn.*`.
+_OLD_LAYER_KEY = re.compile(r'^(self_attn|cross_attn)\.(\d+)\.')
+# Tensors present in some official files that no LightGlue version uses: `log_assignment.N.r`
+# (the DISK file) and the derived `confidence_thresholds` buffer of kornia's implementation.
+_UNUSED_KEY = re.compile(r'^(log_assignment\.\d+\.r|confidence_thresholds)$')
+_LAYER_KEY = re.compile(r'^transformers\.(\d+)\.')
+
+
+def canonical_state(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Bring a LightGlue state dict in any known naming to the naming of :class:`LightGlue`.
+
+    Accepts the ``matcher.`` prefix of combined extractor+matcher files (whose ``extractor.*``
+    tensors are dropped), a ``module.`` prefix, and the old ``self_attn.N`` / ``cross_attn.N``
+    layer names.
+    """
+    if not isinstance(state, Mapping):
+        raise WeightsError(f'expected a state dict, got {type(state).__name__}')
+    for nested in ('state_dict', 'model'):
+        if isinstance(state.get(nested), Mapping):
+            state = state[nested]
+    if any(k.startswith('matcher.') for k in state):
+        state = {k[len('matcher.'):]: v for k, v in state.items() if k.startswith('matcher.')}
+    out = {}
+    for key, value in state.items():
+        key = key[len('module.'):] if key.startswith('module.') else key
+        key = _OLD_LAYER_KEY.sub(r'transformers.\2.\1.', key)
+        if _UNUSED_KEY.match(key):
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f'entry {key!r} of the weights is a {type(value).__name__}, '
+                               f'not a tensor')
+        out[key] = value
+    return out
+
+
+def infer_conf(state: Mapping[str, torch.Tensor]) -> dict:
+    """Read the architecture from the tensor shapes of a canonical state dict.
+
+    Gives ``input_dim``, ``descriptor_dim``, ``n_layers``, ``num_heads`` and ``add_scale_ori``
+    where the tensors tell them. The number of heads follows from the rotary encoding, ``Wr``
+    having ``head_dim / 2`` rows; without ``Wr`` it defaults to 1 for width 96 (XFeat), else 4.
+    """
+    conf = {}
+    layers = {int(m.group(1)) for m in map(_LAYER_KEY.match, state) if m}
+    if layers:
+        conf['n_layers'] = max(layers) + 1
+    final = state.get('log_assignment.0.final_proj.weight')
+    dim = int(final.shape[0]) if final is not None and final.ndim == 2 else None
+    proj = state.get('input_proj.weight')
+    if proj is not None and proj.ndim == 2:
+        dim = int(proj.shape[0])
+        conf['input_dim'] = int(proj.shape[1])
+    elif dim is not None:
+        conf['input_dim'] = dim
+    if dim is not None:
+        conf['descriptor_dim'] = dim
+    wr = state.get('posenc.Wr.weight')
+    if wr is not None and wr.ndim == 2:
+        conf['add_scale_ori'] = int(wr.shape[1]) == 4
+        head_dim = 2 * int(wr.shape[0])
+        if dim is not None and head_dim and dim % head_dim == 0:
+            conf['num_heads'] = dim // head_dim
+    if dim is not None and 'num_heads' not in conf:
+        conf['num_heads'] = 1 if dim == 96 else 4
+    return conf
+
+
+class LightGlue(nn.Module):
+    """LightGlue matcher of one image pair, with early exit and point pruning.
+
+    ``forward(kpts0, desc0, size0, kpts1, desc1, size1)`` returns a dict with
+
+    * ``matches`` (M, 2) int64 index pairs into the keypoints of image 0 and image 1,
+    * ``scores`` (M,) match probabilities,
+    * ``matches0`` (N0,) / ``matches1`` (N1,) index of the match or -1, and
+      ``matching_scores0`` / ``matching_scores1`` (0 for points without a mutual match),
+    * ``layers_used`` (layers run, <= ``layers_total``), ``layers_total`` (``n_layers``),
+    * ``pruned``: ``(points left in image 0, points left in image 1)`` when the assignment ran.
+
+    Early exit (``depth_confidence``): after every layer but the last, each remaining point gets
+    a confidence; when the share of confident points (over all the points of the pair, pruned
+    points counting as confident) exceeds ``depth_confidence``, the layers stop.
+    Point pruning (``width_confidence``): after every layer but the last, points whose
+    matchability is below ``1 - width_confidence`` leave the pair, unless their confidence is low
+    (when early exit is on; otherwise the confidence is not computed and only the matchability
+    decides, as in the reference implementation).
+    """
+
+    default_conf = {
+        'input_dim': 256,  # descriptor dimension of the extractor
+        'descriptor_dim': 256,  # width of the transformer (input_proj maps input_dim to it)
+        'n_layers': 9,  # number of self+cross attention layers
+        'num_heads': 4,  # attention heads (descriptor_dim / num_heads must be even)
+        'add_scale_ori': False,  # encode (scale, orientation) with the position (SIFT)
+        'depth_confidence': 0.95,  # early exit when this share of points is confident; -1: off
+        'width_confidence': 0.99,  # prune points with matchability < 1 - this; -1: off
+        'filter_threshold': 0.1,  # minimum match probability
+        'mp': False,  # float16 autocast on CUDA (never used on the CPU)
+        'assignment_block_elements': 2 ** 23,  # N*M above which the assignment runs blocked
+    }
+    # Pruning has a gather cost, so an image is pruned only when it has more points than this;
+    # -1: always. GPUs only gain from it for large point counts.
+    prune_min_points = {'cpu': -1, 'mps': -1, 'cuda': 1024}
+    # Preset weights and configuration per extractor; None: the user supplies the weights.
+    presets = {
+        'xfeat': ('xfeat_lightglue', {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6,
+                                      'num_heads': 1}),
+        'disk': ('disk_lightglue', {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9,
+                                    'num_heads': 4}),
+        'superpoint': (None, {'input_dim': 256, 'descriptor_dim': 256, 'n_layers': 9,
+                              'num_heads': 4}),
+    }
+
+    def __init__(self, **conf):
+        super().__init__()
+        unknown = sorted(set(conf) - set(self.default_conf))
+        if unknown:
+            raise TypeError(f'unknown LightGlue option(s): {", ".join(unknown)}')
+        self.conf = conf = {**self.default_conf, **conf}
+        dim, heads, n_layers = conf['descriptor_dim'], conf['num_heads'], conf['n_layers']
+        if n_layers < 1:
+            raise ValueError('n_layers must be at least 1')
+        self.input_proj = (nn.Linear(conf['input_dim'], dim)
+                           if conf['input_dim'] != dim else nn.Identity())
+        self.posenc = RotaryEncoding(4 if conf['add_scale_ori'] else 2, dim // heads)
+        self.transformers = nn.ModuleList(GlueLayer(dim, heads) for _ in range(n_layers))
+        self.log_assignment = nn.ModuleList(AssignmentHead(dim) for _ in range(n_layers))
+        self.token_confidence = nn.ModuleList(ConfidenceHead(dim) for _ in range(n_layers - 1))
+        # Confidence a point needs after layer i to count as confident (decreases with depth).
+        self.confidence_thresholds = [
+            min(max(0.8 + 0.1 * math.exp(-4.0 * i / n_layers), 0.0), 1.0)
+            for i in range(n_layers)]
+
+    # ----------------------------------------------------------------------------- loading
+    @classmethod
+    def from_checkpoint(cls, path: Union[str, os.PathLike], **conf) -> 'LightGlue':
+        """Build a LightGlue from an official checkpoint file, in eval mode.
+
+        Both layer namings (``transformers.N.self_attn`` and ``self_attn.N``) are read, with or
+        without a ``matcher.`` prefix. ``input_dim``, ``descriptor_dim``, ``n_layers``,
+        ``num_heads`` and ``add_scale_ori`` come from the tensor shapes unless given in
+        ``conf``. Raises :class:`WeightsError` for an unreadable file or one that does not fit.
+        """
+        state = canonical_state(load_checkpoint(path))
+        model = cls(**{**infer_conf(state), **conf})
+        load_into(model, state, source=str(path))
+        return model.eval()
+
+    @classmethod
+    def for_features(cls, features: str, weights: Union[str, os.PathLike, None] = None,
+                     **conf) -> 'LightGlue':
+        """Build the LightGlue that matches ``'xfeat'``, ``'disk'`` or ``'superpoint'`` features.
+
+        ``weights`` defaults to the packaged checkpoint (xfeat, disk); SuperPoint weights are not
+        packaged and must be given, otherwise :class:`WeightsError` is raised.
+        """
+        if features not in cls.presets:
+            raise ValueError(f'no LightGlue preset for {features!r}; '
+                             f'known: {", ".join(sorted(cls.presets))}')
+        packaged, preset = cls.presets[features]
+        if weights is None:
+            if packaged is None:
+                raise WeightsError(f'LightGlue weights for {features!r} are not packaged; pass '
+                                   f'the checkpoint file, e.g. {features}_lightglue.pth')
+            weights = packaged_weights(packaged)
+        return cls.from_checkpoint(weights, **{**preset, **conf})
+
+    def _apply(self, fn, *args, **kwargs):
+        for module in self.modules():
+            module.__dict__.pop('_derived_cache', None)
+        return super()._apply(fn, *args, **kwargs)
+
+    # ----------------------------------------------------------------------------- helpers
+    @property
+    def early_exit_enabled(self) -> bool:
+        """Whether ``depth_confidence`` enables early exit."""
+        return self.conf['depth_confidence'] > 0
+
+    @property
+    def pruning_enabled(self) -> bool:
+        """Whether ``width_confidence`` enables point pruning."""
+        return self.conf['width_confidence'] > 0
+
+    def _decision_scores(self, layer: int, x: torch.Tensor, need_confidence: bool,
+                         need_matchability: bool):
+        """Token confidence and matchability probability ``(T,)`` after ``layer``.
+
+        Only what is needed is computed; when both are, in one two-output projection.
+        """
+        token = self.token_confidence[layer].token[0]
+        match = self.log_assignment[layer].matchability
+        if need_confidence and need_matchability:
+            weight, bias = _derived_weights(
+                self.token_confidence[layer], 'decision',
+                [token.weight, token.bias, match.weight, match.bias],
+                lambda: (torch.cat([token.weight, match.weight], 0),
+                         torch.cat([token.bias, match.bias], 0)))
+            probs = torch.sigmoid(F.linear(x, weight, bias))
+            return probs[:, 0], probs[:, 1]
+        if need_confidence:
+            return torch.sigmoid(token(x)).squeeze(-1), None
+        return None, torch.sigmoid(match(x)).squeeze(-1)
+
+    def _exit_now(self, confidence: torch.Tensor, layer: int, num_points: int) -> bool:
+        """Stop when the share of confident points exceeds ``depth_confidence``.
+
+        ``num_points`` counts every point of the pair, so pruned points count as confident.
+        """
+        unconfident = int((confidence < self.confidence_thresholds[layer]).sum())
+        return 1.0 - unconfident / num_points > self.conf['depth_confidence']
+
+    def _keep_mask(self, confidence: Optional[torch.Tensor], matchability: torch.Tensor,
+                   layer: int, n0: int, device: torch.device) -> torch.Tensor:
+        """Points that stay: matchable ones, and unconfident ones (they may still change)."""
+        keep = matchability > 1.0 - self.conf['width_confidence']
+        if confidence is not None:
+            keep |= confidence <= self.confidence_thresholds[layer]
+        min_points = self.prune_min_points.get(device.type, -1)
+        if n0 <= min_points:
+            keep[:n0] = True
+        if keep.shape[0] - n0 <= min_points:
+            keep[n0:] = True
+        return keep
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(self, kpts0: torch.Tensor, desc0: torch.Tensor, size0: Size,
+                kpts1: torch.Tensor, desc1: torch.Tensor, size1: Size, *,
+                scales0: Optional[torch.Tensor] = None, oris0: Optional[torch.Tensor] = None,
+                scales1: Optional[torch.Tensor] = None,
+                oris1: Optional[torch.Tensor] = None) -> dict:
+        """Match the keypoints of two images.
+
+        ``kpts`` are ``(1, N, 2)`` (or ``(N, 2)``) pixel coordinates, ``desc`` ``(1, N, D)``
+        descriptors, ``size`` the image ``(width, height)``. ``scales``/``oris`` ``(1, N)`` are
+        needed with ``add_scale_ori``. See the class docstring for the returned dict. Matching
+        runs without autograd (the adaptive forward is for inference).
+        """
+        kpts0, desc0 = self._check_inputs(kpts0, desc0, 0)
+        kpts1, desc1 = self._check_inputs(kpts1, desc1, 1)
+        if kpts0.shape[0] == 0 or kpts1.shape[0] == 0:
+            return self._empty_result(kpts0.shape[0], kpts1.shape[0], 0, desc0)
+        coords0, coords1 = normalize_keypoints(kpts0, size0), normalize_keypoints(kpts1, size1)
+        if self.conf['add_scale_ori']:
+            coords0 = self._with_scale_ori(coords0, scales0, oris0)
+            coords1 = self._with_scale_ori(coords1, scales1, oris1)
+        use_amp = self.conf['mp'] and desc0.device.type == 'cuda'
+        with torch.no_grad():
+            # Rotary encoding in float32 (phases lose too much in float16); under autocast it
+            # is applied as cosines and sines, otherwise as complex rotations.
+            coords = torch.cat([coords0, coords1], 0)[None]
+            rope = self.posenc(coords) if use_amp else self.posenc.rotations(coords)
+            autocast = (torch.autocast('cuda', dtype=torch.float16) if use_amp
+                        else contextlib.nullcontext())
+            with autocast:
+                return self._match(rope, torch.cat([desc0, desc1], 0), kpts0.shape[0],
+                                   kpts1.shape[0])
+
+    def _check_inputs(self, kpts, desc, index: int):
+        if kpts.ndim == 3:
+            if kpts.shape[0] != 1 or desc.ndim != 3 or desc.shape[0] != 1:
+                raise ValueError('LightGlue matches one pair: expected kpts (1, N, 2) and '
+                                 f'desc (1, N, D), got {tuple(kpts.shape)}, {tuple(desc.shape)}')
+            kpts, desc = kpts[0], desc[0]
+        if kpts.ndim != 2 or kpts.shape[-1] != 2 or desc.ndim != 2 \
+                or desc.shape[0] != kpts.shape[0]:
+            raise ValueError(f'image {index}: expected kpts (N, 2) and desc (N, D), got '
+                             f'{tuple(kpts.shape)} and {tuple(desc.shape)}')
+        if desc.shape[0] and desc.shape[1] != self.conf['input_dim']:
+            raise ValueError(f'image {index}: descriptors have {desc.shape[1]} channels, this '
+                             f'LightGlue expects {self.conf["input_dim"]}')
+        return kpts.float(), desc.to(self.posenc.Wr.weight.dtype)
+
+    @staticmethod
+    def _with_scale_ori(coords, scales, oris):
+        if scales is None or oris is None:
+            raise ValueError('add_scale_ori needs scales and oris of both images')
+        return torch.cat([coords, scales.reshape(-1, 1).to(coords),
+                          oris.reshape(-1, 1).to(coords)], -1)
+
+    def _match(self, rope: torch.Tensor, desc: torch.Tensor, num0: int, num1: int) -> dict:
+        n_layers, dim = self.conf['n_layers'], self.conf['descriptor_dim']
+        early, prune = self.early_exit_enabled, self.pruning_enabled
+        x = self.input_proj(desc)
+        # Token buffer: descriptors in [..., :dim], attention context in [..., dim:].
+        buf = x.new_empty(1, num0 + num1, 2 * dim)
+        buf[0, :, :dim] = x
+        ids = torch.arange(num0 + num1, device=desc.device)  # original index of each token
+        n0 = num0
+        layer = 0
+        for layer in range(n_layers):
+            buf = self.transformers[layer](buf, rope, n0)
+            if layer == n_layers - 1 or not (early or prune):
+                continue  # no decisions after the last layer
+            confidence, matchability = self._decision_scores(layer, buf[0, :, :dim], early,
+                                                             prune)
+            if early and self._exit_now(confidence, layer, num0 + num1):
+                break
+            if prune:
+                keep = self._keep_mask(confidence, matchability, layer, n0, buf.device)
+                kept = keep.nonzero().squeeze(1)
+                if kept.shape[0] < keep.shape[0]:
+                    n0 = int(keep[:n0].sum())
+                    buf, rope, ids = (buf.index_select(1, kept), rope.index_select(1, kept),
+                                      ids[kept])
+                if n0 == 0 or n0 == buf.shape[1]:
+                    return self._empty_result(num0, num1, layer + 1, desc,
+                                              (n0, buf.shape[1] - n0))
+        return self._assign(layer, buf[0, :, :dim], n0, ids, num0, num1)
+
+    def _assign(self, layer: int, x: torch.Tensor, n0: int, ids: torch.Tensor,
+                num0: int, num1: int) -> dict:
+        out = F.linear(x, *self.log_assignment[layer].projection())
+        mdesc, z = out[:, :-1], out[:, -1]
+        m0, s0, m1, s1 = assign_matches(mdesc[:n0], mdesc[n0:], z[:n0], z[n0:],
+                                        self.conf['filter_threshold'],
+                                        self.conf['assignment_block_elements'])
+        ids0, ids1 = ids[:n0], ids[n0:] - num0
+        valid = m0 >= 0
+        matches = torch.stack([ids0[valid], ids1[m0[valid]]], 1)
+        matches0 = torch.full((num0,), -1, dtype=torch.long, device=x.device)
+        matches1 = torch.full((num1,), -1, dtype=torch.long, device=x.device)
+        matches0[ids0] = torch.where(valid, ids1[m0.clamp(min=0)], -1)
+        matches1[ids1] = torch.where(m1 >= 0, ids0[m1.clamp(min=0)], -1)
+        scores0 = s0.new_zeros(num0).index_copy_(0, ids0, s0)
+        scores1 = s1.new_zeros(num1).index_copy_(0, ids1, s1)
+        return {'matches': matches, 'scores': s0[valid],
+                'matches0': matches0, 'matching_scores0': scores0,
+                'matches1': matches1, 'matching_scores1': scores1,
+                'layers_used': layer + 1, 'layers_total': self.conf['n_layers'],
+                'pruned': (n0, x.shape[0] - n0)}
+
+    def _empty_result(self, num0: int, num1: int, layers: int, like: torch.Tensor,
+                      remaining: Optional[tuple] = None) -> dict:
+        device = like.device
+        return {'matches': torch.empty((0, 2), dtype=torch.long, device=device),
+                'scores': torch.empty(0, device=device),
+                'matches0': torch.full((num0,), -1, dtype=torch.long, device=device),
+                'matching_scores0': torch.zeros(num0, device=device),
+                'matches1': torch.full((num1,), -1, dtype=torch.long, device=device),
+                'matching_scores1': torch.zeros(num1, device=device),
+                'layers_used': layers, 'layers_total': self.conf['n_layers'],
+                'pruned': remaining if remaining is not None else (num0, num1)}
+
+    # ----------------------------------------------------------------------------- export
+    def export_module(self, num_keypoints: int) -> 'LightGlueFullDepth':
+        """Return the static-shape, full-depth variant for export (shares these weights)."""
+        return LightGlueFullDepth(self, num_keypoints)
+
+
+class LightGlueFullDepth(nn.Module):
+    """Static-graph LightGlue for ONNX / TensorRT: fixed-size padded inputs, all layers.
+
+    A static graph cannot change its depth or its shapes at run time, so this variant runs all
+    ``n_layers`` layers on every input: no early exit and no point pruning (it matches like
+    ``LightGlue(depth_confidence=-1, width_confidence=-1)``, only slower on easy pairs).
+
+    ``forward(kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1)`` takes, per image, the
+    keypoints ``(1, K, 2)`` in pixels, descriptors ``(1, K, input_dim)``, a validity mask
+    ``(1, K)`` bool (False for padding) and the image size ``(1, 2)`` = (width, height), with
+    ``K = num_keypoints``. It returns ``matches0 (1, K)`` int64 (index into image 1, or -1),
+    ``scores0 (1, K)``, ``matches1 (1, K)`` and ``scores1 (1, K)``.
+    """
+
+    def __init__(self, lightglue: LightGlue, num_keypoints: int):
+        super().__init__()
+        if num_keypoints < 1:
+            raise ValueError('num_keypoints must be positive')
+        self.lightglue = lightglue
+        self.num_keypoints = int(num_keypoints)
+
+    def forward(self, kpts0: torch.Tensor, desc0: torch.Tensor, mask0: torch.Tensor,
+                size0: torch.Tensor, kpts1: torch.Tensor, desc1: torch.Tensor,
+                mask1: torch.Tensor, size1: torch.Tensor) -> tuple:
+        """Match two padded keypoint sets with all layers (see the class docstring)."""
+        lg = self.lightglue
+        if lg.conf['add_scale_ori']:
+            raise NotImplementedError('the export graph does not encode scale/orientation')
+        kpts = torch.cat([kpts0, kpts1], 0).float()
+        size = torch.cat([size0.reshape(1, 2), size1.reshape(1, 2)], 0).to(kpts)
+        coords = (kpts - size[:, None] / 2) / (size.max(1, keepdim=True).values[:, None] / 2)
+        valid = torch.cat([mask0.reshape(1, -1), mask1.reshape(1, -1)], 0).bool()
+        key_bias = torch.where(valid, 0.0, _PAD_BIAS).to(kpts)[:, None, None, :]
+        other_key_bias = key_bias.flip(0)
+        rope = lg.posenc(coords)
+        x = lg.input_proj(torch.cat([desc0, desc1], 0))
+        for layer in lg.transformers:
+            x = layer.self_attn.forward_static(x, rope, key_bias)
+            x = layer.cross_attn.forward_static(x, other_key_bias)
+        out = F.linear(x, *lg.log_assignment[-1].projection())
+        dim = lg.conf['descriptor_dim']  # explicit indices: the exporter mishandles negative ones
+        mdesc, z = out[:, :, :dim], out[:, :, dim]
+        sim = mdesc[0] @ mdesc[1].T + key_bias[0, 0, 0][:, None] + key_bias[1, 0, 0][None]
+        scores = F.log_softmax(sim, 1) + F.log_softmax(sim, 0)
+        scores = scores + F.logsigmoid(z[0])[:, None] + F.logsigmoid(z[1])[None]
+        max0, arg0 = scores.max(1)
+        arg1 = scores.max(0).indices
+        m0, s0, m1, s1 = _mutual_matches(max0, arg0, arg1, lg.conf['filter_threshold'])
+        m0 = torch.where(valid[0], m0, torch.full_like(m0, -1))
+        m1 = torch.where(valid[1], m1, torch.full_like(m1, -1))
+        s0 = torch.where(valid[0], s0, torch.zeros_like(s0))
+        s1 = torch.where(valid[1], s1, torch.zeros_like(s1))
+        return m0[None], s0[None], m1[None], s1[None]
+
+
+def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoints: int,
+                opset: int = 17) -> Path:
+    """Write the full-depth static graph of ``lightglue`` for ``num_keypoints`` points to ONNX.
+
+    Inputs: ``kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1`` as described in
+    :class:`LightGlueFullDepth`; outputs: ``matches0, scores0, matches1, scores1``.
+    """
+    module = lightglue.export_module(num_keypoints).eval()
+    k, dim = int(num_keypoints), lightglue.conf['input_dim']
+    device = next(lightglue.parameters()).device
+    gen = torch.Generator().manual_seed(0)
+
+    def image():
+        kpts = torch.rand(1, k, 2, generator=gen) * torch.tensor([640.0, 480.0])
+        desc = F.normalize(torch.randn(1, k, dim, generator=gen), dim=-1)
+        mask = torch.ones(1, k, dtype=torch.bool, device=device)
+        return kpts.to(device), desc.to(device), mask, torch.tensor([[640.0, 480.0]],
+                                                                    device=device)
+
+    names = ['kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1']
+    path = Path(path)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')  # tracer and deprecation chatter of the exporter
+        torch.onnx.export(module, image() + image(), str(path), input_names=names,
+                          output_names=['matches0', 'scores0', 'matches1', 'scores1'],
+                          opset_version=opset, dynamo=False)
+    return path

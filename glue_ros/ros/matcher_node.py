@@ -287,9 +287,9 @@ class MatcherNode(Node):
         if camera is None:
             topic = 'camera_info' if self.mode == 'sequential' else \
                 ('left', 'right')[camera_id] + '/camera_info'
-            self.get_logger().warning(f'no CameraInfo received on {topic} yet: VINS features are '
-                                   f'not published until it arrives',
-                                   throttle_duration_sec=THROTTLE_S)
+            self.get_logger().warning(f'no CameraInfo received on {topic} yet: VINS features '
+                                      f'are not published until it arrives',
+                                      throttle_duration_sec=THROTTLE_S)
         return camera
 
     def _bad_frame(self, text: str) -> None:

@@ -300,7 +300,7 @@ def print_ratios(rows: list) -> list:
             print(f'{ours} vs {ref}: {ratio["pair_speedup"]:.2f}x faster per pair; per '
                   f'sequential frame {ratio["frame_speedup"]:.2f}x (both caching features), '
                   f'{ratio["frame_speedup_vs_uncached"]:.2f}x (reference extracting both images '
-                  f'per frame, as its match API does); correct matches '
+                  f'per frame); correct matches '
                   f'(<3 px) {a["correct3"]} vs {b["correct3"]}, precision '
                   f'{a["precision3"]:.1%} vs {b["precision3"]:.1%}')
     return ratios

@@ -23,6 +23,7 @@ MATCHERS = ('lightglue', 'coarse_loftr')
 FEATURES = ('xfeat', 'superpoint', 'disk')
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 DEVICES = ('cpu', 'cuda')
+PRECISIONS = ('fp32', 'fp16', 'bf16')
 MIN_IMAGE_SIDE = 16
 
 
@@ -43,7 +44,8 @@ class MatcherConfig:
     width_confidence: float = 0.99        # pruning; -1 disables (LightGlue, torch only)
     match_threshold: Optional[float] = None  # LightGlue filter (0.1) / coarse LoFTR conf (0.2)
     backend: str = 'torch'                # coarse_loftr: torch, onnxruntime or tensorrt
-    precision: str = 'fp32'               # 'fp16' on CUDA (LightGlue mixed precision, TRT FP16)
+    precision: str = 'fp32'               # 'fp16' on CUDA (LightGlue autocast, TensorRT FP16);
+    #                                       'bf16' on CPU: LightGlue attention in bfloat16
     input_size: tuple = (640, 480)        # coarse_loftr network input (width, height), x16
     engine_cache_dir: Optional[str] = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
 
@@ -66,7 +68,10 @@ class MatcherConfig:
         check('backend', self.backend in BACKENDS, ' or '.join(BACKENDS))
         check('backend', self.matcher == 'coarse_loftr' or self.backend == 'torch',
               "'torch' for LightGlue (export it with glue-ros-export)")
-        check('precision', self.precision in ('fp32', 'fp16'), 'fp32 or fp16')
+        check('precision', self.precision in PRECISIONS, ' or '.join(PRECISIONS))
+        check('precision', self.precision != 'bf16' or (self.device == 'cpu' and
+                                                        self.matcher == 'lightglue'),
+              "fp32 or fp16 here: 'bf16' is LightGlue's CPU attention mode")
         size = tuple(self.input_size)
         size_ok = len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0 for v in size)
         check('input_size', size_ok, '(width, height), both positive multiples of 16')
@@ -171,7 +176,8 @@ class LightGlueMatcher(Matcher):
                                          config.feature_weights).eval().to(self.device)
         conf = {'depth_confidence': config.depth_confidence,
                 'width_confidence': config.width_confidence,
-                'mp': config.precision == 'fp16' and self.device.type == 'cuda'}
+                'mp': config.precision == 'fp16' and self.device.type == 'cuda',
+                'cpu_bf16_attention': config.precision == 'bf16'}
         if config.match_threshold is not None:
             conf['filter_threshold'] = config.match_threshold
         self.lightglue = LightGlue.for_features(config.features, weights=config.weights,

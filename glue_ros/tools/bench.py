@@ -28,6 +28,8 @@ import numpy as np
 # name -> pipeline spec. 'kind' ours runs through build_matcher; reference through references.
 PIPELINES = {
     'lightglue-xfeat': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat'},
+    'lightglue-xfeat-bf16': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
+                             'precision': 'bf16'},
     'ref-lightglue-xfeat': {'kind': 'reference', 'features': 'xfeat'},
     'lightglue-disk': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'disk',
                        'max_keypoints': 1024},
@@ -36,8 +38,11 @@ PIPELINES = {
     'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
                                  'backend': 'onnxruntime'},
 }
-DEFAULT = ['lightglue-xfeat', 'coarse_loftr-torch', 'coarse_loftr-onnxruntime']
-REFERENCE_OF = {'lightglue-xfeat': 'ref-lightglue-xfeat', 'lightglue-disk': 'ref-lightglue-disk'}
+DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-bf16', 'coarse_loftr-torch',
+           'coarse_loftr-onnxruntime']
+REFERENCE_OF = {'lightglue-xfeat': 'ref-lightglue-xfeat',
+                'lightglue-xfeat-bf16': 'ref-lightglue-xfeat',
+                'lightglue-disk': 'ref-lightglue-disk'}
 COARSE_LOFTR_WEIGHTS = Path(__file__).resolve().parents[2].parent / 'shared' / 'weights' / \
     'coarse_loftr' / 'LoFTR_teacher.pt'
 
@@ -85,7 +90,7 @@ def build(spec: dict, args):
     return build_matcher(MatcherConfig(
         matcher=spec['matcher'], features=spec.get('features', 'xfeat'),
         max_keypoints=keypoints, backend=spec.get('backend', 'torch'), device=args.device,
-        precision=args.precision, weights=weights))
+        precision=spec.get('precision', args.precision), weights=weights))
 
 
 def synchronise(device):
@@ -145,7 +150,7 @@ def measure(spec: dict, args) -> dict:
     return {
         'pipeline': spec['name'], 'kind': spec['kind'], 'name': pipe.name,
         'keypoints': spec.get('max_keypoints', args.keypoints),
-        'device': str(device), 'precision': args.precision,
+        'device': str(device), 'precision': spec.get('precision', args.precision),
         'backend': spec.get('backend', 'torch'),
         'extract_ms': med(extract_ms), 'match_ms': med(match_ms), 'pair_ms': med(pair_ms),
         'frame_ms': med(frame_ms), 'pairs_per_s': 1e3 / med(pair_ms),
@@ -340,7 +345,8 @@ def main(argv=None) -> int:
                         help='also run the reference implementations and print ratios')
     parser.add_argument('--keypoints', type=int, default=2048)
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
+                        help='of the pipelines that do not set their own')
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument('--coarse-loftr-weights', type=Path, default=COARSE_LOFTR_WEIGHTS)
@@ -372,8 +378,8 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f'unknown pipelines {unknown}; known: {", ".join(PIPELINES)}')
     if args.compare:
-        names += [REFERENCE_OF[n] for n in names if n in REFERENCE_OF
-                  and REFERENCE_OF[n] not in names]
+        names = list(dict.fromkeys(names + [REFERENCE_OF[n] for n in names
+                                            if n in REFERENCE_OF]))
     elif not args.pipelines == 'all':
         names = [n for n in names if PIPELINES[n]['kind'] == 'ours']
     report = {'machine': machine(), 'command': ' '.join(['glue-ros-bench', *(argv or

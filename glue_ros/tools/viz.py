@@ -11,7 +11,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def draw_matches(image0: np.ndarray, image1: np.ndarray, points0: np.ndarray,
                  points1: np.ndarray, scores: np.ndarray | None = None,
-                 max_lines: int = 1000, text: str = '') -> np.ndarray:
+                 max_lines: int = 300, text: str = '') -> np.ndarray:
     """RGB canvas: image0 left, image1 right, a line per match (red: low, green: high score)."""
     image0, image1 = _rgb(image0), _rgb(image1)
     h = max(image0.shape[0], image1.shape[0])

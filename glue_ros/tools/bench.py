@@ -433,6 +433,9 @@ def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
     axes[1].set(xlabel='keypoints per image', ylabel='MB', xscale='log',
                 title='memory vs keypoints')
     axes[1].legend()
+    for ax in axes[:2]:  # one labelled tick per measured count
+        ax.set_xticks(kp, [str(k) for k in kp])
+        ax.minorticks_off()
     oks = [s for s in sizes if 'error' not in s]
     axes[2].plot([s['size'][0] * s['size'][1] / 1e6 for s in oks],
                  [s['extract_ms'] for s in oks], 'o-')
@@ -453,7 +456,7 @@ def main(argv=None) -> int:
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
                         help='of the pipelines that do not set their own')
-    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument('--coarse-loftr-weights', type=Path, default=COARSE_LOFTR_WEIGHTS)
     parser.add_argument('--sweep', action='store_true',

@@ -450,3 +450,37 @@ def test_onnx_export_matches_eager_full_depth(features, tmp_path):
     np.testing.assert_array_equal(onnx_out[0], torch_out[0].numpy())
     np.testing.assert_array_equal(onnx_out[2], torch_out[2].numpy())
     np.testing.assert_allclose(onnx_out[1], torch_out[1].numpy(), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------- prepared images
+
+
+def test_prepared_images_match_like_a_pair(features):
+    """A frame prepared once and matched against two neighbours gives the pair's matches."""
+    model = LightGlue.for_features('xfeat').eval()
+    f0, f1 = features['astronaut_homography']
+    with torch.inference_mode():
+        p0 = model.prepare(f0['keypoints'], f0['descriptors'], f0['size'])
+        p1 = model.prepare(f1['keypoints'], f1['descriptors'], f1['size'])
+        forward = model.match_prepared(p1, p0)
+        again = model.match_prepared(p1, p0)  # a prepared image is not consumed by a match
+    pair = run(model, (f1, f0))
+    assert len(pair['matches']) > 200
+    assert torch.equal(forward['matches'], pair['matches'])
+    assert torch.equal(again['matches'], pair['matches'])
+    assert forward['layers_used'] == pair['layers_used']
+
+
+def test_prepared_images_belong_to_their_model(features):
+    f0, f1 = features['astronaut_homography']
+    model, other = LightGlue.for_features('xfeat').eval(), LightGlue.for_features('xfeat').eval()
+    p0 = model.prepare(f0['keypoints'], f0['descriptors'], f0['size'])
+    p1 = model.prepare(f1['keypoints'], f1['descriptors'], f1['size'])
+    assert model.owns(p0) and not other.owns(p0)
+    with pytest.raises(ValueError, match='another LightGlue'):
+        other.match_prepared(p0, p1)
+    with torch.no_grad():
+        model.transformers[0].self_attn.Wqkv.weight.mul_(1.01)  # new weights: prepare again
+    assert not model.owns(p0)
+    with pytest.raises(ValueError, match='other weights'):
+        model.match_prepared(p0, p1)

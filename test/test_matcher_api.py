@@ -30,6 +30,16 @@ def test_extract_once_match_cached(matcher, pair):
     assert len(errors) > 200 and np.mean(errors < 3.0) > 0.75
 
 
+def test_features_from_another_matcher_are_matched_too(matcher, pair):
+    """Features keep LightGlue's per-image work for their own matcher; another one redoes it."""
+    image0, image1, _ = pair
+    other = build_matcher(MatcherConfig(max_keypoints=1024))
+    f0, f1 = matcher.extract(image0), matcher.extract(image1)
+    mine, theirs = matcher.match(f0, f1), other.match(f0, f1)
+    np.testing.assert_array_equal(mine.indices0, theirs.indices0)
+    np.testing.assert_array_equal(mine.indices1, theirs.indices1)
+
+
 def test_blank_image_gives_an_empty_result(matcher, pair):
     blank = np.full((480, 640, 3), 128, np.uint8)
     result = matcher.match_images(blank, pair[0])

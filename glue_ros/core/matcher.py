@@ -197,12 +197,14 @@ class LightGlueMatcher(Matcher):
                                                             features.descriptors, size)
         return features
 
-    def _prepared(self, features: Features) -> dict:
-        prepared = features.data.get('lightglue')
-        if prepared is None or not self.lightglue.owns(prepared):
-            prepared = self.lightglue.prepare(features.keypoints, features.descriptors,
-                                              features.image_size)
-        return prepared
+    def _prepared(self, *features: Features) -> list:
+        """The per-image work kept by :meth:`extract`, redone where another model made it."""
+        kept = [f.data.get('lightglue') for f in features]
+        if None not in kept and self.lightglue.owns(*kept):  # the common case: one check
+            return kept
+        return [p if p is not None and self.lightglue.owns(p)
+                else self.lightglue.prepare(f.keypoints, f.descriptors, f.image_size)
+                for p, f in zip(kept, features)]
 
     @torch.inference_mode()
     def match(self, features0: Features, features1: Features) -> MatchResult:
@@ -211,8 +213,7 @@ class LightGlueMatcher(Matcher):
         if n0 == 0 or n1 == 0:
             return MatchResult.empty(n0, n1, self.layers_total)
         start = time.perf_counter()
-        out = self.lightglue.match_prepared(self._prepared(features0),
-                                            self._prepared(features1))
+        out = self.lightglue.match_prepared(*self._prepared(features0, features1))
         pairs = out['matches']
         idx0, idx1 = pairs[:, 0], pairs[:, 1]
         scores = out['scores'].float()

@@ -792,10 +792,9 @@ class LightGlue(nn.Module):
 
     def match_prepared(self, prepared0: dict, prepared1: dict) -> dict:
         """Match two images prepared by :meth:`prepare` (see the class docstring)."""
-        for prepared in (prepared0, prepared1):
-            if not self.owns(prepared):
-                raise ValueError('prepared keypoints come from another LightGlue or from '
-                                 'other weights: prepare them with this model')
+        if not self.owns(prepared0, prepared1):
+            raise ValueError('prepared keypoints come from another LightGlue or from '
+                             'other weights: prepare them with this model')
         num0, num1 = prepared0['num'], prepared1['num']
         like = prepared0['tokens']
         if num0 == 0 or num1 == 0:
@@ -817,10 +816,13 @@ class LightGlue(nn.Module):
         return torch.autocast('cuda', dtype=torch.float16) if enabled \
             else contextlib.nullcontext()
 
-    def owns(self, prepared: dict) -> bool:
-        """Whether ``prepared`` came from this model's :meth:`prepare`, with these weights."""
-        return prepared.get('model') is self and \
-            prepared.get('version') == self._weights_version()
+    def owns(self, *prepared: dict) -> bool:
+        """Whether all ``prepared`` came from this model's :meth:`prepare`, with these weights.
+
+        The weights' version is read once per call (it walks every parameter).
+        """
+        version = self._weights_version()
+        return all(p.get('model') is self and p.get('version') == version for p in prepared)
 
     def _weights_version(self) -> tuple:
         return _params_key(list(self.parameters()))

@@ -1,7 +1,6 @@
 """Inference backends: ONNX export, ONNX Runtime, TensorRT engine cache and availability."""
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,17 @@ from glue_ros.backends.onnx_export import cached_onnx_export, export_coarse_loft
 from glue_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, select_providers
 from glue_ros.backends.tensorrt_backend import (TensorRTBackend, check_tensorrt_available,
                                                 has_fast_fp16, resolve_precision)
+from glue_ros.core import data_files
 from glue_ros.core.errors import BackendUnavailableError
 from glue_ros.models.coarse_loftr import CoarseLoFTR, CoarseLoFTRMatcher, select_matches
 
-WEIGHTS = Path('/work/shared/weights/coarse_loftr/LoFTR_teacher.pt')
-REFERENCE = Path('/work/shared/reference/coarse_loftr_student_motorcycle_640x480.npz')
+WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
+REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
 GRID = (30, 40)
 
-needs_data = pytest.mark.skipif(not (WEIGHTS.is_file() and REFERENCE.is_file()),
-                                reason='student weights or reference npz not available')
+DATA_MISSING = (data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
+                or data_files.missing_reason(data_files.COARSE_LOFTR_REFERENCE))
+needs_data = pytest.mark.skipif(bool(DATA_MISSING), reason=DATA_MISSING)
 
 
 def _tensorrt_problem():

@@ -142,12 +142,13 @@ def test_output_is_valid_ros2_cdr_with_the_rosidl_definition(tmp_path, sequence)
     assert list(out.glob('*.mcap'))
     with AnyReader([out]) as reader:
         (conn,) = reader.connections
-        # the stored definition hashes like the one rosidl generated for ROS 2
-        generated = ROOT / 'install/glue_ros/share/glue_ros/msg/Matches.json'
-        if generated.exists():
-            hashes = json.loads(generated.read_text())['type_hashes']
-            assert conn.digest == next(h['hash_string'] for h in hashes
-                                       if h['type_name'] == 'glue_ros/msg/Matches')
+        # the stored definition hashes like the one rosidl generated for ROS 2 (the generated
+        # messages import here, so their description is installed beside them)
+        from ament_index_python.packages import get_package_share_directory
+        generated = Path(get_package_share_directory('glue_ros')) / 'msg' / 'Matches.json'
+        hashes = json.loads(generated.read_text())['type_hashes']
+        assert conn.digest == next(h['hash_string'] for h in hashes
+                                   if h['type_name'] == 'glue_ros/msg/Matches')
         raws = [raw for _, _, raw in reader.messages()]
     assert len(raws) == 2
     msg = deserialize_message(bytes(raws[0]), Matches)     # rclpy reads what rosbags wrote

@@ -3,17 +3,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import onnx
 import pytest
 
-from glue_ros.core import real_images
+from glue_ros.core import data_files, real_images
 
-COARSE_LOFTR = Path(__file__).resolve().parents[2] / 'shared' / 'weights' / 'coarse_loftr' / \
-    'LoFTR_teacher.pt'
+COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
+COARSE_LOFTR_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
 
 
 def cli(module, *args):
@@ -60,8 +59,8 @@ def test_match_cli_errors_are_clear(tmp_path, pair_files):
 
 
 def test_match_cli_coarse_loftr_onnxruntime(tmp_path):
-    if not COARSE_LOFTR.is_file():
-        pytest.skip(f'coarse LoFTR weights not found at {COARSE_LOFTR}')
+    if COARSE_LOFTR_MISSING:
+        pytest.skip(COARSE_LOFTR_MISSING)
     pair = real_images.middlebury_stereo((640, 480))
     a, b = tmp_path / 'left.png', tmp_path / 'right.png'
     cv2.imwrite(str(a), cv2.cvtColor(pair.left, cv2.COLOR_RGB2BGR))
@@ -89,11 +88,14 @@ def test_export_cli_writes_valid_onnx(tmp_path):
     model = onnx.load(str(out))
     onnx.checker.check_model(model)
     assert [i.name for i in model.graph.input][:2] == ['kpts0', 'desc0']
-    if COARSE_LOFTR.is_file():
-        out = tmp_path / 'cl.onnx'
-        proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--weights', COARSE_LOFTR,
-                   '--out', out, '--input-size', 320, 240)
-        assert proc.returncode == 0, proc.stderr
-        onnx.checker.check_model(onnx.load(str(out)))
     proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--out', tmp_path / 'x.onnx')
     assert proc.returncode == 2 and '--weights' in proc.stderr
+
+
+@pytest.mark.skipif(bool(COARSE_LOFTR_MISSING), reason=COARSE_LOFTR_MISSING)
+def test_export_cli_writes_valid_coarse_loftr_onnx(tmp_path):
+    out = tmp_path / 'cl.onnx'
+    proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--weights', COARSE_LOFTR,
+               '--out', out, '--input-size', 320, 240)
+    assert proc.returncode == 0, proc.stderr
+    onnx.checker.check_model(onnx.load(str(out)))

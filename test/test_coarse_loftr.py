@@ -1,22 +1,23 @@
 """Coarse LoFTR: parity with the original implementation, checkpoints, match selection."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from glue_ros.core import data_files
 from glue_ros.core.errors import InputImageError, WeightsError
 from glue_ros.models.coarse_loftr import (CoarseLoFTR, CoarseLoFTRMatcher, cell_centers,
                                           default_conf, loftr_outdoor_conf, select_matches,
                                           sine_positional_encoding)
 
-WEIGHTS = Path('/work/shared/weights/coarse_loftr/LoFTR_teacher.pt')
-REFERENCE = Path('/work/shared/reference/coarse_loftr_student_motorcycle_640x480.npz')
+WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
+REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
 GRID = (30, 40)  # 480x640 input at stride 16
 
-needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f'{WEIGHTS} not available')
-needs_reference = pytest.mark.skipif(not (WEIGHTS.is_file() and REFERENCE.is_file()),
-                                     reason='student weights or reference npz not available')
+WEIGHTS_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
+needs_weights = pytest.mark.skipif(bool(WEIGHTS_MISSING), reason=WEIGHTS_MISSING)
+REFERENCE_MISSING = WEIGHTS_MISSING or data_files.missing_reason(data_files.COARSE_LOFTR_REFERENCE)
+needs_reference = pytest.mark.skipif(bool(REFERENCE_MISSING), reason=REFERENCE_MISSING)
 
 
 def _as_tensor(image):

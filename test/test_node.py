@@ -3,8 +3,8 @@
 Real images with ground truth: the Middlebury stereo pair with its disparity, and a moving
 camera rendered from a real photograph by known homographies.
 """
+import ast
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,9 +13,10 @@ from ros_helpers import require_ros
 
 require_ros()
 
-from glue_ros.ros.harness import MatcherProcess as NodeUnderTest, rss_mb  # noqa: E402
+from glue_ros.ros.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
+                                  stop_process)
 
-from glue_ros.core import real_images  # noqa: E402
+from glue_ros.core import data_files, real_images  # noqa: E402
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 SEQUENCE_FRAMES = 20
@@ -203,8 +204,14 @@ def test_bad_parameter_stops_start_up_with_its_name(tmp_path):
         node.close()
 
 
-def test_flood_at_30hz_drops_frames_and_keeps_latency_and_memory_bounded(node_factory,
-                                                                         sequence):
+def node_stats(log: str) -> dict:
+    """The frame accounting the node logs when it stops."""
+    line = next(line for line in log.splitlines() if 'stopping: {' in line)
+    return ast.literal_eval(line[line.index('{'):])
+
+
+def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bounded(
+        node_factory, sequence):
     node = node_factory({'mode': 'sequential'}, reliable_images=False)
     period = 1.0 / 30
     frames = 1000
@@ -218,10 +225,14 @@ def test_flood_at_30hz_drops_frames_and_keeps_latency_and_memory_bounded(node_fa
     node.spin(3.0)
     msgs = node.matches
     assert node.proc.poll() is None
-    processed = len(msgs) + 1
-    dropped = sum(m.dropped_frames for m in msgs)
-    assert dropped > frames / 2, 'inference cannot keep up at 30 Hz here: frames must drop'
-    assert processed + dropped <= frames and processed + dropped > 0.8 * frames
+    assert stop_process(node.proc) == 0
+    stats = node_stats(node.log())
+    # Every frame that arrived was either processed or dropped and counted, on any machine
+    # (a fast one drops none); best-effort transport may lose a few before the node.
+    assert stats['received'] == stats['processed'] + stats['dropped'] + stats['bad']
+    assert stats['bad'] == 0 and 0.8 * frames < stats['received'] <= frames
+    assert stats['published'] == len(msgs) == stats['processed'] - 1  # the first has no pair
+    assert sum(m.dropped_frames for m in msgs) == stats['dropped']
     latencies = np.array([m.latency_ms for m in msgs])
     work = np.array([m.extract_ms + m.match_ms for m in msgs])
     # Bounded: the newest frame waits at most for the one being processed, never a backlog.
@@ -230,14 +241,14 @@ def test_flood_at_30hz_drops_frames_and_keeps_latency_and_memory_bounded(node_fa
     assert rss[1] - rss[0] < 100, rss
 
 
-COARSE_LOFTR = Path(__file__).resolve().parents[2] / 'shared' / 'weights' / 'coarse_loftr' / \
-    'LoFTR_teacher.pt'
+COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
+COARSE_LOFTR_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
 
 
 @pytest.mark.parametrize('mode', ['stereo', 'sequential'])
 def test_coarse_loftr_node(node_factory, sequence, mode):
-    if not COARSE_LOFTR.is_file():
-        pytest.skip(f'coarse LoFTR weights not found at {COARSE_LOFTR}')
+    if COARSE_LOFTR_MISSING:
+        pytest.skip(COARSE_LOFTR_MISSING)
     params = {'mode': mode, 'matcher': 'coarse_loftr', 'weights': str(COARSE_LOFTR)}
     if mode == 'stereo':
         pair = real_images.middlebury_stereo((640, 480))

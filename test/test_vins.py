@@ -2,17 +2,22 @@
 import cv2
 import numpy as np
 import pytest
-from builtin_interfaces.msg import Time
-from rclpy.serialization import deserialize_message, serialize_message
-from sensor_msgs.msg import PointCloud
-from std_msgs.msg import Header
 
-from glue_ros.core import real_images
-from glue_ros.core.camera import CameraModel
-from glue_ros.core.matcher import MatcherConfig, build_matcher
-from glue_ros.ros.tracking import TrackBook
-from glue_ros.ros.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS, VinsFeatureBuilder,
-                               stereo_partner_points)
+from ros_helpers import require_ros
+
+require_ros()
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from sensor_msgs.msg import PointCloud  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from glue_ros.core import real_images  # noqa: E402
+from glue_ros.core.camera import CameraModel  # noqa: E402
+from glue_ros.core.matcher import MatcherConfig, build_matcher  # noqa: E402
+from glue_ros.ros.tracking import TrackBook  # noqa: E402
+from glue_ros.ros.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
+                               VinsFeatureBuilder, stereo_partner_points)
 
 SIZE = (320, 240)
 DT_NS = 50_000_000            # 20 Hz

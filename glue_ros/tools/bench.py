@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from glue_ros.core import data_files
+
 # name -> pipeline spec. 'kind' ours runs through build_matcher; reference through references.
 PIPELINES = {
     'lightglue-xfeat': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat'},
@@ -45,8 +47,7 @@ DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-bf16', 'coarse_loftr-torch',
 REFERENCE_OF = {'lightglue-xfeat': 'ref-lightglue-xfeat',
                 'lightglue-xfeat-bf16': 'ref-lightglue-xfeat',
                 'lightglue-disk': 'ref-lightglue-disk'}
-COARSE_LOFTR_WEIGHTS = Path(__file__).resolve().parents[2].parent / 'shared' / 'weights' / \
-    'coarse_loftr' / 'LoFTR_teacher.pt'
+COARSE_LOFTR_WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 
 
 # -- data --------------------------------------------------------------------------------

@@ -21,8 +21,13 @@ unset COLCON_CURRENT_PREFIX
 # Sources first: edits take effect without a rebuild; glue_ros.msg still comes from install/.
 export PYTHONPATH="$_glue_ros_root${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$_glue_ros_root/install/glue_ros/lib/glue_ros:$PATH"
-# Full-size images through shared memory (see the file); the user's own profile wins.
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_glue_ros_root/config/fastdds_large_images.xml}"
+# Full-size images through shared memory (see the file); the user's own profile wins. Fast DDS
+# 3.x (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, 2.x (Humble, Jazzy) FASTRTPS_DEFAULT_...:
+# set both, each defaulting to the other when the user set only one.
+_glue_ros_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_glue_ros_root/config/fastdds_large_images.xml}}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_glue_ros_profile}"
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_glue_ros_profile}"
+unset _glue_ros_profile
 # Keep DDS traffic of tests and demos on this machine unless the user chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _glue_ros_root

@@ -34,3 +34,22 @@ def test_env_sh_gives_rclpy_and_the_messages():
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == '', proc.stderr
     assert proc.stdout.strip() == '1'
+
+
+def profiles(**preset) -> list:
+    """The two Fast DDS profile variables after sourcing env.sh with `preset` set before."""
+    env = {k: v for k, v in os.environ.items() if 'PROFILES_FILE' not in k}
+    env.update(preset)
+    proc = subprocess.run(['bash', '-c', 'source env.sh && echo "$FASTDDS_DEFAULT_PROFILES_FILE"'
+                           ' && echo "$FASTRTPS_DEFAULT_PROFILES_FILE"'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_env_sh_points_every_fast_dds_version_at_the_large_image_profile():
+    """Fast DDS 3.x (Kilted) reads FASTDDS_..., 2.x (Humble, Jazzy) FASTRTPS_...: both set."""
+    ours = str(ROOT / 'config' / 'fastdds_large_images.xml')
+    assert profiles() == [ours, ours]
+    assert profiles(FASTRTPS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']
+    assert profiles(FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']

@@ -1,0 +1,1 @@
+"""The ROS-free SLAM front-end: extract, match, verify geometry, keep tracks."""

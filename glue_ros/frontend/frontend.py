@@ -1,0 +1,218 @@
+"""The SLAM front-end: extract, match, verify geometry, keep tracks; one object for every user.
+
+The node, glue-ros-bag, glue-ros-match, the demo and the benchmark all drive a :class:`Frontend`,
+so what the published matches are (verified, tracked, budgeted) is decided in one place. It
+imports no ROS: the ROS layer converts messages and schedules work, nothing else.
+
+Sequential mode (:meth:`Frontend.process`): each frame is matched against the previous frame
+(or a keyframe) plus the tracks still alive; matches are verified per pair of views and the
+outliers removed; the survivors get track ids. Stereo mode (:meth:`Frontend.process_stereo`):
+left against right, the rectified row test first when ``max_epipolar_error`` is set, then the
+robust model; optionally the left image is also tracked over time (VINS-style stereo output).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from glue_ros.core.camera import filter_stereo_matches
+from glue_ros.core.types import Features, MatchResult
+from glue_ros.frontend import geometry
+from glue_ros.frontend.geometry import Verification
+from glue_ros.frontend.tracks import TrackManager
+
+MODES = ('sequential', 'stereo')
+REFERENCES = ('previous', 'keyframe')
+
+
+@dataclass
+class FrontendConfig:
+    """How matches are verified and tracked; the node's parameters and CLI flags map here."""
+
+    mode: str = 'sequential'           # 'sequential' or 'stereo'
+    geometric_check: str = 'auto'      # none, fundamental, essential, homography, auto
+    ransac_threshold: float = 1.0      # inlier threshold, pixels
+    ransac_seed: int = 0               # fixed: the same input gives the same output
+    reference: str = 'previous'        # sequential: 'previous' frame or 'keyframe'
+    keyframe_min_matches: int = 100    # keyframe: a new one below this many matches
+    track_max_age: int = 3             # frames an unmatched track stays alive
+    max_tracks: int = 1024             # feature budget (VINS MAX_CNT)
+    min_track_distance: float = 8.0    # pixels between tracked points (VINS MIN_DIST)
+    max_epipolar_error: float = 0.0    # stereo, rectified: row difference limit; 0: off
+    track_stereo_left: bool = False    # stereo: also track the left image over time
+
+    def validate(self) -> 'FrontendConfig':
+        """Raise ValueError naming the first bad setting."""
+        def check(name, ok, expected):
+            if not ok:
+                raise ValueError(f'{name}={getattr(self, name)!r} is invalid: expected '
+                                 f'{expected}')
+        check('mode', self.mode in MODES, ' or '.join(MODES))
+        check('geometric_check', self.geometric_check in geometry.CHECKS,
+              ', '.join(geometry.CHECKS))
+        check('ransac_threshold', self.ransac_threshold > 0, 'a positive number of pixels')
+        check('reference', self.reference in REFERENCES, ' or '.join(REFERENCES))
+        check('keyframe_min_matches', self.keyframe_min_matches >= 1, '>= 1')
+        check('track_max_age', self.track_max_age >= 0, '>= 0')
+        check('max_tracks', self.max_tracks >= 1, '>= 1')
+        check('min_track_distance', self.min_track_distance >= 0, '>= 0 pixels')
+        check('max_epipolar_error', self.max_epipolar_error >= 0, '>= 0 pixels (0: off)')
+        return self
+
+
+@dataclass
+class FrameOutput:
+    """What one frame (or stereo pair) produced, ready to publish."""
+
+    result: MatchResult                  # the published matches: outliers removed
+    verification: Verification           # of the query-reference pair (inliers over `raw`)
+    track_ids: Optional[np.ndarray]      # (M,) uint64, 0 = no track (budget); None in stereo
+    num_outliers: int                    # matches removed by verification
+    features: Features                   # the query image's features
+    reference_tag: object = None         # tag of the reference frame (e.g. its header)
+    keyframe: bool = False               # the reference is a held keyframe
+    temporal: Optional[MatchResult] = None       # stereo + tracking: left over time
+    temporal_ids: Optional[np.ndarray] = None
+    timing_ms: dict = field(default_factory=dict)
+
+
+class Frontend:
+    """Drives a Matcher over a stream (see the module docstring)."""
+
+    def __init__(self, matcher, config: Optional[FrontendConfig] = None,
+                 on_event: Optional[Callable[[str], None]] = None):
+        self.matcher = matcher
+        self.config = (config or FrontendConfig()).validate()
+        self.on_event = on_event or (lambda text: None)
+        c = self.config
+        self.tracks = TrackManager(c.track_max_age, c.max_tracks, c.min_track_distance,
+                                   keyframe=c.reference == 'keyframe',
+                                   keyframe_min_matches=c.keyframe_min_matches)
+        self.last_stamp: Optional[float] = None
+
+    def reset(self) -> None:
+        """Start a new sequence: tracks forgotten, ids from 1."""
+        self.tracks.reset()
+        self.last_stamp = None
+
+    # -- sequential ------------------------------------------------------------------------
+    def process(self, image: np.ndarray, stamp: float, camera=None, tag=None
+                ) -> Optional[FrameOutput]:
+        """One frame of the sequence; None for the first frame (nothing to match yet)."""
+        self._check_time(stamp)
+        start = time.perf_counter()
+        features = self.matcher.extract(image)
+        extract_ms = (time.perf_counter() - start) * 1e3
+        output = self._track(features, camera, tag)
+        if output is not None:
+            output.timing_ms['extract'] = output.result.timing_ms['extract'] = extract_ms
+            output.timing_ms['total'] = (time.perf_counter() - start) * 1e3
+        return output
+
+    def _check_time(self, stamp: float) -> None:
+        if self.last_stamp is not None and stamp < self.last_stamp:
+            self.on_event(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): '
+                          f'tracks and ids reset')
+            self.tracks.reset()
+        self.last_stamp = stamp
+
+    def _track(self, features: Features, camera, tag) -> Optional[FrameOutput]:
+        """Match a frame's features with the tracks' reference, verify, assign ids."""
+        size = self.tracks.image_size
+        if size is not None and size != features.image_size:
+            self.on_event(f'image size changed from {size} to {features.image_size}: '
+                          f'starting a new sequence')
+            self.tracks.reset()
+        reference = self.tracks.reference()
+        cells = int(getattr(self.matcher, 'cells', 0))
+        if reference is None:
+            self.tracks.start(features, tag, cells)
+            return None
+        raw = self.matcher.match(features, reference.features)
+        start = time.perf_counter()
+        sources = reference.sources[raw.indices1]
+        verification, keep = self._verify_groups(raw, sources, reference.frame, camera)
+        result = subset(raw, keep)
+        ids = self.tracks.assign(reference, features, tag, result.indices0, result.indices1,
+                                 result.points0, result.scores, cells)
+        result.timing_ms['verify_track'] = (time.perf_counter() - start) * 1e3
+        return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
+                           reference_tag=reference.tag, keyframe=self.tracks.keyframe,
+                           timing_ms={'match': raw.timing_ms.get('match', 0.0),
+                                      'verify_track': result.timing_ms['verify_track']})
+
+    def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int, camera
+                       ) -> tuple[Verification, np.ndarray]:
+        """Verify each pair of views on its own: the reference frame, and every older frame
+        that alive tracks were last seen in. Returns (the main pair's verification, keep)."""
+        keep = np.zeros(len(raw), bool)
+        verification = None
+        for source in np.unique(sources):
+            sel = np.flatnonzero(sources == source)
+            v = self._verify(raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step)
+            keep[sel] = v.inliers
+            if source == main:
+                verification = v
+        if verification is None:
+            verification = self._verify(raw.points0[:0], raw.points1[:0], camera, camera,
+                                        raw.grid_step)
+        return verification, keep
+
+    def _verify(self, points0, points1, camera0, camera1, grid_step: float) -> Verification:
+        # Coarse LoFTR points are cell centres: their error is up to half a cell.
+        threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
+        return geometry.verify(points0, points1, self.config.geometric_check, camera0, camera1,
+                               threshold, seed=self.config.ransac_seed)
+
+    # -- stereo ----------------------------------------------------------------------------
+    def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,
+                       cameras=(None, None), tag=None) -> FrameOutput:
+        """One rectified (or not) stereo pair; with track_stereo_left, left tracked too."""
+        if left.shape[:2] != right.shape[:2]:
+            raise ValueError(f'left is {left.shape[1]}x{left.shape[0]}, right is '
+                             f'{right.shape[1]}x{right.shape[0]}')
+        self._check_time(stamp)
+        start = time.perf_counter()
+        features_left = self.matcher.extract(left)
+        features_right = self.matcher.extract(right)
+        extract_ms = (time.perf_counter() - start) * 1e3
+        raw = self.matcher.match(features_left, features_right)
+        verify_start = time.perf_counter()
+        rows_ok = np.ones(len(raw), bool)
+        if self.config.max_epipolar_error > 0:
+            _, rows_ok = filter_stereo_matches(raw, self.config.max_epipolar_error,
+                                               min_disparity=-raw.grid_step)
+        keep = np.zeros(len(raw), bool)
+        sel = np.flatnonzero(rows_ok)
+        verification = self._verify(raw.points0[sel], raw.points1[sel], cameras[0], cameras[1],
+                                    raw.grid_step)
+        keep[sel] = verification.inliers
+        verification = dataclasses.replace(verification, inliers=keep)
+        result = subset(raw, keep)
+        result.timing_ms['extract'] = extract_ms
+        result.timing_ms['verify_track'] = (time.perf_counter() - verify_start) * 1e3
+        output = FrameOutput(result, verification, None, int(len(raw) - keep.sum()),
+                             features_left, reference_tag=tag)
+        if self.config.track_stereo_left:
+            tracked = self._track(features_left, cameras[0], tag)
+            if tracked is not None:
+                output.temporal, output.temporal_ids = tracked.result, tracked.track_ids
+        output.timing_ms = {'extract': extract_ms, 'match': raw.timing_ms.get('match', 0.0),
+                            'verify_track': result.timing_ms['verify_track'],
+                            'total': (time.perf_counter() - start) * 1e3}
+        return output
+
+
+def subset(result: MatchResult, keep: np.ndarray) -> MatchResult:
+    """The matches of `result` where keep is True, in their order."""
+    return dataclasses.replace(
+        result, points0=result.points0[keep], points1=result.points1[keep],
+        scores=result.scores[keep], indices0=result.indices0[keep],
+        indices1=result.indices1[keep], timing_ms=dict(result.timing_ms))
+
+
+__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput', 'subset']

@@ -1,0 +1,200 @@
+"""Persistent track ids for the sequential mode: long, verified, evenly spread tracks.
+
+What a visual-inertial estimator wants of a front-end (VINS-Fusion's KLT tracker is the model):
+
+* a physical point keeps its id while it is seen, and a little longer: a track that was not
+  re-detected or not matched in one frame stays *alive* for up to ``max_age`` frames with its
+  latest position and descriptor, and the next frames are matched against it too;
+* a match that failed geometric verification never carries an id (the front-end removes it
+  before :meth:`TrackManager.assign`), so an id never jumps to another point;
+* a feature budget with spatial spread (VINS's ``MAX_CNT`` / ``MIN_DIST``): continuing tracks
+  are always kept; new tracks start at the most confident new matches only where no tracked
+  point lies within ``min_distance`` pixels, and only while fewer than ``max_tracks`` are alive.
+  Matches that start no track are still published, with id 0.
+
+The reference a new frame is matched against is the previous frame's keypoints plus the alive
+tracks it does not contain (``Reference.sources`` says which frame each point was last seen in,
+so that geometry is verified per pair of views). With ``keyframe=True`` the reference is a
+keyframe held until fewer than ``keyframe_min_matches`` matches remain, and ids are written back
+to it. Detector-free matchers (coarse LoFTR: no descriptors) use the previous frame only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from glue_ros.core.types import Features
+
+
+@dataclass
+class Reference:
+    """What the next frame is matched against."""
+
+    features: Features       # keypoints (and descriptors) of the reference points
+    ids: np.ndarray          # (R,) uint64 track id per reference point, 0 = none yet
+    sources: np.ndarray      # (R,) int64 index of the frame each point was last seen in
+    frame: int               # index of the frame the reference was made from
+    tag: object              # the caller's tag of that frame (e.g. its message header)
+
+
+@dataclass
+class _Frame:
+    features: Features
+    ids: np.ndarray          # per keypoint (or coarse cell), 0 = no track
+    index: int
+    tag: object
+
+
+class TrackManager:
+    """Track ids over a sequence of frames (see the module docstring)."""
+
+    def __init__(self, max_age: int = 3, max_tracks: int = 1024, min_distance: float = 8.0,
+                 keyframe: bool = False, keyframe_min_matches: int = 100):
+        if max_age < 0 or max_tracks < 1 or min_distance < 0:
+            raise ValueError('max_age >= 0, max_tracks >= 1 and min_distance >= 0 expected')
+        self.max_age = int(max_age)
+        self.max_tracks = int(max_tracks)
+        self.min_distance = float(min_distance)
+        self.keyframe = bool(keyframe)
+        self.keyframe_min_matches = int(keyframe_min_matches)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything; ids restart from 1 (a time jump, a new image size)."""
+        self.next_id = 1
+        self.frame_index = 0
+        self._reference_frame: Optional[_Frame] = None
+        self._lost = None   # (ids, keypoints, descriptors, sources, ages) of alive, unseen tracks
+
+    @property
+    def has_reference(self) -> bool:
+        """False before the first frame of a sequence."""
+        return self._reference_frame is not None
+
+    @property
+    def image_size(self):
+        """Image size of the sequence, None before its first frame."""
+        frame = self._reference_frame
+        return None if frame is None else frame.features.image_size
+
+    def reference(self) -> Optional[Reference]:
+        """The reference for the next frame: the previous frame (or keyframe) + lost tracks."""
+        frame = self._reference_frame
+        if frame is None:
+            return None
+        count = max(len(frame.features), len(frame.ids))
+        sources = np.full(count, frame.index, np.int64)
+        if self._lost is None or len(self._lost[0]) == 0:
+            return Reference(frame.features, frame.ids, sources, frame.index, frame.tag)
+        ids, kpts, desc, lost_sources, _ = self._lost
+        f = frame.features
+        features = Features(torch.cat([f.keypoints, kpts.to(f.keypoints)]),
+                            torch.cat([f.scores, torch.ones(len(ids)).to(f.scores)]),
+                            torch.cat([f.descriptors, desc.to(f.descriptors)]), f.image_size)
+        return Reference(features, np.concatenate([frame.ids, ids]),
+                         np.concatenate([sources, lost_sources]), frame.index, frame.tag)
+
+    def start(self, features: Features, tag, num_points: int = 0) -> None:
+        """First frame of a sequence: it becomes the reference, no ids yet."""
+        self.frame_index += 1
+        count = max(len(features), num_points)
+        self._reference_frame = _Frame(features, np.zeros(count, np.uint64),
+                                       self.frame_index, tag)
+        self._lost = None
+
+    def assign(self, reference: Reference, features: Features, tag, indices0: np.ndarray,
+               indices1: np.ndarray, points0: np.ndarray, scores: np.ndarray,
+               num_points: int = 0) -> np.ndarray:
+        """Track ids (uint64, 0 = no track) of verified matches, and advance to this frame.
+
+        indices0 index the current frame's keypoints, indices1 the reference's points (in
+        `reference`'s order); points0 are the current positions; matches sorted by score.
+        """
+        self.frame_index += 1
+        ids = reference.ids[indices1].copy()
+        fresh = np.flatnonzero(ids == 0)
+        start = self._budget(points0, ids, fresh, scores)
+        ids[start] = np.arange(self.next_id, self.next_id + len(start), dtype=np.uint64)
+        self.next_id += len(start)
+        count = max(len(features), num_points)
+        current_ids = np.zeros(count, np.uint64)
+        current_ids[indices0] = ids
+        if self.keyframe:
+            self._advance_keyframe(reference, features, tag, indices1, ids, current_ids)
+        else:
+            self._advance(reference, features, tag, indices1, current_ids)
+        return ids
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _budget(self, points: np.ndarray, ids: np.ndarray, fresh: np.ndarray,
+                scores: np.ndarray) -> np.ndarray:
+        """Indices (into the matches) of the new matches that may start a track."""
+        room = self.max_tracks - int(np.count_nonzero(ids))
+        if room <= 0 or len(fresh) == 0:
+            return fresh[:0]
+        fresh = fresh[np.argsort(-scores[fresh], kind='stable')]
+        if self.min_distance <= 0:
+            return np.sort(fresh[:room])
+        cell = self.min_distance
+        occupied = {}
+        for x, y in points[ids > 0]:
+            occupied.setdefault((int(x // cell), int(y // cell)), []).append((x, y))
+        limit = cell * cell
+        chosen = []
+        for i in fresh:
+            x, y = points[i]
+            cx, cy = int(x // cell), int(y // cell)
+            near = False
+            for gx in (cx - 1, cx, cx + 1):
+                for gy in (cy - 1, cy, cy + 1):
+                    for px, py in occupied.get((gx, gy), ()):
+                        if (px - x) ** 2 + (py - y) ** 2 < limit:
+                            near = True
+                            break
+                    if near:
+                        break
+                if near:
+                    break
+            if near:
+                continue
+            occupied.setdefault((cx, cy), []).append((x, y))
+            chosen.append(i)
+            if len(chosen) == room:
+                break
+        return np.sort(np.asarray(chosen, np.int64))
+
+    def _advance(self, reference: Reference, features: Features, tag, indices1: np.ndarray,
+                 current_ids: np.ndarray) -> None:
+        """The current frame becomes the reference; unmatched tracks become (or stay) lost."""
+        frame = self._reference_frame
+        has_descriptors = features.descriptors.ndim == 2 and features.descriptors.shape[1] > 0
+        matched = np.zeros(len(reference.ids), bool)
+        matched[indices1] = True
+        if self.max_age > 0 and has_descriptors:
+            n_frame = len(frame.ids)
+            unseen = np.flatnonzero(~matched & (reference.ids > 0))
+            ages = np.ones(len(reference.ids), np.int64)
+            if self._lost is not None:
+                ages[n_frame:] = self._lost[4] + 1
+            unseen = unseen[ages[unseen] <= self.max_age]
+            rf = reference.features
+            index = torch.from_numpy(unseen).to(rf.keypoints.device)
+            self._lost = (reference.ids[unseen], rf.keypoints[index], rf.descriptors[index],
+                          reference.sources[unseen], ages[unseen])
+        else:
+            self._lost = None
+        self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)
+
+    def _advance_keyframe(self, reference: Reference, features: Features, tag,
+                          indices1: np.ndarray, ids: np.ndarray, current_ids: np.ndarray
+                          ) -> None:
+        """Keep the keyframe (with the new ids written back) until too few matches remain."""
+        self._reference_frame.ids[indices1] = ids
+        if len(ids) < self.keyframe_min_matches:
+            self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)
+
+
+__all__ = ['TrackManager', 'Reference']

@@ -30,7 +30,6 @@ setup(
             'glue-ros-bench = glue_ros.tools.bench:main',
             'glue-ros-play = glue_ros.tools.bag_play:main',
             'glue-ros-bag = glue_ros.tools.bag_process:main',
-            'glue-ros-matcher-node = glue_ros.ros.matcher_node:main',
         ],
     },
 )

@@ -14,7 +14,8 @@ from glue_ros.backends.tensorrt_backend import (TensorRTBackend, check_tensorrt_
                                                 has_fast_fp16, resolve_precision)
 from glue_ros.core import data_files
 from glue_ros.core.errors import BackendUnavailableError
-from glue_ros.models.coarse_loftr import CoarseLoFTR, CoarseLoFTRMatcher, select_matches
+from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
+from glue_ros.models.coarse_loftr import CoarseLoFTR, select_matches
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
@@ -93,8 +94,8 @@ def test_onnxruntime_cpu_equals_torch(onnx_path, images, torch_conf):
 @needs_data
 def test_matcher_onnxruntime_backend_and_export_cache(tmp_path, images):
     image0, image1 = ((i[0, 0] * 255).round().astype(np.uint8) for i in images)
-    reference = CoarseLoFTRMatcher('torch', weights=WEIGHTS).match(image0, image1)
-    matcher = CoarseLoFTRMatcher('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path,
+    reference = CoarseLoFTRRuntime('torch', weights=WEIGHTS).match(image0, image1)
+    matcher = CoarseLoFTRRuntime('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path,
                                  num_threads=2)
     out = matcher.match(image0, image1)
     expected = _pairs(reference['indices0'], reference['indices1'])
@@ -103,10 +104,10 @@ def test_matcher_onnxruntime_backend_and_export_cache(tmp_path, images):
     exported = list((tmp_path / 'onnx').glob('*.onnx'))
     assert len(exported) == 1 and matcher.onnx_path == exported[0]
     stamp = exported[0].stat().st_mtime_ns
-    again = CoarseLoFTRMatcher('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path)
+    again = CoarseLoFTRRuntime('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path)
     assert again.onnx_path == exported[0] and exported[0].stat().st_mtime_ns == stamp
     # A pre-exported model runs without weights.
-    direct = CoarseLoFTRMatcher('onnxruntime', onnx_path=exported[0], num_threads=2)
+    direct = CoarseLoFTRRuntime('onnxruntime', onnx_path=exported[0], num_threads=2)
     assert direct.model is None
     np.testing.assert_array_equal(direct.match(image0, image1)['indices1'], out['indices1'])
 
@@ -280,7 +281,7 @@ def test_tensorrt_unavailable_is_reported(tmp_path):
     with pytest.raises(BackendUnavailableError, match='TensorRT backend unavailable'):
         TensorRTBackend(onnx_file, cache_dir=tmp_path)
     with pytest.raises(BackendUnavailableError, match='TensorRT backend unavailable'):
-        CoarseLoFTRMatcher('tensorrt', weights=WEIGHTS, cache_dir=tmp_path)
+        CoarseLoFTRRuntime('tensorrt', weights=WEIGHTS, cache_dir=tmp_path)
 
 
 @needs_data

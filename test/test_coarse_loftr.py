@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
 from glue_ros.core import data_files
 from glue_ros.core.errors import InputImageError, WeightsError
-from glue_ros.models.coarse_loftr import (CoarseLoFTR, CoarseLoFTRMatcher, cell_centers,
-                                          default_conf, loftr_outdoor_conf, select_matches,
+from glue_ros.models.coarse_loftr import (CoarseLoFTR, cell_centers, default_conf,
+                                          loftr_outdoor_conf, select_matches,
                                           sine_positional_encoding)
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
@@ -46,7 +47,7 @@ def torch_conf(student, reference):
 
 @pytest.fixture(scope='module')
 def matcher():
-    return CoarseLoFTRMatcher('torch', (640, 480), weights=WEIGHTS)
+    return CoarseLoFTRRuntime('torch', (640, 480), weights=WEIGHTS)
 
 
 # ----------------------------------------------------------------------------- parity
@@ -132,9 +133,9 @@ def test_matcher_rejects_unsupported_images(matcher, bad):
 @needs_weights
 def test_matcher_rejects_input_size_off_the_grid():
     with pytest.raises(ValueError, match='multiples'):
-        CoarseLoFTRMatcher('torch', (630, 480), weights=WEIGHTS)
+        CoarseLoFTRRuntime('torch', (630, 480), weights=WEIGHTS)
     with pytest.raises(WeightsError, match='no weights'):
-        CoarseLoFTRMatcher('torch', (640, 480))
+        CoarseLoFTRRuntime('torch', (640, 480))
 
 
 # ----------------------------------------------------------------------------- checkpoints

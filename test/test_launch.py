@@ -34,7 +34,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from glue_ros.core import real_images  # noqa: E402
 from glue_ros.msg import Matches  # noqa: E402
-from glue_ros.ros.image_conversion import numpy_to_image_fields  # noqa: E402
+from glue_ros.core.image_conversion import numpy_to_image_fields  # noqa: E402
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 # Like test/conftest.py: a DDS domain of its own (the launched node inherits the environment).

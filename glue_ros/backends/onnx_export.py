@@ -68,19 +68,17 @@ def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
-                       input_size: tuple[int, int] = (640, 480), opset: int = 17,
-                       extra_key: str = '') -> Path:
+                       input_size: tuple[int, int] = (640, 480), opset: int = 17) -> Path:
     """Export `model` once per (weights, configuration, input size, opset) into `cache_dir`.
 
-    `extra_key` should identify the weights (e.g. the checkpoint file's sha256); the model's
-    ``conf`` and a hash of its state dict are part of the key as well, so a changed model never
-    reuses a stale file. Returns the path of the ONNX file.
+    The model's ``conf`` and a hash of its state dict are part of the key, so a changed model
+    never reuses a stale file. Returns the path of the ONNX file.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps({'conf': getattr(model, 'conf', None),
                               'input_size': [int(v) for v in input_size], 'opset': opset,
-                              'format': EXPORT_FORMAT_VERSION, 'torch': torch.__version__,
-                              'extra': extra_key}, sort_keys=True, default=str).encode())
+                              'format': EXPORT_FORMAT_VERSION, 'torch': torch.__version__},
+                             sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -20,6 +20,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from glue_ros.core.errors import CameraModelError
 from glue_ros.core.types import MatchResult
 
 DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
@@ -29,10 +30,6 @@ DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial', 'equidistant')
 _CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
 # Coefficient counts cv2.undistortPoints accepts; shorter vectors are zero-padded up to one.
 _PINHOLE_LENGTHS = (4, 5, 8, 12, 14)
-
-
-class CameraModelError(ValueError):
-    """A CameraInfo that cannot be used to normalize pixels; the message says why."""
 
 
 def _field(info, *names):

@@ -15,3 +15,15 @@ class InputImageError(GlueRosError):
 
 class BackendUnavailableError(GlueRosError):
     """A backend (CUDA, ONNX Runtime, TensorRT) is not usable on this machine."""
+
+
+class CameraModelError(GlueRosError, ValueError):
+    """A CameraInfo (or intrinsics) that cannot be used to normalize pixels."""
+
+
+class ImageConversionError(InputImageError, ValueError):
+    """An image message that cannot be turned into a numpy image (cv_bridge's CvBridgeError)."""
+
+
+class ParameterError(GlueRosError, ValueError):
+    """A configuration value the node or a tool cannot start with."""

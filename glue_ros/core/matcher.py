@@ -10,7 +10,7 @@ costs one extraction and one match per frame:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -78,12 +78,6 @@ class MatcherConfig:
         self.input_size = tuple(int(v) for v in size)
         return self
 
-    @classmethod
-    def from_dict(cls, values: dict) -> 'MatcherConfig':
-        """Build from a mapping, ignoring keys that are not settings of the matcher."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
 
 def resolve_device(device: str) -> torch.device:
     """torch.device for 'cpu' / 'cuda', refusing CUDA clearly when there is none."""
@@ -127,7 +121,6 @@ class Matcher:
     """Base class: `extract` once per image, `match` two extracted images."""
 
     name = ''
-    grid_step = 0.0     # pixels between possible match positions; 0 for sparse keypoints
     layers_total = 0
     supports_early_exit = False
 
@@ -157,8 +150,7 @@ class Matcher:
     def describe(self) -> dict:
         """What this matcher is and can do, for logs, JSON output and the benchmark."""
         return {'name': self.name, 'device': str(self.device), 'backend': self.config.backend,
-                'layers_total': self.layers_total, 'grid_step': self.grid_step,
-                'early_exit': self.supports_early_exit}
+                'layers_total': self.layers_total, 'early_exit': self.supports_early_exit}
 
 
 class LightGlueMatcher(Matcher):
@@ -193,13 +185,13 @@ class LightGlueMatcher(Matcher):
         out = self.extractor(to_tensor(image, self.device))
         features = Features(out['keypoints'], out['keypoint_scores'], out['descriptors'], size)
         # LightGlue's per-image work, done once although a frame is matched twice in a stream.
-        features.data['lightglue'] = self.lightglue.prepare(features.keypoints,
-                                                            features.descriptors, size)
+        features.prepared = self.lightglue.prepare(features.keypoints, features.descriptors,
+                                                   size)
         return features
 
     def _prepared(self, *features: Features) -> list:
         """The per-image work kept by :meth:`extract`, redone where another model made it."""
-        kept = [f.data.get('lightglue') for f in features]
+        kept = [f.prepared for f in features]
         if None not in kept and self.lightglue.owns(*kept):  # the common case: one check
             return kept
         return [p if p is not None and self.lightglue.owns(p)
@@ -239,33 +231,37 @@ class CoarseLoFTRPipeline(Matcher):
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
-        from glue_ros.models.coarse_loftr import CoarseLoFTRMatcher
+        from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
         kwargs = {'backend': config.backend, 'input_size': config.input_size,
                   'weights': config.weights, 'device': config.device,
                   'precision': config.precision, 'cache_dir': config.engine_cache_dir,
-                  'num_threads': torch.get_num_threads() if config.device == 'cpu' else None}
+                  'num_threads': torch.get_num_threads()}
         if config.match_threshold is not None:
             kwargs['threshold'] = config.match_threshold
-        self.impl = CoarseLoFTRMatcher(**kwargs)
+        self.impl = CoarseLoFTRRuntime(**kwargs)
         self.layers_total = len(self.impl.conf['layer_names'])
         self.name = 'coarse_loftr'
         w, h = config.input_size
-        self.cells = (w // 16) * (h // 16)
+        self.cells = (w // self.impl.stride) * (h // self.impl.stride)
+
+    def describe(self) -> dict:
+        """As Matcher.describe, plus the grid its matches lie on (cells of the network input)."""
+        return {**super().describe(), 'grid_cell_px': self.impl.stride,
+                'input_size': list(self.config.input_size)}
 
     def extract(self, image: np.ndarray) -> Features:
         """Only checks and converts the image to grey; the network sees both images at once."""
         image = to_gray_uint8(check_image(image))
         size = (image.shape[1], image.shape[0])
         features = Features.empty(size, 0)
-        features.data['image'] = image
+        features.image = image
         return features
 
     def match(self, features0: Features, features1: Features) -> MatchResult:
         """Run the network on both images and select mutual, confident coarse matches."""
         start = time.perf_counter()
-        out = self.impl.match(features0.data['image'], features1.data['image'])
-        sx = features0.image_size[0] / self.config.input_size[0]
-        self.grid_step = 16.0 * sx
+        out = self.impl.match(features0.image, features1.image)
+        grid_step = self.impl.stride * features0.image_size[0] / self.config.input_size[0]
         order = np.argsort(-out['scores'], kind='stable')
         result = MatchResult(
             points0=out['points0'][order].astype(np.float32),
@@ -274,7 +270,7 @@ class CoarseLoFTRPipeline(Matcher):
             indices0=out['indices0'][order].astype(np.int32),
             indices1=out['indices1'][order].astype(np.int32),
             num_keypoints0=self.cells, num_keypoints1=self.cells,
-            layers_used=self.layers_total, layers_total=self.layers_total)
+            layers_used=self.layers_total, layers_total=self.layers_total, grid_step=grid_step)
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 

@@ -15,14 +15,18 @@ class Features:
     Pixel coordinates: x right, y down, the centre of the top-left pixel at (0, 0) as in OpenCV.
     keypoints: (N, 2) float32, scores: (N,), descriptors: (N, D); all on the model's device.
     image_size: (width, height) of the image they came from.
-    data: matcher-specific cache (e.g. the preprocessed image for detector-free matchers).
+    prepared: the matcher's per-image work kept for every pair the image is in (LightGlue: the
+    output of ``LightGlue.prepare``, tied to the model that made it); None when not prepared.
+    image: the grey uint8 image itself, for detector-free matchers (coarse LoFTR) that see both
+    images at once; None otherwise.
     """
 
     keypoints: torch.Tensor
     scores: torch.Tensor
     descriptors: torch.Tensor
     image_size: tuple[int, int]
-    data: dict = field(default_factory=dict)
+    prepared: Optional[dict] = None
+    image: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -41,7 +45,9 @@ class MatchResult:
     points0/points1: (M, 2) float32 pixel coordinates; scores: (M,) float32 in [0, 1];
     indices0/indices1: (M,) int32 indices into the keypoints of each image (for detector-free
     matchers: the row-major index of the coarse cell); layers_used/layers_total: attention
-    layers run (early exit) out of those the network has.
+    layers run (early exit) out of those the network has; grid_step: pixels of image 0 between
+    possible match positions (0 for keypoint matchers; coarse LoFTR: its 16 px cells scaled to
+    the image).
     """
 
     points0: np.ndarray
@@ -55,6 +61,7 @@ class MatchResult:
     layers_total: int
     timing_ms: dict = field(default_factory=dict)
     pruned: Optional[tuple[int, int]] = None
+    grid_step: float = 0.0
 
     def __len__(self) -> int:
         return int(self.points0.shape[0])

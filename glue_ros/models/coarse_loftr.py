@@ -25,23 +25,22 @@ Coordinates: a coarse match is a pair of grid cells. Cell ``i`` (row-major over 
 ``W / stride`` columns) covers network-input pixels ``[c * stride, (c + 1) * stride)`` with
 ``c = i % cols``; we report its centre, ``(c + 0.5) * stride - 0.5`` in OpenCV pixel
 coordinates (origin at the centre of the top-left pixel), i.e. points lie on a 16 px grid of
-the network input for the student. ``CoarseLoFTRMatcher`` maps them back to the input image.
+the network input for the student. ``glue_ros.backends.coarse_loftr_runtime`` maps them back
+to the input image.
 """
 from __future__ import annotations
 
 import copy
 import math
 import os
-from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glue_ros.core.errors import InputImageError, WeightsError
+from glue_ros.core.errors import WeightsError
 from glue_ros.core.weights import load_checkpoint, load_into, strip_prefix
 
 # Configuration of the distilled student (Kolkir/Coarse_LoFTR_TRT, weights/LoFTR_teacher.pt).
@@ -327,20 +326,6 @@ class CoarseLoFTR(nn.Module):
                                       feat.dtype)
         return (feat + pe).reshape(n, c, h * w).transpose(1, 2)  # (N, h * w, C)
 
-    def grid_size(self, height: int, width: int) -> tuple[int, int]:
-        """(rows, cols) of the coarse grid for a (height, width) network input."""
-        return height // self.stride, width // self.stride
-
-    def select_matches(self, conf_matrix, image_hw0: tuple[int, int],
-                       image_hw1: Optional[tuple[int, int]] = None, threshold=None,
-                       border_rm=None):
-        """``select_matches`` with this model's stride and default threshold / border."""
-        image_hw1 = image_hw0 if image_hw1 is None else image_hw1
-        return select_matches(
-            conf_matrix, self.grid_size(*image_hw0), self.grid_size(*image_hw1),
-            self.conf['threshold'] if threshold is None else threshold,
-            self.conf['border_rm'] if border_rm is None else border_rm)
-
 
 def _find_state_dict(checkpoint, path) -> Mapping[str, torch.Tensor]:
     if isinstance(checkpoint, Mapping):
@@ -364,7 +349,7 @@ def dual_softmax(feat0: torch.Tensor, feat1: torch.Tensor, temperature: float) -
     return F.softmax(sim, dim=1) * F.softmax(sim, dim=2)
 
 
-def _border_ok(index, rows: int, cols: int, border: int, xp):
+def _border_ok(index, rows: int, cols: int, border: int):
     r, c = index // cols, index % cols
     return (r >= border) & (r < rows - border) & (c >= border) & (c < cols - border)
 
@@ -396,17 +381,15 @@ def select_matches(conf_matrix, grid0: tuple[int, int], grid1: tuple[int, int],
         row_max, j = conf_matrix.max(dim=1)
         col_arg = conf_matrix.argmax(dim=0)
         i = torch.arange(conf_matrix.shape[0], device=conf_matrix.device)
-        xp = torch
     else:
         conf_matrix = np.asarray(conf_matrix)
         j = conf_matrix.argmax(axis=1)
         i = np.arange(conf_matrix.shape[0])
         row_max = conf_matrix[i, j]
         col_arg = conf_matrix.argmax(axis=0)
-        xp = np
     keep = ((row_max > threshold) & (col_arg[j] == i)
-            & _border_ok(i, rows0, cols0, border_rm, xp)
-            & _border_ok(j, rows1, cols1, border_rm, xp))
+            & _border_ok(i, rows0, cols0, border_rm)
+            & _border_ok(j, rows1, cols1, border_rm))
     return i[keep], j[keep], row_max[keep]
 
 
@@ -415,128 +398,3 @@ def cell_centers(indices: np.ndarray, cols: int, stride: int) -> np.ndarray:
     indices = np.asarray(indices)
     xy = np.stack([indices % cols, indices // cols], axis=1).astype(np.float32)
     return (xy + 0.5) * stride - 0.5
-
-
-class CoarseLoFTRMatcher:
-    """Match two grey images with coarse LoFTR on a chosen backend.
-
-    backend: 'torch' (CoarseLoFTR on `device`), 'onnxruntime' (ONNX exported once and cached,
-    run by ONNX Runtime; CUDA/TensorRT execution providers where available and `device` is not
-    'cpu') or 'tensorrt' (TensorRT engine built from that ONNX and cached; needs a CUDA GPU).
-    input_size: (width, height) of the network input, multiples of the coarse stride; every
-    image is resized to it (cv2.INTER_AREA), whatever its own size.
-    weights: checkpoint path (the student's LoFTR_teacher.pt by default conf); for
-    'onnxruntime' / 'tensorrt' an existing ``onnx_path`` may be given instead.
-    threshold, border_rm: match selection (see select_matches). conf: CoarseLoFTR options.
-    cache_dir: where exported ONNX models (and, in a sub-folder, TensorRT engines) are kept;
-    default $XDG_CACHE_HOME/glue_ros (or ~/.cache/glue_ros).
-    """
-
-    def __init__(self, backend: str = 'torch', input_size: tuple[int, int] = (640, 480),
-                 weights: str | os.PathLike | None = None, threshold: float = 0.2,
-                 device: str = 'cpu', border_rm: int = 2,
-                 onnx_path: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None, precision: str = 'auto',
-                 num_threads: Optional[int] = None, conf: Optional[dict] = None):
-        conf = dict(conf or {})
-        self.conf = {**default_conf, **conf}
-        self.stride = int(self.conf['resolution'][0])
-        width, height = (int(v) for v in input_size)
-        if width <= 0 or height <= 0 or width % self.stride or height % self.stride:
-            raise ValueError(f'input_size {tuple(input_size)} must be positive multiples of '
-                             f'the coarse stride {self.stride}')
-        self.input_size = (width, height)
-        self.grid = (height // self.stride, width // self.stride)
-        self.threshold = float(threshold)
-        self.border_rm = int(border_rm)
-        self.backend_name = backend
-        self.device = device
-        self.model = None
-        if backend not in ('torch', 'onnxruntime', 'tensorrt'):
-            raise ValueError(f"backend must be 'torch', 'onnxruntime' or 'tensorrt', "
-                             f'got {backend!r}')
-        if backend == 'tensorrt':  # fail fast, before any export work, on machines without it
-            from glue_ros.backends.tensorrt_backend import check_tensorrt_available
-            check_tensorrt_available()
-        if onnx_path is None or backend == 'torch':
-            if weights is None:
-                raise WeightsError('no weights given: pass weights= the coarse LoFTR checkpoint '
-                                   '(e.g. LoFTR_teacher.pt from Kolkir/Coarse_LoFTR_TRT)')
-            self.model = CoarseLoFTR.from_checkpoint(weights, **conf)
-        if backend == 'torch':
-            self.model.to(device)
-            if num_threads:
-                torch.set_num_threads(int(num_threads))
-            self._run = self._run_torch
-            return
-        from glue_ros.backends.engine_cache import default_cache_root
-        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-        if onnx_path is None:
-            from glue_ros.backends.onnx_export import cached_onnx_export
-            onnx_path = cached_onnx_export(self.model, cache_root / 'onnx', self.input_size)
-        self.onnx_path = Path(onnx_path)
-        if backend == 'onnxruntime':
-            from glue_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-            self._backend = OnnxRuntimeBackend(
-                self.onnx_path, device=device, intra_op_num_threads=num_threads,
-                trt_cache_dir=cache_root / 'ort_trt')
-        else:
-            from glue_ros.backends.tensorrt_backend import TensorRTBackend
-            self._backend = TensorRTBackend(self.onnx_path, precision=precision,
-                                            cache_dir=cache_root / 'engines',
-                                            device=device if device != 'cpu' else 'cuda')
-        self._run = self._backend
-
-    def _run_torch(self, image0: np.ndarray, image1: np.ndarray):
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(image0).to(self.device),
-                              torch.from_numpy(image1).to(self.device))
-
-    def preprocess(self, image: np.ndarray, name: str = 'image') -> np.ndarray:
-        """Uint8 grey (H, W) image -> (1, 1, h, w) float32 in [0, 1] at the input size."""
-        if not isinstance(image, np.ndarray):
-            raise InputImageError(f'{name} must be a numpy array, got {type(image).__name__}')
-        if image.ndim == 3 and image.shape[2] == 1:
-            image = image[:, :, 0]
-        if image.ndim != 2 or image.dtype != np.uint8:
-            raise InputImageError(f'{name} must be a uint8 grey image (H, W), got '
-                                  f'{image.dtype} {image.shape}')
-        if image.shape[0] < 1 or image.shape[1] < 1:
-            raise InputImageError(f'{name} is empty: {image.shape}')
-        width, height = self.input_size
-        if image.shape != (height, width):
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        return (image.astype(np.float32) / np.float32(255.0))[None, None]
-
-    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray):
-        """Network output (1, L, S) for two uint8 grey images (a tensor or a numpy array)."""
-        return self._run(self.preprocess(image0, 'image0'), self.preprocess(image1, 'image1'))
-
-    def match(self, image0: np.ndarray, image1: np.ndarray) -> dict:
-        """Match two uint8 grey images of any size (each is resized to input_size).
-
-        Returns a dict of numpy arrays: points0, points1 (M, 2) float32 in INPUT pixel
-        coordinates of each image (OpenCV convention, origin at the centre of the top-left
-        pixel) -- the centres of the matched coarse cells, which lie on a `stride` px (16 for
-        the student) grid of the network input, scaled back to each image; scores (M,)
-        float32 confidences; indices0, indices1 (M,) int32 row-major cell indices i and j.
-        """
-        conf = self.conf_matrix(image0, image1)
-        i, j, scores = select_matches(conf, self.grid, self.grid, self.threshold,
-                                      self.border_rm)
-        if isinstance(i, torch.Tensor):
-            i, j, scores = i.cpu().numpy(), j.cpu().numpy(), scores.float().cpu().numpy()
-        cols = self.grid[1]
-        return {
-            'points0': self._to_input(cell_centers(i, cols, self.stride), image0.shape),
-            'points1': self._to_input(cell_centers(j, cols, self.stride), image1.shape),
-            'scores': np.asarray(scores, dtype=np.float32),
-            'indices0': np.asarray(i, dtype=np.int32),
-            'indices1': np.asarray(j, dtype=np.int32),
-        }
-
-    def _to_input(self, points: np.ndarray, shape) -> np.ndarray:
-        width, height = self.input_size
-        scale = np.array([shape[1] / width, shape[0] / height], np.float32)
-        # Pixel-edge coordinates (x + 0.5) scale with the resize; centres shift back by 0.5.
-        return ((points + 0.5) * scale - 0.5).astype(np.float32)

@@ -15,7 +15,6 @@ import torch
 from glue_ros.core.errors import WeightsError
 from glue_ros.core.extractor import Extractor
 from glue_ros.core.weights import load_checkpoint, load_into, packaged_weights, strip_prefix
-from glue_ros.models.xfeat import check_image
 
 
 class DISK(Extractor):
@@ -23,7 +22,6 @@ class DISK(Extractor):
 
     name = 'disk'
     descriptor_dim = 128
-    lightglue_weights = 'disk_lightglue'
 
     def __init__(self, max_keypoints: int = 2048,
                  weights: Optional[Union[str, os.PathLike]] = None,
@@ -51,7 +49,7 @@ class DISK(Extractor):
     @torch.inference_mode()
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Detect and describe; see Extractor for the contract."""
-        check_image(image, 'DISK')
+        self.check_input(image)
         rgb = image.float().expand(-1, 3, -1, -1)  # DISK was trained on colour images
         found = self.net(rgb, n=self.max_keypoints, window_size=self.nms_window,
                          score_threshold=self.detection_threshold, pad_if_not_divisible=True)[0]

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from glue_ros.core.errors import WeightsError
-from glue_ros.core.extractor import Extractor
+from glue_ros.core.extractor import Extractor, window_max
 from glue_ros.core.weights import load_checkpoint, load_into, strip_prefix
-from glue_ros.models.xfeat import check_image, window_max
 
 # (name, in_channels, out_channels, kernel) of the encoder, a 2x2 max-pool after each pair
 # but the last; then the detector (P) and descriptor (D) heads.
@@ -91,7 +90,6 @@ class SuperPoint(Extractor):
 
     name = 'superpoint'
     descriptor_dim = 256
-    lightglue_weights = None  # superpoint_lightglue.pth is licensed like SuperPoint: user's file
 
     def __init__(self, max_keypoints: int = 2048,
                  weights: Optional[Union[str, os.PathLike]] = None,
@@ -115,7 +113,7 @@ class SuperPoint(Extractor):
     @torch.inference_mode()
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Detect and describe; see Extractor for the contract."""
-        height, width = check_image(image, 'SuperPoint')
+        height, width = self.check_input(image)
         image = image.float()
         if image.shape[1] == 3:
             grey = (image * image.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)

@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glue_ros.core.errors import InputImageError
-from glue_ros.core.extractor import Extractor
+from glue_ros.core.extractor import Extractor, window_max
 from glue_ros.core.weights import load_checkpoint, load_into, packaged_weights
 
 # Conv + BatchNorm + ReLU units of each stage as the checkpoint stores them:
@@ -39,22 +38,6 @@ _TAILS = {'block_fusion': (64, 64), 'heatmap_head': (64, 1), 'keypoint_head': (6
 _CELL = 8  # the keypoint head classifies 8x8 cells (64 positions + "no keypoint")
 _MULTIPLE = 32  # the backbone downsamples five times
 _NMS_RADIUS = 2  # 5x5 suppression window
-
-
-def check_image(image: torch.Tensor, name: str) -> tuple[int, int]:
-    """Reject what the extractors cannot read, before it fails deep inside a network."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 4:
-        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise InputImageError(f'{name} expects a (1, C, H, W) tensor, got {got}')
-    b, c, h, w = image.shape
-    if b != 1 or c not in (1, 3):
-        raise InputImageError(f'{name} expects one grey or RGB image (1, 1|3, H, W), '
-                              f'got {tuple(image.shape)}')
-    if h < 1 or w < 1:
-        raise InputImageError(f'{name} got an empty image of size {w}x{h}')
-    if not image.is_floating_point():
-        raise InputImageError(f'{name} expects a float image in [0, 1], got {image.dtype}')
-    return h, w
 
 
 class _Unit(nn.Module):
@@ -241,22 +224,6 @@ class XFeatNet(nn.Module):
         return features, logits, reliability
 
 
-def window_max(heat: torch.Tensor, radius: int) -> torch.Tensor:
-    """Max over the (2r+1)^2 window of each pixel of a (H, W) map, clipped at the borders.
-
-    Two 1-D passes of shifted maxima: on one channel this is far cheaper than max_pool2d.
-    """
-    across = heat.clone()
-    for shift in range(1, radius + 1):
-        torch.maximum(across[:, shift:], heat[:, :-shift], out=across[:, shift:])
-        torch.maximum(across[:, :-shift], heat[:, shift:], out=across[:, :-shift])
-    out = across.clone()
-    for shift in range(1, radius + 1):
-        torch.maximum(out[shift:], across[:-shift], out=out[shift:])
-        torch.maximum(out[:-shift], across[shift:], out=out[:-shift])
-    return out
-
-
 def _cells_to_pixels(cells: torch.Tensor) -> torch.Tensor:
     """(64, h, w) per-cell maps -> (8h, 8w) image; channel 8i + j is row i, column j."""
     _, h, w = cells.shape
@@ -278,7 +245,6 @@ class XFeat(Extractor):
 
     name = 'xfeat'
     descriptor_dim = 64
-    lightglue_weights = 'xfeat_lightglue'
 
     def __init__(self, max_keypoints: int = 2048,
                  weights: Optional[Union[str, os.PathLike]] = None,
@@ -301,7 +267,7 @@ class XFeat(Extractor):
     @torch.inference_mode()
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Detect and describe; see Extractor for the contract."""
-        height, width = check_image(image, 'XFeat')
+        height, width = self.check_input(image)
         grey = image.to(self.net.skip.weight.dtype)  # float32 unless the user converted us
         if grey.shape[1] == 3:  # channel mean, as the authors; cheaper than mean() on NCHW
             grey = (grey[:, 0:1] + grey[:, 1:2] + grey[:, 2:3]) / 3

@@ -101,7 +101,7 @@ class MatcherProcess:
         """Publish an image (numpy) with a stamp in seconds; overrides set message fields."""
         from sensor_msgs.msg import Image
 
-        from glue_ros.ros.image_conversion import numpy_to_image_fields
+        from glue_ros.core.image_conversion import numpy_to_image_fields
         fields = numpy_to_image_fields(image, encoding)
         fields.update(overrides)
         msg = Image()

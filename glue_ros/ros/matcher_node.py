@@ -19,13 +19,14 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
-from glue_ros.core.camera import CameraModel, CameraModelError, filter_stereo_matches
-from glue_ros.core.errors import GlueRosError
+from glue_ros.core.camera import CameraModel, filter_stereo_matches
+from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
+                                  ParameterError)
+from glue_ros.core.image_conversion import (compressed_to_numpy, image_to_numpy,
+                                            numpy_to_image_fields)
 from glue_ros.core.matcher import MatcherConfig, build_matcher, check_image
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros import messages
-from glue_ros.ros.image_conversion import (ImageConversionError, compressed_to_numpy,
-                                           image_to_numpy, numpy_to_image_fields)
 from glue_ros.ros.tracking import TrackBook
 from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
 
@@ -69,10 +70,6 @@ PARAMETERS = {
     'vins_velocity_units': ('pixels', "'pixels' per second, or 'normalized' coordinates per "
                             'second as VINS-Fusion\'s own tracker'),
 }
-
-
-class ParameterError(ValueError):
-    """A parameter value that the node cannot start with."""
 
 
 def read_config(node: Node) -> tuple[dict, MatcherConfig]:
@@ -372,7 +369,7 @@ class MatcherNode(Node):
         result.timing_ms['extract'] = extract_ms
         if self.params['max_epipolar_error'] > 0:
             result, _ = filter_stereo_matches(result, self.params['max_epipolar_error'],
-                                              min_disparity=-self.matcher.grid_step)
+                                              min_disparity=-result.grid_step)
         self._publish_matches(result, left, right.header, left.image, right.image,
                               track_ids=None, dropped=dropped, keyframe=False,
                               arrival=max(left.arrival, right.arrival),
@@ -427,7 +424,7 @@ class MatcherNode(Node):
         msg = messages.matches_message(
             result, frame.header, reference_header, mode=mode, matcher=self.matcher.name,
             query_size=(image.shape[1], image.shape[0]), reference_size=reference_size,
-            grid_step=self.matcher.grid_step, track_ids=track_ids, keyframe=keyframe,
+            grid_step=result.grid_step, track_ids=track_ids, keyframe=keyframe,
             latency_ms=latency_ms, dropped_frames=dropped)
         self.matches_pub.publish(msg)
         self.stats['published'] += 1

@@ -25,11 +25,10 @@ from typing import Optional
 
 import numpy as np
 
-from glue_ros.core.camera import CameraModel, CameraModelError, filter_stereo_matches
-from glue_ros.core.errors import GlueRosError
+from glue_ros.core.camera import CameraModel, filter_stereo_matches
+from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversionError
+from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.core.matcher import build_matcher, check_image
-from glue_ros.ros.image_conversion import (ImageConversionError, compressed_to_numpy,
-                                           image_to_numpy)
 from glue_ros.ros.tracking import TrackBook
 from glue_ros.ros.vins import VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns, \
     stereo_partner_points
@@ -181,7 +180,7 @@ class OutputBag:
             mode=mode, keyframe=bool(keyframe),
             query_width=frame.size[0], query_height=frame.size[1],
             reference_width=reference.size[0], reference_height=reference.size[1],
-            matcher=matcher.name, grid_step=float(matcher.grid_step),
+            matcher=matcher.name, grid_step=float(result.grid_step),
             query_points=_flat(result.points0, np.float32),
             reference_points=_flat(result.points1, np.float32),
             confidences=_flat(result.scores, np.float32),
@@ -338,7 +337,7 @@ class Processor:
         result = self.matcher.match(features_left, features_right)
         if self.max_epipolar_error is not None:
             result, _ = filter_stereo_matches(result, self.max_epipolar_error,
-                                              min_disparity=-float(self.matcher.grid_step))
+                                              min_disparity=-float(result.grid_step))
         result.timing_ms['extract'] = extract_ms
         self.stats.frames += 1
         tracked = self._track(left, features_left) if self.vins is not None else None

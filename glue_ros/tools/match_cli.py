@@ -77,7 +77,7 @@ def run(args) -> dict:
             timings[key].append(result.timing_ms[key])
     report = {
         'matcher': matcher.name, 'backend': matcher.config.backend,
-        'device': str(matcher.device), 'grid_step': matcher.grid_step,
+        'device': str(matcher.device), 'grid_step': result.grid_step,
         'points0': result.points0.round(3).tolist(), 'points1': result.points1.round(3).tolist(),
         'scores': result.scores.round(5).tolist(),
         'num_matches': len(result),

@@ -48,7 +48,6 @@ class ReferencePipeline:
     """extract/match with the reference packages, the same interface as our Matcher."""
 
     supports_early_exit = True
-    grid_step = 0.0
 
     def __init__(self, features: str = 'xfeat', max_keypoints: int = 2048,
                  depth_confidence: float = 0.95, width_confidence: float = 0.99):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from glue_ros.core.errors import ImageConversionError
+
 try:  # ROS 2's cv_bridge (a system ROS 2 install); the PyPI 'cv-bridge' is ROS 1's.
     from cv_bridge import CvBridge as _CvBridge
     _BRIDGE = _CvBridge()
@@ -22,10 +24,6 @@ ENCODINGS = {
     'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4), '8UC4': (np.uint8, 4),
     '32FC1': (np.float32, 1),
 }
-
-
-class ImageConversionError(ValueError):
-    """An image message that cannot be turned into an image; the message says why."""
 
 
 def image_to_numpy(msg) -> np.ndarray:

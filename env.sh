@@ -22,12 +22,21 @@ unset COLCON_CURRENT_PREFIX
 export PYTHONPATH="$_glue_ros_root${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$_glue_ros_root/install/glue_ros/lib/glue_ros:$PATH"
 # Full-size images through shared memory (see the file); the user's own profile wins. Fast DDS
-# 3.x (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, 2.x (Humble, Jazzy) FASTRTPS_DEFAULT_...:
-# set both, each defaulting to the other when the user set only one.
+# 3.x (Kilted and later: package fastdds) reads FASTDDS_DEFAULT_PROFILES_FILE, 2.x (Humble,
+# Jazzy: package fastrtps) FASTRTPS_DEFAULT_PROFILES_FILE and 3.x warns when that one is set:
+# set the one the underlay's Fast DDS reads.
 _glue_ros_profile="${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$_glue_ros_root/config/fastdds_large_images.xml}}"
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_glue_ros_profile}"
-export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_glue_ros_profile}"
-unset _glue_ros_profile
+_glue_ros_fastdds2=0
+for _glue_ros_prefix in $(echo "${AMENT_PREFIX_PATH:-}" | tr ':' ' '); do
+  if [ -d "$_glue_ros_prefix/share/fastrtps" ]; then _glue_ros_fastdds2=1; break; fi
+  if [ -d "$_glue_ros_prefix/share/fastdds" ]; then break; fi
+done
+if [ "$_glue_ros_fastdds2" = 1 ]; then
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$_glue_ros_profile"
+else
+  export FASTDDS_DEFAULT_PROFILES_FILE="$_glue_ros_profile"
+fi
+unset _glue_ros_profile _glue_ros_fastdds2 _glue_ros_prefix
 # Keep DDS traffic of tests and demos on this machine unless the user chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _glue_ros_root

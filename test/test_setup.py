@@ -37,19 +37,27 @@ def test_env_sh_gives_rclpy_and_the_messages():
 
 
 def profiles(**preset) -> list:
-    """The two Fast DDS profile variables after sourcing env.sh with `preset` set before."""
+    """The two Fast DDS profile variables after sourcing env.sh with `preset` in the env."""
     env = {k: v for k, v in os.environ.items() if 'PROFILES_FILE' not in k}
     env.update(preset)
-    proc = subprocess.run(['bash', '-c', 'source env.sh && echo "$FASTDDS_DEFAULT_PROFILES_FILE"'
-                           ' && echo "$FASTRTPS_DEFAULT_PROFILES_FILE"'],
+    proc = subprocess.run(['bash', '-c', 'source env.sh && echo '
+                           '"${FASTDDS_DEFAULT_PROFILES_FILE:--}" '
+                           '"${FASTRTPS_DEFAULT_PROFILES_FILE:--}"'],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
 
 
-def test_env_sh_points_every_fast_dds_version_at_the_large_image_profile():
-    """Fast DDS 3.x (Kilted) reads FASTDDS_..., 2.x (Humble, Jazzy) FASTRTPS_...: both set."""
+def test_env_sh_points_the_underlays_fast_dds_at_the_large_image_profile(tmp_path):
+    """Only the variable the underlay's Fast DDS reads is set.
+
+    Fast DDS 3.x (Kilted, the wheels here) reads FASTDDS_..., 2.x (Humble, Jazzy) FASTRTPS_...,
+    and 3.x warns when that one is set.
+    """
     ours = str(ROOT / 'config' / 'fastdds_large_images.xml')
-    assert profiles() == [ours, ours]
-    assert profiles(FASTRTPS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']
-    assert profiles(FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']
+    if not os.environ.get('ROS_DISTRO'):
+        assert profiles() == [ours, '-']
+    (tmp_path / 'share' / 'fastrtps').mkdir(parents=True)   # a sourced Jazzy-like underlay
+    assert profiles(ROS_DISTRO='jazzy', AMENT_PREFIX_PATH=str(tmp_path)) == ['-', ours]
+    assert profiles(ROS_DISTRO='jazzy', AMENT_PREFIX_PATH=str(tmp_path),
+                    FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']

@@ -26,6 +26,9 @@ from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend.tracks import TrackManager
 
 MODES = ('sequential', 'stereo')
+# Matches of tracks last seen in an older frame are verified against that frame, in a group of
+# at least this many (RANSAC on fewer accepts nearly anything); smaller groups are dropped.
+MIN_REVIVED = 30
 REFERENCES = ('previous', 'keyframe')
 
 
@@ -93,6 +96,7 @@ class Frontend:
                                    keyframe=c.reference == 'keyframe',
                                    keyframe_min_matches=c.keyframe_min_matches)
         self.last_stamp: Optional[float] = None
+        self.last_features: Optional[Features] = None   # of the last query image
 
     def reset(self) -> None:
         """Start a new sequence: tracks forgotten, ids from 1."""
@@ -105,7 +109,7 @@ class Frontend:
         """One frame of the sequence; None for the first frame (nothing to match yet)."""
         self._check_time(stamp)
         start = time.perf_counter()
-        features = self.matcher.extract(image)
+        features = self.last_features = self.matcher.extract(image)
         extract_ms = (time.perf_counter() - start) * 1e3
         output = self._track(features, camera, tag)
         if output is not None:
@@ -147,12 +151,17 @@ class Frontend:
 
     def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int, camera
                        ) -> tuple[Verification, np.ndarray]:
-        """Verify each pair of views on its own: the reference frame, and every older frame
-        that alive tracks were last seen in. Returns (the main pair's verification, keep)."""
+        """(the reference pair's verification, the matches to keep), each pair of views alone.
+
+        The pairs: with the reference frame, and with every older frame that alive tracks were
+        last seen in.
+        """
         keep = np.zeros(len(raw), bool)
         verification = None
         for source in np.unique(sources):
             sel = np.flatnonzero(sources == source)
+            if source != main and len(sel) < MIN_REVIVED:
+                continue  # too few to verify a pair of views on: never trusted unverified
             v = self._verify(raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step)
             keep[sel] = v.inliers
             if source == main:
@@ -177,7 +186,7 @@ class Frontend:
                              f'{right.shape[1]}x{right.shape[0]}')
         self._check_time(stamp)
         start = time.perf_counter()
-        features_left = self.matcher.extract(left)
+        features_left = self.last_features = self.matcher.extract(left)
         features_right = self.matcher.extract(right)
         extract_ms = (time.perf_counter() - start) * 1e3
         raw = self.matcher.match(features_left, features_right)

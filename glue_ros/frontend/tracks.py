@@ -60,10 +60,12 @@ class TrackManager:
         self.min_distance = float(min_distance)
         self.keyframe = bool(keyframe)
         self.keyframe_min_matches = int(keyframe_min_matches)
+        self.sequences = 0   # sequences started: consumers with state of their own compare it
         self.reset()
 
     def reset(self) -> None:
         """Forget everything; ids restart from 1 (a time jump, a new image size)."""
+        self.sequences += 1
         self.next_id = 1
         self.frame_index = 0
         self._reference_frame: Optional[_Frame] = None

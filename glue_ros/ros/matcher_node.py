@@ -11,7 +11,6 @@ import time
 from collections import deque
 from typing import Optional
 
-import numpy as np
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import ParameterDescriptor
@@ -19,16 +18,18 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
-from glue_ros.core.camera import CameraModel, filter_stereo_matches
+from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
                                   ParameterError)
 from glue_ros.core.image_conversion import (compressed_to_numpy, image_to_numpy,
                                             numpy_to_image_fields)
 from glue_ros.core.matcher import MatcherConfig, build_matcher, check_image
+from glue_ros.frontend.frontend import Frontend, FrontendConfig
+from glue_ros.frontend.geometry import CHECKS
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros import messages
-from glue_ros.ros.tracking import TrackBook
 from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
+from glue_ros.tools.viz import draw_matches
 
 THROTTLE_S = 5.0
 
@@ -52,9 +53,18 @@ PARAMETERS = {
                   "'bf16' (CPU: LightGlue attention in bfloat16, fast on CPUs with native bf16)"),
     'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),
     'engine_cache_dir': ('', 'TensorRT engine cache; empty: ~/.cache/glue_ros/engines'),
-    'reference': ('previous', "sequential mode: 'previous' frame or 'keyframe'"),
-    'keyframe_min_matches': (100, "with reference='keyframe': a new keyframe is taken when "
-                             'fewer matches than this remain'),
+    'reference': ('keyframe', "sequential mode: match each frame against a 'keyframe' (held "
+                  "until too few matches remain: longer tracks) or the 'previous' frame"),
+    'keyframe_min_matches': (700, "with reference='keyframe': a new keyframe is taken when "
+                             'fewer verified matches than this remain'),
+    'geometric_check': ('auto', "robust model the published matches must fit: 'none', "
+                        "'fundamental', 'essential' (needs camera_info), 'homography', or "
+                        "'auto' (essential when camera_info is known, else fundamental)"),
+    'ransac_threshold': (1.0, 'inlier threshold of the geometric check, pixels'),
+    'track_max_age': (2, "reference='previous': frames an unmatched track stays alive and is "
+                      'looked for again'),
+    'max_tracks': (1024, 'feature budget: new tracks start only while fewer are alive'),
+    'min_track_distance': (8.0, 'pixels: new tracks start only this far from tracked points'),
     'use_compressed': (False, 'subscribe <image>/compressed (sensor_msgs/CompressedImage)'),
     'sync_slop': (0.0, 'stereo: largest stamp difference (s) of a left/right pair; 0: exact'),
     'sync_queue_size': (10, 'stereo: unpaired images kept per side'),
@@ -79,15 +89,19 @@ def read_config(node: Node) -> tuple[dict, MatcherConfig]:
         node.declare_parameter(name, default, ParameterDescriptor(description=description))
         values[name] = node.get_parameter(name).value
     choices = {'mode': ('sequential', 'stereo'), 'reference': ('previous', 'keyframe'),
-               'vins_velocity_units': ('pixels', 'normalized')}
+               'vins_velocity_units': ('pixels', 'normalized'),
+               'geometric_check': CHECKS}
     for name, allowed in choices.items():
         if values[name] not in allowed:
             raise ParameterError(f"parameter '{name}' is {values[name]!r}; expected one of "
                                  f"{', '.join(allowed)}")
-    for name in ('sync_slop', 'max_epipolar_error'):
+    for name in ('sync_slop', 'max_epipolar_error', 'min_track_distance', 'track_max_age'):
         if values[name] < 0:
             raise ParameterError(f"parameter '{name}' must be >= 0, got {values[name]}")
-    for name in ('sync_queue_size', 'image_qos_depth', 'keyframe_min_matches'):
+    if values['ransac_threshold'] <= 0:
+        raise ParameterError(f"parameter 'ransac_threshold' must be > 0, got "
+                             f"{values['ransac_threshold']}")
+    for name in ('sync_queue_size', 'image_qos_depth', 'keyframe_min_matches', 'max_tracks'):
         if values[name] < 1:
             raise ParameterError(f"parameter '{name}' must be >= 1, got {values[name]}")
     config = MatcherConfig(
@@ -104,6 +118,18 @@ def read_config(node: Node) -> tuple[dict, MatcherConfig]:
     except ValueError as exc:
         raise ParameterError(f'parameter {exc}') from None
     return values, config
+
+
+def frontend_config(values: dict) -> FrontendConfig:
+    """The front-end settings among the node's parameters."""
+    return FrontendConfig(
+        mode=values['mode'], geometric_check=values['geometric_check'],
+        ransac_threshold=values['ransac_threshold'], reference=values['reference'],
+        keyframe_min_matches=values['keyframe_min_matches'],
+        track_max_age=values['track_max_age'], max_tracks=values['max_tracks'],
+        min_track_distance=values['min_track_distance'],
+        max_epipolar_error=values['max_epipolar_error'],
+        track_stereo_left=values['mode'] == 'stereo' and values['publish_vins_features'])
 
 
 def stamp_seconds(header) -> float:
@@ -195,11 +221,8 @@ class MatcherNode(Node):
         self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'published': 0}
         self.matcher = None
         self.matcher_error: Optional[str] = None
+        self.frontend: Optional[Frontend] = None
         self._load_matcher()
-        self.tracks = TrackBook(keyframe=self.params['reference'] == 'keyframe',
-                                min_matches=self.params['keyframe_min_matches'])
-        self.last_stamp: Optional[float] = None
-        self._reference_image = None
 
         self.matches_pub = self.create_publisher(Matches, 'matches', 10)
         self.keypoints_pub = (self.create_publisher(Keypoints, 'keypoints', 10)
@@ -211,6 +234,7 @@ class MatcherNode(Node):
         if self.params['publish_vins_features']:
             self.vins = VinsFeatureBuilder(self.params['vins_velocity_units'])
             self.vins_pub = self.create_publisher(PointCloud, self.params['vins_topic'], 10)
+        if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
             infos = (('camera_info', 0),) if self.mode == 'sequential' else \
                 (('left/camera_info', 0), ('right/camera_info', 1))
             for topic, camera_id in infos:
@@ -248,6 +272,8 @@ class MatcherNode(Node):
         """Build the matcher; on failure the node stays up and says why on every frame."""
         try:
             self.matcher = build_matcher(self.config)
+            self.frontend = Frontend(self.matcher, frontend_config(self.params),
+                                     on_event=self.get_logger().info)
             self.get_logger().info(f'matcher ready: {self.matcher.describe()}')
         except (GlueRosError, OSError, RuntimeError) as exc:
             self.matcher_error = f'{type(exc).__name__}: {exc}'
@@ -318,41 +344,31 @@ class MatcherNode(Node):
                                 f'{exc}')
 
     def _process_sequential(self, frame: Frame, dropped: int) -> None:
-        stamp = stamp_seconds(frame.header)
-        if self.last_stamp is not None and stamp < self.last_stamp:
-            self.get_logger().info(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s):'
-                                   f' sequential state and track ids reset')
-            self.tracks.reset()
-            if self.vins is not None:
-                self.vins.reset()
-        self.last_stamp = stamp
-        start = time.perf_counter()
-        features = self.matcher.extract(frame.image)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        self._publish_keypoints(frame, features)
-        reference = self.tracks.reference
-        if reference is not None and reference.features.image_size != features.image_size:
-            self._bad_frame(f'image size changed from {reference.features.image_size} to '
-                            f'{features.image_size}: starting a new sequence')
-            self.tracks.reset()
-            reference = None
-        if reference is None:
-            no_ids = np.zeros(max(len(features), self._cells()), np.uint64)
-            self._advance(features, frame, no_ids, 0)
+        out = self.frontend.process(frame.image, stamp_seconds(frame.header),
+                                    camera=self.cameras.get(0), tag=frame)
+        self._publish_keypoints(frame, self.frontend.last_features)
+        if out is None:
             return
-        result = self.matcher.match(features, reference.features)
-        result.timing_ms['extract'] = extract_ms
-        ids, current_ids = self.tracks.assign(result.indices0, result.indices1,
-                                              max(result.num_keypoints0, len(features)))
-        self._publish_matches(result, frame, reference.header, frame.image,
-                              self._reference_image, track_ids=ids, dropped=dropped,
-                              keyframe=self.tracks.keyframe, arrival=frame.arrival,
+        self._sync_vins()
+        reference = out.reference_tag
+        self._publish_matches(out, frame, reference.header, frame.image, reference.image,
+                              track_ids=out.track_ids, dropped=dropped,
+                              keyframe=out.keyframe, arrival=frame.arrival,
                               mode=Matches.MODE_SEQUENTIAL,
-                              reference_size=reference.features.image_size)
-        self._advance(features, frame, current_ids, len(result))
+                              reference_size=reference.image.shape[1::-1])
         if self.vins is not None and self._camera(0) is not None:
-            self.vins_pub.publish(self.vins.build(frame.header, ids, result.points0,
+            tracked = out.track_ids > 0
+            self.vins_pub.publish(self.vins.build(frame.header, out.track_ids[tracked],
+                                                  out.result.points0[tracked],
                                                   self.cameras[0]))
+
+    def _sync_vins(self) -> None:
+        """Restart the VINS velocities when the front-end started a new sequence of ids."""
+        if self.vins is not None and self._vins_sequence != self.frontend.tracks.sequences:
+            self.vins.reset()
+            self._vins_sequence = self.frontend.tracks.sequences
+
+    _vins_sequence = 0
 
     def _process_stereo(self, left: Frame, right: Frame, dropped: int) -> None:
         if left.image.shape[:2] != right.image.shape[:2]:
@@ -360,52 +376,27 @@ class MatcherNode(Node):
                             f'{left.image.shape[0]}, right is {right.image.shape[1]}x'
                             f'{right.image.shape[0]}')
             return
-        start = time.perf_counter()
-        features_left = self.matcher.extract(left.image)
-        features_right = self.matcher.extract(right.image)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        self._publish_keypoints(left, features_left)
-        result = self.matcher.match(features_left, features_right)
-        result.timing_ms['extract'] = extract_ms
-        if self.params['max_epipolar_error'] > 0:
-            result, _ = filter_stereo_matches(result, self.params['max_epipolar_error'],
-                                              min_disparity=-result.grid_step)
-        self._publish_matches(result, left, right.header, left.image, right.image,
+        out = self.frontend.process_stereo(left.image, right.image,
+                                           stamp_seconds(left.header),
+                                           cameras=(self.cameras.get(0), self.cameras.get(1)),
+                                           tag=left)
+        self._publish_keypoints(left, out.features)
+        self._publish_matches(out, left, right.header, left.image, right.image,
                               track_ids=None, dropped=dropped, keyframe=False,
                               arrival=max(left.arrival, right.arrival),
                               mode=Matches.MODE_STEREO,
                               reference_size=(right.image.shape[1], right.image.shape[0]))
-        if self.vins is not None:
-            self._publish_stereo_vins(left, features_left, result)
-
-    def _publish_stereo_vins(self, left: Frame, features_left, stereo) -> None:
-        """VINS wants each left point tracked over time and seen in the right image."""
-        stamp = stamp_seconds(left.header)
-        if self.last_stamp is not None and stamp < self.last_stamp:
-            self.tracks.reset()
-            self.vins.reset()
-        self.last_stamp = stamp
-        reference = self.tracks.reference
-        if reference is None or reference.features.image_size != features_left.image_size:
-            self.tracks.reset()
-            self.tracks.advance(features_left, left.header,
-                                np.zeros(max(len(features_left), self._cells()), np.uint64), 0)
+        if self.vins is None or out.temporal is None:
             return
-        temporal = self.matcher.match(features_left, reference.features)
-        ids, current_ids = self.tracks.assign(temporal.indices0, temporal.indices1,
-                                              max(temporal.num_keypoints0, len(features_left)))
-        self.tracks.advance(features_left, left.header, current_ids, len(temporal))
+        self._sync_vins()
         if self._camera(0) is not None and self._camera(1) is not None:
+            tracked = out.temporal_ids > 0
+            temporal = out.temporal
             self.vins_pub.publish(self.vins.build(
-                left.header, ids, temporal.points0, self.cameras[0],
-                stereo_partner_points(temporal.indices0, stereo), self.cameras[1]))
-
-    def _advance(self, features, frame: Frame, current_ids, num_matches: int) -> None:
-        if self.tracks.advance(features, frame.header, current_ids, num_matches):
-            self._reference_image = frame.image
-
-    def _cells(self) -> int:
-        return int(getattr(self.matcher, 'cells', 0))
+                left.header, out.temporal_ids[tracked], temporal.points0[tracked],
+                self.cameras[0],
+                stereo_partner_points(temporal.indices0[tracked], out.result),
+                self.cameras[1]))
 
     # -- publication ---------------------------------------------------------------------
     def _publish_keypoints(self, frame: Frame, features) -> None:
@@ -418,14 +409,16 @@ class MatcherNode(Node):
             features.keypoints.float().cpu().numpy(), features.scores.float().cpu().numpy(),
             descriptors))
 
-    def _publish_matches(self, result, frame: Frame, reference_header, image, reference_image,
+    def _publish_matches(self, out, frame: Frame, reference_header, image, reference_image,
                          *, track_ids, dropped, keyframe, arrival, mode, reference_size):
+        result = out.result
         latency_ms = (time.monotonic() - arrival) * 1e3
         msg = messages.matches_message(
             result, frame.header, reference_header, mode=mode, matcher=self.matcher.name,
             query_size=(image.shape[1], image.shape[0]), reference_size=reference_size,
             grid_step=result.grid_step, track_ids=track_ids, keyframe=keyframe,
-            latency_ms=latency_ms, dropped_frames=dropped)
+            latency_ms=latency_ms, dropped_frames=dropped, verification=out.verification,
+            num_outliers=out.num_outliers)
         self.matches_pub.publish(msg)
         self.stats['published'] += 1
         self.get_logger().debug(f'{len(result)} matches, layers {result.layers_used}/'
@@ -434,7 +427,6 @@ class MatcherNode(Node):
             self._publish_debug(frame.header, image, reference_image, result)
 
     def _publish_debug(self, header, image, reference_image, result) -> None:
-        from glue_ros.tools.viz import draw_matches
         canvas = draw_matches(image, reference_image, result.points0, result.points1,
                               result.scores)
         msg = Image(header=header, **numpy_to_image_fields(canvas, 'rgb8'))

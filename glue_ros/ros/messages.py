@@ -14,11 +14,11 @@ from glue_ros.core.types import MatchResult
 from glue_ros.msg import Keypoints, Matches
 
 # array.array type codes of the message field types.
-_CODES = {np.float32: 'f', np.int32: 'i', np.uint64: 'Q'}
+_CODES = {np.float32: 'f', np.float64: 'd', np.int32: 'i', np.uint64: 'Q'}
 
 
 def to_array(values, dtype) -> array.array:
-    """A flat array.array of `values` converted to `dtype` (float32, int32 or uint64)."""
+    """A flat array.array of `values` converted to `dtype` (float32, float64, int32, uint64)."""
     flat = np.ascontiguousarray(np.asarray(values, dtype=dtype).reshape(-1))
     out = array.array(_CODES[dtype])
     out.frombytes(flat.tobytes())
@@ -50,8 +50,12 @@ def keypoints_message(header, image_size, extractor: str, keypoints, scores,
 def matches_message(result: MatchResult, header, reference_header, *, mode: int,
                     matcher: str, query_size, reference_size, grid_step: float = 0.0,
                     track_ids=None, keyframe: bool = False, latency_ms: float = 0.0,
-                    dropped_frames: int = 0) -> Matches:
-    """Matches message from a MatchResult (query = image 0, reference = image 1)."""
+                    dropped_frames: int = 0, verification=None, num_outliers: int = 0
+                    ) -> Matches:
+    """Matches message from a MatchResult (query = image 0, reference = image 1).
+
+    verification: the front-end's Verification of these matches (None: not checked).
+    """
     msg = Matches()
     msg.header = header
     msg.reference_header = reference_header
@@ -76,6 +80,15 @@ def matches_message(result: MatchResult, header, reference_header, *, mode: int,
     msg.match_ms = float(result.timing_ms.get('match', 0.0))
     msg.latency_ms = float(latency_ms)
     msg.dropped_frames = int(dropped_frames)
+    msg.num_outliers = int(num_outliers)
+    if verification is None:
+        msg.geometric_model, msg.geometric_status = 'none', 'not_checked'
+    else:
+        msg.geometric_model, msg.geometric_status = verification.model, verification.status
+        if verification.rotation is not None:
+            msg.rotation = to_array(verification.rotation, np.float64)
+        if verification.translation is not None:
+            msg.translation = to_array(verification.translation, np.float64)
     return msg
 
 

@@ -39,14 +39,35 @@ def test_match_cli_json_and_picture(pair_files, tmp_path):
     for key in ('points0', 'points1', 'scores', 'num_keypoints0', 'num_keypoints1',
                 'layers_used', 'layers_total', 'timing_ms'):
         assert key in report
-    assert set(report['timing_ms']) == {'extract', 'match', 'total'}
+    assert set(report['timing_ms']) == {'extract', 'match', 'verify_track', 'total'}
+    # a homography pair: no parallax for a fundamental matrix, the homography's inliers kept
+    assert (report['geometric_model'], report['geometric_status']) == \
+        ('fundamental', 'degenerate_rotation')
+    assert report['num_outliers'] > 0 and report['rotation'] is None
     assert len(report['points0']) == len(report['points1']) == len(report['scores']) > 100
     assert report['num_keypoints0'] <= 1024 and report['layers_used'] <= report['layers_total']
     errors = real_images.homography_errors(H, np.array(report['points0']),
                                            np.array(report['points1']))
-    assert np.mean(errors < 3.0) > 0.8
+    assert np.mean(errors < 3.0) > 0.97   # verified: outliers removed
     picture = cv2.imread(str(viz))
     assert picture.shape[1] == 2 * 640 and 'matches' in proc.stdout
+
+
+def test_match_cli_relative_pose_with_intrinsics(tmp_path):
+    """--camera: the essential matrix gives the Middlebury rig's pose (a sideways baseline)."""
+    pair = real_images.middlebury_stereo((640, 480))
+    files = []
+    for name, image in (('left.png', pair.left), ('right.png', pair.right)):
+        files.append(tmp_path / name)
+        cv2.imwrite(str(files[-1]), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / 'pose.json'
+    proc = cli('glue_ros.tools.match_cli', *files, '--camera', 500, 500, 320, 240, '--json', out)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert (report['geometric_model'], report['geometric_status']) == ('essential', 'ok')
+    # rectified rig: no rotation, the reference (right) camera sits along +x of the left one
+    angle = np.degrees(np.arccos(np.clip((np.trace(report['rotation']) - 1) / 2, -1, 1)))
+    assert angle < 1.0 and abs(report['translation'][0]) > 0.99, report['translation']
 
 
 def test_match_cli_errors_are_clear(tmp_path, pair_files):

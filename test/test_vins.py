@@ -15,7 +15,7 @@ from std_msgs.msg import Header  # noqa: E402
 from glue_ros.core import real_images  # noqa: E402
 from glue_ros.core.camera import CameraModel  # noqa: E402
 from glue_ros.core.matcher import MatcherConfig, build_matcher  # noqa: E402
-from glue_ros.ros.tracking import TrackBook  # noqa: E402
+from glue_ros.frontend.frontend import Frontend, FrontendConfig  # noqa: E402
 from glue_ros.ros.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
                                VinsFeatureBuilder, stereo_partner_points)
 
@@ -63,18 +63,16 @@ def matcher():
 
 
 def run_mono(matcher, frames, builder, cam):
-    """The node's sequential path: extract, match with the previous frame, track, build."""
-    book = TrackBook()
+    """The node's sequential path: the front-end against the previous frame, then the cloud."""
+    frontend = Frontend(matcher, FrontendConfig(reference='previous'))
     clouds = []
     for i, image in enumerate(frames):
-        features = matcher.extract(image)
-        if book.reference is None:
-            book.advance(features, header(i), np.zeros(len(features), np.uint64), 0)
+        out = frontend.process(image, i * DT_NS * 1e-9, camera=cam)
+        if out is None:
             continue
-        result = matcher.match(features, book.reference.features)
-        ids, current = book.assign(result.indices0, result.indices1, len(features))
-        book.advance(features, header(i), current, len(result))
-        clouds.append((i, builder.build(header(i), ids, result.points0, cam)))
+        tracked = out.track_ids > 0
+        clouds.append((i, builder.build(header(i), out.track_ids[tracked],
+                                        out.result.points0[tracked], cam)))
     return clouds
 
 
@@ -124,13 +122,13 @@ def test_mono_cloud_layout_ids_and_velocities(matcher):
         if not index:
             assert not known.any()
         else:
-            assert len(errors) > 100 and np.median(errors) < 1.5
+            assert len(errors) > 60 and np.median(errors) < 1.5   # verified, budgeted tracks
             assert np.mean(np.array(errors) < 4.0) > 0.9
             # velocity = displacement of the same track since the previous frame / dt ...
             displacement = uv[known] - np.array([previous[t] for t in ids[known]])
             np.testing.assert_allclose(velocity[known], displacement / dt, atol=0.05)
             # ... which is the scene's motion: exact on the median, within 3 px / dt for most
-            assert known.sum() > 100
+            assert known.sum() > 60
             np.testing.assert_allclose(np.median(velocity[known], axis=0), true_velocity,
                                        atol=0.5 / dt)
             error = np.linalg.norm(velocity[known] - true_velocity, axis=1)
@@ -159,20 +157,19 @@ def test_ids_follow_the_homography(matcher):
 def test_stereo_cloud_shares_ids_between_cameras(matcher):
     left_frames, right_frames = translation_frames(4), translation_frames(4, BASELINE)
     cam0, cam1 = camera(0), camera(1)
-    book, builder = TrackBook(), VinsFeatureBuilder()
+    builder = VinsFeatureBuilder()
+    frontend = Frontend(matcher, FrontendConfig(mode='stereo', reference='previous',
+                                                track_stereo_left=True))
     clouds = []
     for i, (left, right) in enumerate(zip(left_frames, right_frames)):
-        features_left, features_right = matcher.extract(left), matcher.extract(right)
-        stereo = matcher.match(features_left, features_right)
-        if book.reference is None:
-            book.advance(features_left, header(i), np.zeros(len(features_left), np.uint64), 0)
+        out = frontend.process_stereo(left, right, i * DT_NS * 1e-9, cameras=(cam0, cam1))
+        if out.temporal is None:
             continue
-        sequential = matcher.match(features_left, book.reference.features)
-        ids, current = book.assign(sequential.indices0, sequential.indices1,
-                                   len(features_left))
-        book.advance(features_left, header(i), current, len(sequential))
-        partners = stereo_partner_points(sequential.indices0, stereo)
-        clouds.append(builder.build(header(i), ids, sequential.points0, cam0, partners, cam1))
+        tracked = out.temporal_ids > 0
+        temporal = out.temporal
+        partners = stereo_partner_points(temporal.indices0[tracked], out.result)
+        clouds.append(builder.build(header(i), out.temporal_ids[tracked],
+                                    temporal.points0[tracked], cam0, partners, cam1))
     assert len(clouds) == 3
     for index, cloud in enumerate(clouds):
         values = check_layout(cloud, cam0)
@@ -191,7 +188,7 @@ def test_stereo_cloud_shares_ids_between_cameras(matcher):
             v1 = np.stack([values['velocity_x'][n0:], values['velocity_y'][n0:]], axis=1)
             moving = np.abs(v1).sum(axis=1) > 0
             dt = DT_NS * 1e-9
-            assert moving.sum() > 50
+            assert moving.sum() > 30   # verified, budgeted tracks seen on both sides
             np.testing.assert_allclose(np.median(v1[moving], axis=0), -np.array(STEP) / dt,
                                        atol=0.5 / dt)
 

@@ -40,9 +40,9 @@ class FrontendConfig:
     geometric_check: str = 'auto'      # none, fundamental, essential, homography, auto
     ransac_threshold: float = 1.0      # inlier threshold, pixels
     ransac_seed: int = 0               # fixed: the same input gives the same output
-    reference: str = 'previous'        # sequential: 'previous' frame or 'keyframe'
-    keyframe_min_matches: int = 100    # keyframe: a new one below this many matches
-    track_max_age: int = 3             # frames an unmatched track stays alive
+    reference: str = 'keyframe'        # sequential: 'keyframe' (longer tracks) or 'previous'
+    keyframe_min_matches: int = 700    # keyframe: a new one below this many verified matches
+    track_max_age: int = 2             # 'previous': frames an unmatched track stays alive
     max_tracks: int = 1024             # feature budget (VINS MAX_CNT)
     min_track_distance: float = 8.0    # pixels between tracked points (VINS MIN_DIST)
     max_epipolar_error: float = 0.0    # stereo, rectified: row difference limit; 0: off
@@ -176,6 +176,25 @@ class Frontend:
         threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
         return geometry.verify(points0, points1, self.config.geometric_check, camera0, camera1,
                                threshold, seed=self.config.ransac_seed)
+
+    # -- one pair --------------------------------------------------------------------------
+    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras=(None, None)
+                   ) -> FrameOutput:
+        """Two chosen images, verified, outside any stream (no tracks, no state changed)."""
+        start = time.perf_counter()
+        features0, features1 = self.matcher.extract(image0), self.matcher.extract(image1)
+        extract_ms = (time.perf_counter() - start) * 1e3
+        raw = self.matcher.match(features0, features1)
+        verify_start = time.perf_counter()
+        verification = self._verify(raw.points0, raw.points1, cameras[0], cameras[1],
+                                    raw.grid_step)
+        result = subset(raw, verification.inliers)
+        done = time.perf_counter()
+        timing = {'extract': extract_ms, 'match': raw.timing_ms.get('match', 0.0),
+                  'verify_track': (done - verify_start) * 1e3, 'total': (done - start) * 1e3}
+        result.timing_ms.update(timing)
+        return FrameOutput(result, verification, None, len(raw) - len(result), features0,
+                           timing_ms=timing)
 
     # -- stereo ----------------------------------------------------------------------------
     def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,

@@ -36,6 +36,9 @@ MIN_MATCHES = {'fundamental': 15, 'essential': 10, 'homography': 8}
 # epipolar line, so the homography's own inliers are kept then: the tighter test.
 ROTATION_SHARE = 0.8
 PLANAR_SCALE = 2.0
+# Smallest ratio of the smallest to the largest singular value of a normalized homography for it
+# to be taken as a rotation (a camera that rotates only).
+ROTATION_SINGULAR_RATIO = 0.98
 # Smallest ratio of the point cloud's second to first principal extent for a non-collinear set.
 MIN_SPREAD = 1e-3
 
@@ -166,6 +169,22 @@ def _rotation_only(p0, p1, inliers, threshold, seed, max_iters, confidence):
     return planar
 
 
+def _pure_rotation(n0: np.ndarray, n1: np.ndarray) -> Optional[np.ndarray]:
+    """R with n0 ~ R n1 when the normalized homography is a rotation, else None.
+
+    Without translation the homography of normalized points is R up to scale, so its singular
+    values are equal; a plane seen under translation gives unequal ones (R is then ambiguous).
+    """
+    H, _ = cv2.findHomography(n1, n0, 0)
+    if H is None:
+        return None
+    U, S, Vt = np.linalg.svd(H)
+    if S[2] / S[0] < ROTATION_SINGULAR_RATIO:
+        return None
+    R = U @ Vt
+    return R if np.linalg.det(R) > 0 else None
+
+
 def _fundamental(p0, p1, threshold, seed, max_iters, confidence) -> Verification:
     F, mask = cv2.findFundamentalMat(p1, p0, mask=None,
                                      params=_usac(threshold, seed, max_iters, confidence))
@@ -196,11 +215,12 @@ def _essential(p0, p1, camera0, camera1, threshold, seed, max_iters, confidence
     inliers[idx] = _mask(mask, len(idx))
     if inliers.sum() < MIN_MATCHES['essential']:
         return Verification(FAILED, 'essential', inliers)
+    planar = _rotation_only(p0, p1, inliers, threshold, seed, max_iters, confidence)
+    if planar is not None:  # E is not determined: no translation, a rotation only if pure
+        return Verification(ROTATION, 'essential', planar,
+                            rotation=_pure_rotation(n0[planar], n1[planar]), matrix=E)
     # R, t with X_query = R X_reference + t (points of the reference camera first).
     _, R, t, _ = cv2.recoverPose(E, n1[inliers], n0[inliers], np.eye(3))
-    planar = _rotation_only(p0, p1, inliers, threshold, seed, max_iters, confidence)
-    if planar is not None:  # the rotation holds, the translation direction is not observable
-        return Verification(ROTATION, 'essential', planar, rotation=R, matrix=E)
     t = t.reshape(3)
     return Verification(OK, 'essential', inliers, rotation=R, translation=t / np.linalg.norm(t),
                         matrix=E)

@@ -25,15 +25,16 @@ from typing import Optional
 
 import numpy as np
 
-from glue_ros.core.camera import CameraModel, filter_stereo_matches
+from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversionError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.core.matcher import build_matcher, check_image
-from glue_ros.ros.tracking import TrackBook
+from glue_ros.frontend.frontend import Frontend
 from glue_ros.ros.vins import VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns, \
     stereo_partner_points
 from glue_ros.tools.bag_play import ros2_type_name
-from glue_ros.tools.match_cli import add_matcher_arguments, config_from_args
+from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
+                                      config_from_args, frontend_config_from_args)
 
 PROG = 'glue-ros-bag'
 MODE_SEQUENTIAL, MODE_STEREO = 0, 1     # glue_ros/msg/Matches constants
@@ -167,17 +168,17 @@ class OutputBag:
             stamp=time_type(sec=int(header.stamp.sec), nanosec=int(header.stamp.nanosec)),
             frame_id=str(header.frame_id))
 
-    def write_matches(self, frame: Frame, reference: Frame, result, *, mode: int,
-                      matcher, track_ids=None, keyframe: bool = False,
-                      latency_ms: float = 0.0) -> None:
+    def write_matches(self, frame: Frame, reference: Frame, output, *, mode: int,
+                      matcher, latency_ms: float = 0.0) -> None:
         """glue_ros/msg/Matches of a MatchResult at the query image's bag timestamp.
 
         numpy arrays go into the rosbags message as they are; the CDR serializer copies them as
-        whole buffers.
+        whole buffers. `output` is the front-end's FrameOutput.
         """
+        result, verification, track_ids = output.result, output.verification, output.track_ids
         msg = self.types[MATCHES](
             header=self.header(frame.header), reference_header=self.header(reference.header),
-            mode=mode, keyframe=bool(keyframe),
+            mode=mode, keyframe=bool(output.keyframe),
             query_width=frame.size[0], query_height=frame.size[1],
             reference_width=reference.size[0], reference_height=reference.size[1],
             matcher=matcher.name, grid_step=float(result.grid_step),
@@ -192,7 +193,13 @@ class OutputBag:
             layers_used=int(result.layers_used), layers_total=int(result.layers_total),
             extract_ms=float(result.timing_ms.get('extract', 0.0)),
             match_ms=float(result.timing_ms.get('match', 0.0)),
-            latency_ms=float(latency_ms), dropped_frames=0)
+            latency_ms=float(latency_ms), dropped_frames=0,
+            geometric_model=verification.model, geometric_status=verification.status,
+            num_outliers=int(output.num_outliers),
+            rotation=_flat(verification.rotation if verification.rotation is not None else [],
+                           np.float64),
+            translation=_flat(verification.translation
+                              if verification.translation is not None else [], np.float64))
         self.writer.write(self.matches, frame.bag_ns, self.typestore.serialize_cdr(msg, MATCHES))
         self.counts['matches'] += 1
 
@@ -253,74 +260,44 @@ class Stats:
 
 
 class Processor:
-    """The node's per-frame logic (tracking, stereo, VINS features) writing to a bag."""
+    """Drives the front-end over the bag's frames and writes what it publishes."""
 
-    def __init__(self, matcher, out: OutputBag, *, keyframe: bool, keyframe_min_matches: int,
-                 cameras=(), vins_units: Optional[str] = None,
-                 max_epipolar_error: Optional[float] = None, log=print):
-        self.matcher = matcher
+    def __init__(self, frontend: Frontend, out: OutputBag, cameras=(),
+                 vins_units: Optional[str] = None, log=print):
+        self.frontend = frontend
+        self.matcher = frontend.matcher
         self.out = out
-        self.tracks = TrackBook(keyframe=keyframe, min_matches=keyframe_min_matches)
-        self.cameras = cameras
+        self.cameras = list(cameras) + [None] * (2 - len(cameras))
         self.vins = VinsFeatureBuilder(vins_units) if vins_units else None
-        self.max_epipolar_error = max_epipolar_error
-        self.last_stamp: Optional[int] = None
+        self._vins_sequence = 0
         self.stats = Stats()
         self.log = log
 
-    def _cells(self) -> int:
-        return int(getattr(self.matcher, 'cells', 0))
-
-    def _check_time(self, frame: Frame) -> None:
-        if self.last_stamp is not None and frame.stamp_ns < self.last_stamp:
-            self.log(f'time jumped back ({self.last_stamp * 1e-9:.3f} -> '
-                     f'{frame.stamp_ns * 1e-9:.3f} s): track ids reset')
-            self.tracks.reset()
-            if self.vins is not None:
-                self.vins.reset()
-        self.last_stamp = frame.stamp_ns
-
-    def _track(self, frame: Frame, features):
-        """Match the frame with the TrackBook's reference: (result, ids, reference) or None."""
-        reference = self.tracks.reference
-        if reference is not None and reference.features.image_size != features.image_size:
-            self.log(f'image size changed from {reference.features.image_size} to '
-                     f'{features.image_size}: starting a new sequence')
-            self.tracks.reset()
-            if self.vins is not None:
-                self.vins.reset()
-            reference = None
-        if reference is None:
-            no_ids = np.zeros(max(len(features), self._cells()), np.uint64)
-            self.tracks.advance(features, frame, no_ids, 0)
-            return None
-        result = self.matcher.match(features, reference.features)
-        ids, current_ids = self.tracks.assign(result.indices0, result.indices1,
-                                              max(result.num_keypoints0, len(features)))
-        self.tracks.advance(features, frame, current_ids, len(result))
-        return result, ids, reference.header
+    def _sync_vins(self) -> None:
+        """Restart the VINS velocities when the front-end started a new sequence of ids."""
+        if self.vins is not None and self._vins_sequence != self.frontend.tracks.sequences:
+            self.vins.reset()
+            self._vins_sequence = self.frontend.tracks.sequences
 
     def sequential(self, frame: Frame) -> None:
-        """One image: match with the previous frame (or keyframe), write Matches [+ features]."""
-        self._check_time(frame)
+        """One image: match with the keyframe (or previous frame), write Matches [+ features]."""
         start = time.perf_counter()
-        features = self.matcher.extract(frame.image)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        tracked = self._track(frame, features)
+        output = self.frontend.process(frame.image, frame.stamp_ns * 1e-9,
+                                       camera=self.cameras[0], tag=frame)
         self.stats.frames += 1
-        if tracked is None:
+        if output is None:
             self.stats.times_ms.append((time.perf_counter() - start) * 1e3)
             return
-        result, ids, reference = tracked
-        result.timing_ms['extract'] = extract_ms
+        self._sync_vins()
         elapsed_ms = (time.perf_counter() - start) * 1e3
-        self.out.write_matches(frame, reference, result, mode=MODE_SEQUENTIAL,
-                               matcher=self.matcher, track_ids=ids,
-                               keyframe=self.tracks.keyframe, latency_ms=elapsed_ms)
+        self.out.write_matches(frame, output.reference_tag, output, mode=MODE_SEQUENTIAL,
+                               matcher=self.matcher, latency_ms=elapsed_ms)
         if self.vins is not None:
+            tracked = output.track_ids > 0
             self.out.write_features(frame, self.vins.compute(
-                frame.stamp_ns, ids, result.points0, self.cameras[0]))
-        self._done(start, len(result))
+                frame.stamp_ns, output.track_ids[tracked], output.result.points0[tracked],
+                self.cameras[0]))
+        self._done(start, len(output.result))
 
     def stereo(self, left: Frame, right: Frame) -> None:
         """One synchronised pair: left/right Matches [+ features tracked on the left image]."""
@@ -329,27 +306,21 @@ class Processor:
                      f'{right.size[0]}x{right.size[1]}')
             self.stats.skipped += 1
             return
-        self._check_time(left)
         start = time.perf_counter()
-        features_left = self.matcher.extract(left.image)
-        features_right = self.matcher.extract(right.image)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        result = self.matcher.match(features_left, features_right)
-        if self.max_epipolar_error is not None:
-            result, _ = filter_stereo_matches(result, self.max_epipolar_error,
-                                              min_disparity=-float(result.grid_step))
-        result.timing_ms['extract'] = extract_ms
+        output = self.frontend.process_stereo(left.image, right.image, left.stamp_ns * 1e-9,
+                                              cameras=tuple(self.cameras[:2]), tag=left)
         self.stats.frames += 1
-        tracked = self._track(left, features_left) if self.vins is not None else None
-        self.out.write_matches(left, right, result, mode=MODE_STEREO, matcher=self.matcher,
+        self.out.write_matches(left, right, output, mode=MODE_STEREO, matcher=self.matcher,
                                latency_ms=(time.perf_counter() - start) * 1e3)
-        if tracked is not None:
-            sequence, ids, _ = tracked
-            partners = stereo_partner_points(sequence.indices0, result)
+        if self.vins is not None and output.temporal is not None:
+            self._sync_vins()
+            tracked = output.temporal_ids > 0
+            temporal = output.temporal
+            partners = stereo_partner_points(temporal.indices0[tracked], output.result)
             self.out.write_features(left, self.vins.compute(
-                left.stamp_ns, ids, sequence.points0, self.cameras[0], partners,
-                self.cameras[1]))
-        self._done(start, len(result))
+                left.stamp_ns, output.temporal_ids[tracked], temporal.points0[tracked],
+                self.cameras[0], partners, self.cameras[1]))
+        self._done(start, len(output.result))
 
     def _done(self, start: float, num_matches: int) -> None:
         self.stats.matched += 1
@@ -376,10 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--right-topic', help='stereo mode right image topic')
     parser.add_argument('--sync-slop', type=float, default=0.0, metavar='S',
                         help='stereo: largest stamp difference of a pair, seconds (0: exact)')
-    parser.add_argument('--reference', choices=('previous', 'keyframe'), default='previous',
-                        help='sequential reference: the previous frame or a keyframe')
-    parser.add_argument('--keyframe-min-matches', type=int, default=100,
-                        help='with --reference keyframe: new keyframe below this many matches')
     parser.add_argument('--max-epipolar-error', type=float, default=None, metavar='PX',
                         help='stereo, RECTIFIED images: drop matches more than PX rows apart '
                         'or with negative disparity')
@@ -400,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='also copy every input topic into the output bag')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_matcher_arguments(parser)
+    add_frontend_arguments(parser, camera=False, tracks=True)
     return parser
 
 
@@ -424,8 +392,6 @@ def check_args(args) -> None:
         raise BagProcessError('--keyframe-min-matches must be >= 1')
     if args.max_epipolar_error is not None and args.max_epipolar_error < 0:
         raise BagProcessError('--max-epipolar-error must be >= 0')
-    if args.camera_info_topic and not args.vins:
-        raise BagProcessError('--camera-info-topic is only used with --vins')
     cameras = 2 if args.mode == 'stereo' else 1
     if args.camera_info_topic and len(args.camera_info_topic) != cameras:
         raise BagProcessError(f'{args.mode} mode needs {cameras} --camera-info-topic '
@@ -473,10 +439,16 @@ def default_camera_info_topic(image_topic: str) -> str:
     return f'{parent}/camera_info'
 
 
-def load_cameras(args, reader, image_topics: list[str]) -> list[CameraModel]:
-    """CameraModels from the first message of each CameraInfo topic (calibration is static)."""
+def load_cameras(args, reader, image_topics: list[str], required: bool = True
+                 ) -> list[CameraModel]:
+    """CameraModels from the first message of each CameraInfo topic (calibration is static).
+
+    Not required (only the geometric check would use them): [] when a topic is missing.
+    """
     infos = {c.topic: c for c in reader.connections if ros2_type_name(c.msgtype) == CAMERA_INFO}
     topics = args.camera_info_topic or [default_camera_info_topic(t) for t in image_topics]
+    if not required and not all(topic in infos for topic in topics):
+        return []
     cameras = []
     for camera_id, topic in enumerate(topics):
         if topic not in infos:
@@ -513,7 +485,7 @@ def run(args, log=print) -> dict:
         raise BagProcessError(f'cannot read bag {args.bag}: {exc}') from None
     try:
         topics = select_image_topics(args, reader)
-        cameras = load_cameras(args, reader, topics) if args.vins else []
+        cameras = load_cameras(args, reader, topics, required=args.vins)
         matcher = build_matcher(config)
         out = OutputBag(args.out, args.format, args.matches_topic,
                         args.features_topic if args.vins else None)
@@ -527,11 +499,13 @@ def run(args, log=print) -> dict:
 
 
 def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
-    processor = Processor(matcher, out, keyframe=args.reference == 'keyframe',
-                          keyframe_min_matches=args.keyframe_min_matches, cameras=cameras,
-                          vins_units=args.vins_velocity if args.vins else None,
-                          max_epipolar_error=args.max_epipolar_error,
-                          log=lambda text: tqdm.write(f'{PROG}: {text}', file=sys.stderr))
+    def log_line(text):
+        tqdm.write(f'{PROG}: {text}', file=sys.stderr)
+    config = frontend_config_from_args(
+        args, mode=args.mode, max_epipolar_error=args.max_epipolar_error or 0.0,
+        track_stereo_left=args.vins and args.mode == 'stereo')
+    processor = Processor(Frontend(matcher, config, on_event=log_line), out, cameras=cameras,
+                          vins_units=args.vins_velocity if args.vins else None, log=log_line)
     image_conns = [c for c in reader.connections if c.topic in topics]
     connections = reader.connections if args.copy_input else image_conns
     written = {args.matches_topic} | ({args.features_topic} if args.vins else set())

@@ -76,7 +76,7 @@ def test_bad_settings_name_the_setting(change, name):
 
 def test_bf16_attention_keeps_the_matches(pair):
     image0, image1, H = pair
-    fp32 = build_matcher(MatcherConfig(max_keypoints=1024))
+    fp32 = build_matcher(MatcherConfig(max_keypoints=1024, precision='fp32'))
     bf16 = build_matcher(MatcherConfig(max_keypoints=1024, precision='bf16'))
     f0, f1 = fp32.extract(image0), fp32.extract(image1)
     a, b = fp32.match(f0, f1), bf16.match(f0, f1)
@@ -86,3 +86,16 @@ def test_bf16_attention_keeps_the_matches(pair):
     errors = real_images.homography_errors(H, b.points0, b.points1)
     reference = real_images.homography_errors(H, a.points0, a.points1)
     assert np.mean(errors < 3.0) >= np.mean(reference < 3.0) - 0.01
+
+
+def test_auto_precision_follows_the_cpu():
+    """bf16 attention only where the CPU multiplies bf16 natively; fp16 on CUDA."""
+    auto = MatcherConfig()
+    assert auto.precision == 'auto'
+    assert auto.resolved_precision({'avx512f', 'avx512_bf16'}) == 'bf16'
+    assert auto.resolved_precision({'amx_bf16', 'amx_tile'}) == 'bf16'
+    assert auto.resolved_precision({'avx2', 'avx512f', 'fma'}) == 'fp32'   # emulated: slower
+    assert auto.resolved_precision(set()) == 'fp32'
+    assert MatcherConfig(matcher='coarse_loftr').resolved_precision({'avx512_bf16'}) == 'fp32'
+    assert MatcherConfig(precision='fp32').resolved_precision({'avx512_bf16'}) == 'fp32'
+    assert MatcherConfig(device='cuda').resolved_precision(set()) == 'fp16'

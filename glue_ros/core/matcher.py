@@ -23,7 +23,7 @@ MATCHERS = ('lightglue', 'coarse_loftr')
 FEATURES = ('xfeat', 'superpoint', 'disk')
 BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 DEVICES = ('cpu', 'cuda')
-PRECISIONS = ('fp32', 'fp16', 'bf16')
+PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 MIN_IMAGE_SIDE = 16
 
 
@@ -44,10 +44,21 @@ class MatcherConfig:
     width_confidence: float = 0.99        # pruning; -1 disables (LightGlue, torch only)
     match_threshold: Optional[float] = None  # LightGlue filter (0.1) / coarse LoFTR conf (0.2)
     backend: str = 'torch'                # coarse_loftr: torch, onnxruntime or tensorrt
-    precision: str = 'fp32'               # 'fp16' on CUDA (LightGlue autocast, TensorRT FP16);
-    #                                       'bf16' on CPU: LightGlue attention in bfloat16
+    precision: str = 'auto'               # 'fp16' on CUDA (LightGlue autocast, TensorRT FP16);
+    #                                       'bf16' on CPU: LightGlue attention in bfloat16;
+    #                                       'auto': fp16 on CUDA, bf16 on CPUs with native
+    #                                       bf16 (AVX512-BF16 / AMX), fp32 elsewhere
     input_size: tuple = (640, 480)        # coarse_loftr network input (width, height), x16
     engine_cache_dir: Optional[str] = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
+
+    def resolved_precision(self, cpu_flags: Optional[set] = None) -> str:
+        """The precision 'auto' stands for on this machine (others unchanged)."""
+        if self.precision != 'auto':
+            return self.precision
+        if self.device == 'cuda':
+            return 'fp16'
+        native = native_bf16(cpu_flags)
+        return 'bf16' if native and self.matcher == 'lightglue' else 'fp32'
 
     def validate(self) -> 'MatcherConfig':
         """Raise ValueError naming the first bad setting."""
@@ -77,6 +88,27 @@ class MatcherConfig:
         check('input_size', size_ok, '(width, height), both positive multiples of 16')
         self.input_size = tuple(int(v) for v in size)
         return self
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(flags: Optional[set] = None) -> bool:
+    """True where the CPU multiplies bfloat16 natively (AVX512-BF16 or AMX-BF16).
+
+    Elsewhere torch emulates bf16 and it is slower than fp32, so 'auto' stays in fp32 there.
+    """
+    flags = cpu_flags() if flags is None else flags
+    return bool({'avx512_bf16', 'amx_bf16'} & flags)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -127,6 +159,7 @@ class Matcher:
     def __init__(self, config: MatcherConfig):
         self.config = config.validate()
         self.device = resolve_device(config.device)
+        self.precision = config.resolved_precision()
 
     def extract(self, image: np.ndarray) -> Features:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
@@ -150,6 +183,7 @@ class Matcher:
     def describe(self) -> dict:
         """What this matcher is and can do, for logs, JSON output and the benchmark."""
         return {'name': self.name, 'device': str(self.device), 'backend': self.config.backend,
+                'precision': self.precision,
                 'layers_total': self.layers_total, 'early_exit': self.supports_early_exit}
 
 
@@ -168,8 +202,8 @@ class LightGlueMatcher(Matcher):
                                          config.feature_weights).eval().to(self.device)
         conf = {'depth_confidence': config.depth_confidence,
                 'width_confidence': config.width_confidence,
-                'mp': config.precision == 'fp16' and self.device.type == 'cuda',
-                'cpu_bf16_attention': config.precision == 'bf16'}
+                'mp': self.precision == 'fp16' and self.device.type == 'cuda',
+                'cpu_bf16_attention': self.precision == 'bf16'}
         if config.match_threshold is not None:
             conf['filter_threshold'] = config.match_threshold
         self.lightglue = LightGlue.for_features(config.features, weights=config.weights,
@@ -234,7 +268,7 @@ class CoarseLoFTRPipeline(Matcher):
         from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
         kwargs = {'backend': config.backend, 'input_size': config.input_size,
                   'weights': config.weights, 'device': config.device,
-                  'precision': config.precision, 'cache_dir': config.engine_cache_dir,
+                  'precision': self.precision, 'cache_dir': config.engine_cache_dir,
                   'num_threads': torch.get_num_threads()}
         if config.match_threshold is not None:
             kwargs['threshold'] = config.match_threshold

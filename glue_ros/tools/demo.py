@@ -32,8 +32,8 @@ def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
         node.wait_connected(60)
         print(f'sequential: {frames} frames of 640x480 over scikit-image "astronaut" '
               f'(moving camera, known homographies)')
-        print(f'{"frame":>5} {"matches":>7} {"<3px":>6} {"layers":>6} {"tracks>=3":>9} '
-              f'{"latency ms":>10}')
+        print(f'{"frame":>5} {"ref":>4} {"matches":>7} {"outliers":>8} {"<3px":>6} '
+              f'{"layers":>6} {"tracks>=3":>9} {"latency ms":>10}')
         seen = {}
         for k in range(frames):
             node.publish('image', sequence.frames[k], 100.0 + k / 30)
@@ -44,21 +44,24 @@ def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
                 raise RuntimeError(f'no matches for frame {k}:\n{node.log()}')
             msg = node.matches[-1]
             arrays = matches_arrays(msg)
-            errors = real_images.homography_errors(sequence.relative(k, k - 1),
+            stamp = msg.reference_header.stamp.sec + msg.reference_header.stamp.nanosec * 1e-9
+            reference = int(round((stamp - 100.0) * 30))      # the keyframe's index
+            errors = real_images.homography_errors(sequence.relative(k, reference),
                                                    arrays['query_points'],
                                                    arrays['reference_points'])
-            for track in arrays['track_ids'].tolist():
+            tracks = [t for t in arrays['track_ids'].tolist() if t]
+            for track in tracks:
                 seen[track] = seen.get(track, 0) + 1
-            long_tracks = sum(1 for track in arrays['track_ids'].tolist() if seen[track] >= 2)
+            long_tracks = sum(1 for track in tracks if seen[track] >= 2)
             correct = float(np.mean(errors < 3.0)) if len(errors) else 0.0
             rows.append({'matches': len(errors), 'correct': correct,
                          'layers': msg.layers_used, 'latency': msg.latency_ms})
-            print(f'{k:>5} {len(errors):>7} {correct:>6.1%} '
+            print(f'{k:>5} {reference:>4} {len(errors):>7} {msg.num_outliers:>8} {correct:>6.1%} '
                   f'{msg.layers_used:>3}/{msg.layers_total:<2} {long_tracks:>9} '
                   f'{msg.latency_ms:>10.1f}')
             if k == 1:
                 save_rgb(out / 'sequential.png', draw_matches(
-                    sequence.frames[1], sequence.frames[0], arrays['query_points'],
+                    sequence.frames[1], sequence.frames[reference], arrays['query_points'],
                     arrays['reference_points'], arrays['confidences'],
                     text=f'{msg.matcher}: {len(errors)} matches, {correct:.0%} < 3 px, '
                          f'layers {msg.layers_used}/{msg.layers_total}'))
@@ -95,7 +98,8 @@ def run_stereo(workdir: Path, out: Path, params: dict) -> dict:
     known = np.isfinite(errors)
     correct = float(np.mean(errors[known] < 3.0)) if known.any() else 0.0
     print(f'stereo: Middlebury motorcycle {pair.left.shape[1]}x{pair.left.shape[0]}: '
-          f'{len(errors)} matches, {correct:.1%} within 3 px of the true disparity '
+          f'{len(errors)} matches ({msg.num_outliers} outliers removed, {msg.geometric_model}: '
+          f'{msg.geometric_status}), {correct:.1%} within 3 px of the true disparity '
           f'({known.sum()} with known disparity), layers {msg.layers_used}/{msg.layers_total},'
           f' latency {msg.latency_ms:.0f} ms')
     save_rgb(out / 'stereo.png', draw_matches(

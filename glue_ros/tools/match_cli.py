@@ -13,7 +13,8 @@ import torch
 
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import GlueRosError
-from glue_ros.core.matcher import BACKENDS, DEVICES, FEATURES, MATCHERS, MatcherConfig
+from glue_ros.core.matcher import (BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS,
+                                   MatcherConfig)
 from glue_ros.frontend.frontend import REFERENCES, FrontendConfig
 from glue_ros.frontend.geometry import CHECKS
 
@@ -34,8 +35,9 @@ def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', choices=DEVICES, default='cpu')
     parser.add_argument('--backend', choices=BACKENDS, default='torch',
                         help='coarse_loftr backend')
-    parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32',
-                        help='fp16: CUDA; bf16: LightGlue attention in bfloat16 on the CPU')
+    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
+                        help='fp16: CUDA; bf16: LightGlue attention in bfloat16 on the CPU; '
+                        'auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32')
     parser.add_argument('--input-size', type=int, nargs=2, default=(640, 480),
                         metavar=('W', 'H'), help='coarse_loftr network input size')
     parser.add_argument('--threads', type=int, default=0,

@@ -18,7 +18,7 @@ demo: setup
 	@$(IN_ENV) python -m glue_ros.tools.demo $(DEMO_ARGS)
 
 bench: setup
-	@$(IN_ENV) python -m glue_ros.tools.bench --compare --sweep --messages $(BENCH_ARGS)
+	@$(IN_ENV) python -m glue_ros.tools.bench --compare --sweep --messages --slam $(BENCH_ARGS)
 
 clean:
 	rm -rf build install log demo_out bench_out

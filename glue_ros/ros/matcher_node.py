@@ -49,7 +49,7 @@ PARAMETERS = {
     'match_threshold': (-1.0, 'minimum match confidence; -1: the model default '
                         '(LightGlue 0.1, coarse LoFTR 0.2)'),
     'backend': ('torch', "coarse_loftr backend: 'torch', 'onnxruntime' or 'tensorrt'"),
-    'precision': ('auto', "'auto' (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "
+    'precision': ('auto', "'auto' (fp16 on CUDA, bf16 on CPUs with AMX, else fp32); "
                   "'fp32'; 'fp16' (CUDA: LightGlue mixed precision, TensorRT FP16); "
                   "'bf16' (CPU: LightGlue attention in bfloat16, fast on CPUs with native bf16)"),
     'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),

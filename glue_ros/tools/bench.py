@@ -32,8 +32,9 @@ from glue_ros.core import data_files
 # name -> pipeline spec. 'kind' ours runs through build_matcher; reference through references.
 PIPELINES = {
     'lightglue-xfeat': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat'},
-    'lightglue-xfeat-bf16': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
-                             'precision': 'bf16'},
+    'lightglue-xfeat-fp32': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
+                             'precision': 'fp32'},
+    'ref-lighterglue-xfeat': {'kind': 'reference', 'features': 'xfeat', 'lighterglue': True},
     'ref-lightglue-xfeat': {'kind': 'reference', 'features': 'xfeat'},
     'lightglue-disk': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'disk',
                        'max_keypoints': 1024},
@@ -42,11 +43,21 @@ PIPELINES = {
     'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
                                  'backend': 'onnxruntime'},
 }
-DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-bf16', 'coarse_loftr-torch',
+DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-fp32', 'coarse_loftr-torch',
            'coarse_loftr-onnxruntime']
-REFERENCE_OF = {'lightglue-xfeat': 'ref-lightglue-xfeat',
-                'lightglue-xfeat-bf16': 'ref-lightglue-xfeat',
-                'lightglue-disk': 'ref-lightglue-disk'}
+# (ours, reference, what the comparison is). The headline: our default against the reference
+# at the reference's own shipped defaults; beside it, like-for-like at equal settings.
+COMPARISONS = [
+    ('lightglue-xfeat', 'ref-lighterglue-xfeat',
+     'headline: both at their shipped defaults'),
+    ('lightglue-xfeat-fp32', 'ref-lightglue-xfeat',
+     'like-for-like: same weights, confidences 0.95/0.99, fp32'),
+    ('lightglue-disk', 'ref-lightglue-disk',
+     "like-for-like: kornia's defaults are ours"),
+]
+REFERENCE_OF = {}
+for _ours, _reference, _ in COMPARISONS:
+    REFERENCE_OF.setdefault(_ours, []).append(_reference)
 COARSE_LOFTR_WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 
 
@@ -84,7 +95,9 @@ def build(spec: dict, args):
     """The pipeline object of a spec: our Matcher or a ReferencePipeline."""
     keypoints = spec.get('max_keypoints', args.keypoints)
     if spec['kind'] == 'reference':
-        from glue_ros.tools.references import ReferencePipeline
+        from glue_ros.tools.references import LighterGluePipeline, ReferencePipeline
+        if spec.get('lighterglue'):
+            return LighterGluePipeline(keypoints)
         return ReferencePipeline(spec['features'], keypoints)
     from glue_ros.core.matcher import MatcherConfig, build_matcher
     weights = None
@@ -169,7 +182,7 @@ class PipelineRun:
         return {
             'pipeline': spec['name'], 'kind': spec['kind'], 'name': pipe.name,
             'keypoints': spec.get('max_keypoints', args.keypoints),
-            'device': str(pipe.device), 'precision': spec.get('precision', args.precision),
+            'device': str(pipe.device), 'precision': getattr(pipe, 'precision', 'fp32'),
             'backend': spec.get('backend', 'torch'), 'rounds': len(everything) // len(
                 self.samples),
             'extract_ms': ms('extract'), 'match_ms': ms('match'), 'pair_ms': ms('pair'),
@@ -399,10 +412,11 @@ def print_ratios(rows: list) -> list:
     """Our speed-up and accuracy against each reference present in the run."""
     by_name = {r['pipeline']: r for r in rows if 'error' not in r}
     ratios = []
-    for ours, ref in REFERENCE_OF.items():
+    for ours, ref, what in COMPARISONS:
         if ours in by_name and ref in by_name:
             a, b = by_name[ours], by_name[ref]
-            ratio = {'ours': ours, 'reference': ref,
+            print(f'[{what}]')
+            ratio = {'ours': ours, 'reference': ref, 'comparison': what,
                      'pair_speedup': b['pair_ms'] / a['pair_ms'],
                      'frame_speedup': b['frame_ms'] / a['frame_ms'],
                      'frame_speedup_vs_uncached': b['pair_ms'] / a['frame_ms'],
@@ -450,12 +464,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--pipelines', default=','.join(DEFAULT),
-                        help=f'comma-separated, or "all"; known: {", ".join(PIPELINES)}')
+                        help=f'comma-separated, "all" or "none"; known: {", ".join(PIPELINES)}')
     parser.add_argument('--compare', action='store_true',
                         help='also run the reference implementations and print ratios')
     parser.add_argument('--keypoints', type=int, default=2048)
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
+    parser.add_argument('--precision', choices=('auto', 'fp32', 'fp16'), default='auto',
                         help='of the pipelines that do not set their own')
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1))
@@ -465,6 +479,9 @@ def main(argv=None) -> int:
     parser.add_argument('--sweep-counts', type=int, nargs='+',
                         default=[512, 1024, 2048, 4096, 8192])
     parser.add_argument('--messages', action='store_true', help='message serialisation cost')
+    parser.add_argument('--slam', action='store_true',
+                        help='SLAM evaluation: homography and pose AUC, track metrics, ours '
+                        'against the reference at its defaults (glue_ros.evaluation)')
     parser.add_argument('--json', type=Path, default=Path('bench_out/bench.json'))
     parser.add_argument('--plot', type=Path, default=Path('bench_out/sweep.png'))
     parser.add_argument('--worker', help=argparse.SUPPRESS)
@@ -487,13 +504,16 @@ def main(argv=None) -> int:
         return 0
 
     from tqdm import tqdm
-    names = list(PIPELINES) if args.pipelines == 'all' else args.pipelines.split(',')
+    if args.pipelines == 'none':
+        names = []
+    else:
+        names = list(PIPELINES) if args.pipelines == 'all' else args.pipelines.split(',')
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
         parser.error(f'unknown pipelines {unknown}; known: {", ".join(PIPELINES)}')
     if args.compare:
-        names = list(dict.fromkeys(names + [REFERENCE_OF[n] for n in names
-                                            if n in REFERENCE_OF]))
+        names = list(dict.fromkeys(names + [ref for n in names
+                                            for ref in REFERENCE_OF.get(n, [])]))
     elif not args.pipelines == 'all':
         names = [n for n in names if PIPELINES[n]['kind'] == 'ours']
     report = {'machine': machine(), 'command': ' '.join(['glue-ros-bench', *(argv or
@@ -518,8 +538,18 @@ def main(argv=None) -> int:
     m = report['machine']
     print(f'\nglue-ros-bench on {m["cpu"]} ({m["cores"]} cores, {args.threads} threads), '
           f'torch {m["torch"]}, {args.device} {args.precision}, {args.repeat} repeats\n')
-    print_table(rows)
-    report['ratios'] = print_ratios(rows)
+    if rows:
+        print_table(rows)
+        report['ratios'] = print_ratios(rows)
+    if args.slam:
+        import torch
+
+        from glue_ros.evaluation import run as evaluation
+        torch.set_num_threads(args.threads)
+        report['slam'] = evaluation.evaluate(keypoints=args.keypoints,
+                                             log=lambda text: print(f'slam: {text}',
+                                                                    file=sys.stderr))
+        evaluation.print_report(report['slam'])
     if args.messages:
         report['messages'] = message_cost()
         print(f'\nglue_ros/Matches with {report["messages"]["matches"]} matches: build + '

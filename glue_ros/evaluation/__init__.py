@@ -1,0 +1,1 @@
+"""SLAM-level evaluation: homography and pose AUC, track quality, against the reference."""

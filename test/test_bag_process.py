@@ -13,7 +13,7 @@ from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 from glue_ros.tools import bag_process
 from glue_ros.tools.bag_process import main
 

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from glue_ros.core import data_files, real_images
+from glue_ros.core import data_files
+from glue_ros.testing import real_images
 
 COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 COARSE_LOFTR_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)

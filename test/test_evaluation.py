@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 from glue_ros.evaluation import data, metrics, run
 
 

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 from glue_ros.core.camera import CameraModel
-from glue_ros.core.matcher import MatcherConfig, build_matcher
+from glue_ros.matcher import MatcherConfig, build_matcher
 from glue_ros.frontend import geometry
 from glue_ros.frontend.frontend import Frontend, FrontendConfig
 

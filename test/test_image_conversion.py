@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from glue_ros.core.real_images import photo
+from glue_ros.testing.real_images import photo
 from glue_ros.core import image_conversion as conv
 from glue_ros.core.image_conversion import ImageConversionError, compressed_to_numpy, \
     image_to_numpy

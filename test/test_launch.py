@@ -32,7 +32,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from glue_ros.core import real_images  # noqa: E402
+from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.msg import Matches  # noqa: E402
 from glue_ros.core.image_conversion import numpy_to_image_fields  # noqa: E402
 from glue_ros.ros.messages import matches_arrays  # noqa: E402

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 from glue_ros.core.errors import InputImageError, WeightsError
-from glue_ros.core.matcher import MatcherConfig, build_matcher
+from glue_ros.matcher import MatcherConfig, build_matcher
 
 
 @pytest.fixture(scope='module')

@@ -11,7 +11,7 @@ require_ros()
 from glue_ros.core.types import MatchResult  # noqa: E402
 from glue_ros.msg import Keypoints, Matches  # noqa: E402
 from glue_ros.ros import messages  # noqa: E402
-from glue_ros.ros import harness  # noqa: E402
+from glue_ros.testing import harness  # noqa: E402
 
 
 def random_result(m, rng):

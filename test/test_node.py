@@ -13,10 +13,10 @@ from ros_helpers import require_ros
 
 require_ros()
 
-from glue_ros.ros.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
-                                  stop_process)
-
-from glue_ros.core import data_files, real_images  # noqa: E402
+from glue_ros.core import data_files  # noqa: E402
+from glue_ros.testing import real_images  # noqa: E402
+from glue_ros.testing.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
+                                      stop_process)
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 SEQUENCE_FRAMES = 20

@@ -12,9 +12,9 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from sensor_msgs.msg import PointCloud  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from glue_ros.core import real_images  # noqa: E402
+from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.core.camera import CameraModel  # noqa: E402
-from glue_ros.core.matcher import MatcherConfig, build_matcher  # noqa: E402
+from glue_ros.matcher import MatcherConfig, build_matcher  # noqa: E402
 from glue_ros.frontend.frontend import Frontend, FrontendConfig  # noqa: E402
 from glue_ros.ros.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
                                VinsFeatureBuilder, stereo_partner_points)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 
 PHOTOS = ('astronaut', 'coffee', 'rocket', 'chelsea', 'immunohistochemistry', 'coins')
 # Middlebury 2014 Motorcycle calibration at full size (2964x2000): focal length and principal

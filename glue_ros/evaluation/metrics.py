@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 
 HOMOGRAPHY_THRESHOLDS = (1.0, 3.0, 5.0)     # pixels of mean corner error
 POSE_THRESHOLDS = (5.0, 10.0, 20.0)         # degrees

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 from glue_ros.evaluation import data, metrics
 
 PIPELINES = ('ours', 'ours-unverified', 'reference')
@@ -24,11 +24,11 @@ PIPELINES = ('ours', 'ours-unverified', 'reference')
 def build(name: str, keypoints: int = 2048):
     """(pair function, sequence function, label) of a pipeline."""
     from glue_ros.core.camera import CameraModel
-    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    from glue_ros.matcher import MatcherConfig, build_matcher
     from glue_ros.frontend.frontend import Frontend
 
     if name == 'reference':
-        from glue_ros.tools.references import LighterGluePipeline
+        from glue_ros.evaluation.references import LighterGluePipeline
         matcher = LighterGluePipeline(keypoints)
     else:
         matcher = build_matcher(MatcherConfig(max_keypoints=keypoints))

@@ -23,13 +23,13 @@ from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversio
                                   ParameterError)
 from glue_ros.core.image_conversion import (compressed_to_numpy, image_to_numpy,
                                             numpy_to_image_fields)
-from glue_ros.core.matcher import MatcherConfig, build_matcher, check_image
+from glue_ros.matcher import MatcherConfig, build_matcher, check_image
 from glue_ros.frontend.frontend import Frontend, FrontendConfig
 from glue_ros.frontend.geometry import CHECKS
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros import messages
 from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
-from glue_ros.tools.viz import draw_matches
+from glue_ros.core.drawing import draw_matches
 
 THROTTLE_S = 5.0
 

@@ -28,7 +28,7 @@ import numpy as np
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversionError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
-from glue_ros.core.matcher import build_matcher, check_image
+from glue_ros.matcher import build_matcher, check_image
 from glue_ros.frontend.frontend import Frontend
 from glue_ros.ros.vins import VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns, \
     stereo_partner_points

@@ -64,7 +64,7 @@ COARSE_LOFTR_WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 # -- data --------------------------------------------------------------------------------
 def timing_pairs():
     """Real pairs the speed is measured on: (name, image0, image1)."""
-    from glue_ros.core import real_images
+    from glue_ros.testing import real_images
     stereo = real_images.middlebury_stereo((640, 480))
     a0, a1, _ = real_images.homography_pair('rocket', roll_deg=3, zoom=1.02, pan=0.01)
     h0, h1, _ = real_images.homography_pair('coffee', roll_deg=25, zoom=1.25, tilt=0.3)
@@ -73,7 +73,7 @@ def timing_pairs():
 
 def accuracy_pairs():
     """Pairs with ground truth: (name, image0, image1, errors(points0, points1))."""
-    from glue_ros.core import real_images as ri
+    from glue_ros.testing import real_images as ri
     stereo = ri.middlebury_stereo((640, 480))
     pairs = [('middlebury', stereo.left, stereo.right,
               lambda p0, p1: ri.disparity_errors(stereo, p0, p1))]
@@ -95,11 +95,11 @@ def build(spec: dict, args):
     """The pipeline object of a spec: our Matcher or a ReferencePipeline."""
     keypoints = spec.get('max_keypoints', args.keypoints)
     if spec['kind'] == 'reference':
-        from glue_ros.tools.references import LighterGluePipeline, ReferencePipeline
+        from glue_ros.evaluation.references import LighterGluePipeline, ReferencePipeline
         if spec.get('lighterglue'):
             return LighterGluePipeline(keypoints)
         return ReferencePipeline(spec['features'], keypoints)
-    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    from glue_ros.matcher import MatcherConfig, build_matcher
     weights = None
     if spec['matcher'] == 'coarse_loftr':
         weights = args.coarse_loftr_weights
@@ -216,8 +216,8 @@ def make_sweep_features(args) -> dict:
     """Extract the sweep's features once (inside a worker) and save them to a file."""
     import torch
     torch.set_num_threads(args.threads)
-    from glue_ros.core import real_images
-    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    from glue_ros.testing import real_images
+    from glue_ros.matcher import MatcherConfig, build_matcher
     image0, image1, _ = real_images.homography_pair('astronaut', size=(1600, 1200),
                                                     roll_deg=5, zoom=1.05, upscale=4.0)
     matcher = build_matcher(MatcherConfig(max_keypoints=max(args.sweep_counts)))
@@ -264,8 +264,8 @@ def size_point(args) -> dict:
     """XFeat extraction time at one image size (inside a worker process)."""
     import torch
     torch.set_num_threads(args.threads)
-    from glue_ros.core import real_images
-    from glue_ros.core.matcher import MatcherConfig, build_matcher
+    from glue_ros.testing import real_images
+    from glue_ros.matcher import MatcherConfig, build_matcher
     w, h = args.size_point
     image, _, _ = real_images.homography_pair('astronaut', size=(w, h), upscale=4.0)
     matcher = build_matcher(MatcherConfig(max_keypoints=args.keypoints, device=args.device))

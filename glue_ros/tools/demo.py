@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from glue_ros.core import real_images
+from glue_ros.testing import real_images
 
 
 def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
     """Stream a homography sequence through the node in sequential mode."""
-    from glue_ros.ros.harness import MatcherProcess
+    from glue_ros.testing.harness import MatcherProcess
     from glue_ros.ros.messages import matches_arrays
-    from glue_ros.tools.viz import draw_matches, save_rgb
+    from glue_ros.core.drawing import draw_matches, save_rgb
 
     sequence = real_images.homography_sequence('astronaut', frames)
     node = MatcherProcess(workdir, {'mode': 'sequential', **params}, reliable_images=True)
@@ -76,9 +76,9 @@ def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
 
 def run_stereo(workdir: Path, out: Path, params: dict) -> dict:
     """Publish the Middlebury pair through the node in stereo mode."""
-    from glue_ros.ros.harness import MatcherProcess
+    from glue_ros.testing.harness import MatcherProcess
     from glue_ros.ros.messages import matches_arrays
-    from glue_ros.tools.viz import draw_matches, save_rgb
+    from glue_ros.core.drawing import draw_matches, save_rgb
 
     pair = real_images.middlebury_stereo()
     node = MatcherProcess(workdir, {'mode': 'stereo', **params}, reliable_images=True,

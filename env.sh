@@ -1,26 +1,36 @@
 # Source this file (`source env.sh`) for a shell where glue_ros runs, like a ROS setup.bash:
 # the project's .venv, the ROS 2 underlay (the sourced system ROS 2, or the PyPI wheels in
 # .venv), the colcon install space with glue_ros.msg, and the work tree's sources first.
+# ROS_DISTRO_WHEELS=jazzy selects the environment 'make setup ROS_DISTRO_WHEELS=jazzy' made.
 _glue_ros_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)
-if [ ! -x "$_glue_ros_root/.venv/bin/python" ] || [ ! -f "$_glue_ros_root/install/setup.sh" ]; then
-  echo "glue_ros: not set up yet; run 'make setup' in $_glue_ros_root first" >&2
-  unset _glue_ros_root
+case "${ROS_DISTRO_WHEELS:-kilted}" in
+  kilted) _glue_ros_suffix='' ;;
+  jazzy) _glue_ros_suffix='-jazzy' ;;
+  *) echo "glue_ros: ROS_DISTRO_WHEELS=${ROS_DISTRO_WHEELS} is not supported: kilted or jazzy" >&2
+     unset _glue_ros_root _glue_ros_suffix
+     return 1 2>/dev/null || exit 1 ;;
+esac
+if [ ! -x "$_glue_ros_root/.venv$_glue_ros_suffix/bin/python" ] || \
+   [ ! -f "$_glue_ros_root/install$_glue_ros_suffix/setup.sh" ]; then
+  echo "glue_ros: not set up yet; run 'make setup${_glue_ros_suffix:+ ROS_DISTRO_WHEELS=jazzy}'" \
+    "in $_glue_ros_root first" >&2
+  unset _glue_ros_root _glue_ros_suffix
   return 1 2>/dev/null || exit 1
 fi
 # shellcheck disable=SC1091
-. "$_glue_ros_root/.venv/bin/activate"
+. "$_glue_ros_root/.venv$_glue_ros_suffix/bin/activate"
 if [ -z "${ROS_DISTRO:-}" ]; then
   # No system ROS 2: the wheels in .venv are the underlay.
   export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 fi
 # colcon's setup.sh wants its own prefix variable; it adds AMENT_PREFIX_PATH, PYTHONPATH, ...
-COLCON_CURRENT_PREFIX="$_glue_ros_root/install"
+COLCON_CURRENT_PREFIX="$_glue_ros_root/install$_glue_ros_suffix"
 # shellcheck disable=SC1091
-. "$_glue_ros_root/install/setup.sh"
+. "$_glue_ros_root/install$_glue_ros_suffix/setup.sh"
 unset COLCON_CURRENT_PREFIX
 # Sources first: edits take effect without a rebuild; glue_ros.msg still comes from install/.
 export PYTHONPATH="$_glue_ros_root${PYTHONPATH:+:$PYTHONPATH}"
-export PATH="$_glue_ros_root/install/glue_ros/lib/glue_ros:$PATH"
+export PATH="$_glue_ros_root/install$_glue_ros_suffix/glue_ros/lib/glue_ros:$PATH"
 # Full-size images through shared memory (see the file); the user's own profile wins. Fast DDS
 # 3.x (Kilted and later: package fastdds) reads FASTDDS_DEFAULT_PROFILES_FILE, 2.x (Humble,
 # Jazzy: package fastrtps) FASTRTPS_DEFAULT_PROFILES_FILE and 3.x warns when that one is set:
@@ -39,4 +49,4 @@ fi
 unset _glue_ros_profile _glue_ros_fastdds2 _glue_ros_prefix
 # Keep DDS traffic of tests and demos on this machine unless the user chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
-unset _glue_ros_root
+unset _glue_ros_root _glue_ros_suffix

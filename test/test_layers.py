@@ -19,7 +19,7 @@ ALLOWED = {
     'backends': {'core', 'models', 'backends'},
     'matcher': {'core', 'models', 'backends', 'matcher'},
     'frontend': {'core', 'matcher', 'frontend'},
-    'evaluation': {'core', 'matcher', 'frontend', 'evaluation', 'testing'},
+    'evaluation': {'core', 'models', 'matcher', 'frontend', 'evaluation', 'testing'},
     'ros': {'core', 'matcher', 'frontend', 'ros', 'msg'},
     'testing': {'core', 'matcher', 'frontend', 'ros', 'msg', 'testing'},
     'tools': {'core', 'models', 'backends', 'matcher', 'frontend', 'evaluation', 'ros', 'msg',

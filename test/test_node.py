@@ -322,3 +322,12 @@ def test_vins_features_from_the_node(node_factory, sequence):
     # panning, zooming camera) has no parallax, so the status says so and no pose is published
     assert (msg.geometric_model, msg.geometric_status) == ('essential', 'degenerate_rotation')
     assert len(msg.translation) == 0
+
+
+def test_a_connected_camera_that_sends_nothing_is_reported(node_factory):
+    """A publisher matched on the image topic but no image for seconds: the node says why."""
+    node = node_factory({'mode': 'sequential'})
+    node.spin(7.0)
+    log = node.log()
+    assert 'publisher(s) on /image but no message for' in log, log
+    assert 'PROFILES_FILE' in log

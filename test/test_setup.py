@@ -55,9 +55,20 @@ def test_env_sh_points_the_underlays_fast_dds_at_the_large_image_profile(tmp_pat
     and 3.x warns when that one is set.
     """
     ours = str(ROOT / 'config' / 'fastdds_large_images.xml')
-    if not os.environ.get('ROS_DISTRO'):
-        assert profiles() == [ours, '-']
+    if not os.environ.get('ROS_DISTRO'):   # the wheels: Kilted (Fast DDS 3) or Jazzy (2)
+        jazzy = os.environ.get('ROS_DISTRO_WHEELS') == 'jazzy'
+        assert profiles() == (['-', ours] if jazzy else [ours, '-'])
     (tmp_path / 'share' / 'fastrtps').mkdir(parents=True)   # a sourced Jazzy-like underlay
     assert profiles(ROS_DISTRO='jazzy', AMENT_PREFIX_PATH=str(tmp_path)) == ['-', ours]
     assert profiles(ROS_DISTRO='jazzy', AMENT_PREFIX_PATH=str(tmp_path),
                     FASTDDS_DEFAULT_PROFILES_FILE='/mine.xml') == ['/mine.xml', '/mine.xml']
+
+
+def test_unknown_wheel_distro_is_refused_by_setup_and_env():
+    env = {**os.environ, 'ROS_DISTRO_WHEELS': 'rolling'}
+    proc = subprocess.run(['bash', str(ROOT / 'scripts' / 'setup.sh')], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode == 2 and 'kilted (default) or jazzy' in proc.stderr
+    proc = subprocess.run(['bash', '-c', 'source env.sh'], cwd=ROOT, capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert proc.returncode != 0 and 'ROS_DISTRO_WHEELS=rolling' in proc.stderr

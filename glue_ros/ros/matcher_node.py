@@ -28,6 +28,7 @@ from glue_ros.frontend.frontend import Frontend, FrontendConfig
 from glue_ros.frontend.geometry import CHECKS
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros import messages
+from glue_ros.ros.input_watch import InputWatch
 from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
 from glue_ros.core.drawing import draw_matches
 
@@ -51,7 +52,7 @@ PARAMETERS = {
     'backend': ('torch', "coarse_loftr backend: 'torch', 'onnxruntime' or 'tensorrt'"),
     'precision': ('auto', "'auto' (fp16 on CUDA, bf16 on CPUs with AMX, else fp32); "
                   "'fp32'; 'fp16' (CUDA: LightGlue mixed precision, TensorRT FP16); "
-                  "'bf16' (CPU: LightGlue attention in bfloat16, fast on CPUs with native bf16)"),
+                  "'bf16' (CPU: LightGlue attention in bfloat16, fast with AMX)"),
     'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),
     'engine_cache_dir': ('', 'TensorRT engine cache; empty: ~/.cache/glue_ros/engines'),
     'reference': ('keyframe', "sequential mode: match each frame against a 'keyframe' (held "
@@ -250,15 +251,17 @@ class MatcherNode(Node):
         compressed = self.params['use_compressed']
         msg_type = CompressedImage if compressed else Image
         suffix = '/compressed' if compressed else ''
-        if self.mode == 'sequential':
-            self.create_subscription(msg_type, 'image' + suffix,
-                                     lambda m: self._on_image(m, None), qos)
-        else:
+        sides = (None,) if self.mode == 'sequential' else ('left', 'right')
+        if self.mode == 'stereo':
             self.sync = StereoSync(self.params['sync_slop'], self.params['sync_queue_size'])
-            self.create_subscription(msg_type, 'left/image_rect' + suffix,
-                                     lambda m: self._on_image(m, 'left'), qos)
-            self.create_subscription(msg_type, 'right/image_rect' + suffix,
-                                     lambda m: self._on_image(m, 'right'), qos)
+        self._image_subscriptions = {
+            side: self.create_subscription(
+                msg_type, ('image' if side is None else f'{side}/image_rect') + suffix,
+                lambda m, s=side: self._on_image(m, s), qos)
+            for side in sides}
+        self._received = dict.fromkeys(sides, 0)
+        self.input_watch = InputWatch()
+        self.create_timer(1.0, self._watch_inputs)
         self._running = True
         self.worker = threading.Thread(target=self._work, name='glue_ros_matcher', daemon=True)
         self.worker.start()
@@ -285,6 +288,7 @@ class MatcherNode(Node):
     def _on_image(self, msg, side: Optional[str]) -> None:
         arrival = time.monotonic()
         self.stats['received'] += 1
+        self._received[side] += 1
         try:
             image = (compressed_to_numpy(msg) if isinstance(msg, CompressedImage)
                      else image_to_numpy(msg))
@@ -299,6 +303,16 @@ class MatcherNode(Node):
         pair = self.sync.add(side, frame)
         if pair is not None:
             self.slot.put(('stereo', pair))
+
+    def _watch_inputs(self) -> None:
+        """Say why images are missing when a publisher is connected but nothing arrives."""
+        now = time.monotonic()
+        for side, subscription in self._image_subscriptions.items():
+            topic = subscription.topic_name
+            warning = self.input_watch.check(topic, now, self.count_publishers(topic),
+                                             self._received[side])
+            if warning:
+                self.get_logger().warning(warning, throttle_duration_sec=THROTTLE_S)
 
     def _on_camera_info(self, msg, camera_id: int) -> None:
         try:

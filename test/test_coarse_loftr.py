@@ -55,6 +55,9 @@ def matcher():
 def test_conf_matrix_matches_reference(torch_conf, reference):
     assert torch_conf.shape == (1, 1200, 1200)
     diff = np.abs(torch_conf[0].numpy() - reference['conf_matrix']).max()
+    # Same network, other kernels/machine: d_model 32 and 4 linear-attention layers sum over
+    # <= 1200 cells, ~sqrt(1200) * eps ~ 2e-6 relative per sum; confidences are dual-softmax
+    # probabilities <= 1, so 1e-4 leaves a decade and more on any x86 kernel set.
     assert diff < 1e-4, f'max abs diff {diff}'
 
 

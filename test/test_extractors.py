@@ -134,11 +134,14 @@ def test_xfeat_portable_path_computes_the_same(xfeat, monkeypatch):
     monkeypatch.setattr(_Conv, 'fast', False)
     plain = xfeat(image)
     assert len(fast['keypoints']) > 100
-    assert torch.allclose(fast['keypoint_scores'], plain['keypoint_scores'], atol=1e-6)
+    # Other convolution kernels, other float32 summation order: each conv sums K = 9 * C <= 1152
+    # terms (~sqrt(K) * eps ~ 2e-6 relative), ~15 layers deep with gains of order one: ~1e-5
+    # relative on the logits. Scores (<= 1, slope <= 1/4) and unit descriptors move by less.
+    assert torch.allclose(fast['keypoint_scores'], plain['keypoint_scores'], atol=1e-5)
     # Rounding may swap near-equal scores: compare the same keypoints in raster order.
     a, b = raster_order(fast['keypoints']), raster_order(plain['keypoints'])
     assert torch.equal(fast['keypoints'][a], plain['keypoints'][b])
-    assert torch.allclose(fast['descriptors'][a], plain['descriptors'][b], atol=1e-5)
+    assert torch.allclose(fast['descriptors'][a], plain['descriptors'][b], atol=5e-5)
 
 
 def test_xfeat_copies_and_converts(xfeat):

@@ -304,6 +304,9 @@ def test_rotary_paths_agree(features):
     with torch.no_grad():
         complex_path = block(buf.clone(), model.posenc.rotations(coords), 120)
         real_path = block(buf.clone(), model.posenc(coords), 120)
+    # One block, same maths: the two rotary forms differ by a rounding of each rotated value
+    # (eps * |x|, |x| ~ 4 for unit-variance inputs through the projection), then sums over 300
+    # keys and 128 channels reorder nothing: ~1e-6 expected, 1e-4 leaves two decades.
     assert torch.allclose(complex_path[..., :256], real_path[..., :256], atol=1e-4)
 
 
@@ -342,11 +345,15 @@ def test_blocked_assignment_equals_dense():
     z0, z1 = torch.randn(n, generator=gen) + 2, torch.randn(m, generator=gen) + 2
     dense = assign_matches(mdesc0, mdesc1, z0, z1, 0.1)
     assert (dense[0] >= 0).sum() > 300
+    # Row blocks may take other GEMM kernels (other accumulation order over d = 96): a
+    # similarity moves by up to sqrt(d)..d * eps * sum|a_i b_i| (sum ~ 96 * 0.36 * 0.8 ~ 28,
+    # eps = 6e-8: 2e-5..2e-4 at worst); the log-softmax sums over 700 columns add ~log2(700) *
+    # eps. Scores are exp(log-assignment) <= 1, so their absolute error is at most that: 2e-4.
     for block in (4096, 50_000, 7 * m + 3):
         blocked = assign_matches(mdesc0, mdesc1, z0, z1, 0.1, block_elements=block)
         assert torch.equal(blocked[0], dense[0]) and torch.equal(blocked[2], dense[2])
-        assert torch.allclose(blocked[1], dense[1], atol=1e-5)
-        assert torch.allclose(blocked[3], dense[3], atol=1e-5)
+        assert torch.allclose(blocked[1], dense[1], atol=2e-4)
+        assert torch.allclose(blocked[3], dense[3], atol=2e-4)
 
 
 def reference_assignment(mdesc0, mdesc1, z0, z1, threshold):
@@ -401,7 +408,8 @@ def test_blocked_assignment_in_the_matcher(features):
     blocked = run(LightGlue.for_features('xfeat', assignment_block_elements=200_000),
                   features['astronaut_homography'])
     assert torch.equal(dense['matches'], blocked['matches'])
-    assert torch.allclose(dense['scores'], blocked['scores'], atol=1e-5)
+    # Same argument as test_blocked_assignment_equals_dense (d = 96, scores <= 1).
+    assert torch.allclose(dense['scores'], blocked['scores'], atol=2e-4)
 
 
 # -------------------------------------------------------------------------------- export

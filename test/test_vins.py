@@ -16,8 +16,9 @@ from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.core.camera import CameraModel  # noqa: E402
 from glue_ros.matcher import MatcherConfig, build_matcher  # noqa: E402
 from glue_ros.frontend.frontend import Frontend, FrontendConfig  # noqa: E402
-from glue_ros.ros.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
-                               VinsFeatureBuilder, stereo_partner_points)
+from glue_ros.frontend.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
+                                    stereo_partner_points)
+from glue_ros.ros.vins import VinsCloudBuilder as VinsFeatureBuilder  # noqa: E402
 
 SIZE = (320, 240)
 DT_NS = 50_000_000            # 20 Hz

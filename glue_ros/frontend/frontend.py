@@ -41,7 +41,7 @@ class FrontendConfig:
     ransac_threshold: float = 1.0      # inlier threshold, pixels
     ransac_seed: int = 0               # fixed: the same input gives the same output
     reference: str = 'keyframe'        # sequential: 'keyframe' (longer tracks) or 'previous'
-    keyframe_min_matches: int = 700    # keyframe: a new one below this many verified matches
+    keyframe_min_matches: int = 500    # keyframe: a new one below this many verified matches
     track_max_age: int = 2             # 'previous': frames an unmatched track stays alive
     max_tracks: int = 1024             # feature budget (VINS MAX_CNT)
     min_track_distance: float = 8.0    # pixels between tracked points (VINS MIN_DIST)
@@ -157,25 +157,31 @@ class Frontend:
         last seen in.
         """
         keep = np.zeros(len(raw), bool)
-        verification = None
+        sel = np.flatnonzero(sources == main)
+        verification = self._verify(raw.points0[sel], raw.points1[sel], camera, camera,
+                                    raw.grid_step)
+        keep[sel] = verification.inliers
+        # The scene decides the model: where the reference pair has no parallax (a plane, a
+        # rotation), the older pairs are held to a homography too (a fundamental matrix on a
+        # small group lets wrong matches slide along their epipolar lines).
+        check = 'homography' if verification.status == geometry.ROTATION else None
         for source in np.unique(sources):
             sel = np.flatnonzero(sources == source)
-            if source != main and len(sel) < MIN_REVIVED:
+            if source == main or len(sel) < MIN_REVIVED:
                 continue  # too few to verify a pair of views on: never trusted unverified
-            v = self._verify(raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step)
+            v = self._verify(raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step,
+                             check)
             keep[sel] = v.inliers
-            if source == main:
-                verification = v
-        if verification is None:
-            verification = self._verify(raw.points0[:0], raw.points1[:0], camera, camera,
-                                        raw.grid_step)
         return verification, keep
 
-    def _verify(self, points0, points1, camera0, camera1, grid_step: float) -> Verification:
+    def _verify(self, points0, points1, camera0, camera1, grid_step: float,
+                check: Optional[str] = None) -> Verification:
         # Coarse LoFTR points are cell centres: their error is up to half a cell.
         threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
-        return geometry.verify(points0, points1, self.config.geometric_check, camera0, camera1,
-                               threshold, seed=self.config.ransac_seed)
+        if self.config.geometric_check == 'none':
+            check = 'none'
+        return geometry.verify(points0, points1, check or self.config.geometric_check,
+                               camera0, camera1, threshold, seed=self.config.ransac_seed)
 
     # -- one pair --------------------------------------------------------------------------
     def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras=(None, None)

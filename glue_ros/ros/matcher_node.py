@@ -29,11 +29,13 @@ from glue_ros.frontend.geometry import CHECKS
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros import messages
 from glue_ros.ros.input_watch import InputWatch
-from glue_ros.ros.vins import VinsFeatureBuilder, stereo_partner_points
+from glue_ros.frontend.vins import stereo_partner_points
+from glue_ros.ros.vins import VinsCloudBuilder
 from glue_ros.core.drawing import draw_matches
 
 THROTTLE_S = 5.0
 
+FRONTEND = FrontendConfig()   # the front-end's defaults are the node's
 # name: (default, description). Types follow the defaults; validated at start-up.
 PARAMETERS = {
     'mode': ('sequential', "'sequential': match each frame against the previous one or a "
@@ -55,18 +57,23 @@ PARAMETERS = {
                   "'bf16' (CPU: LightGlue attention in bfloat16, fast with AMX)"),
     'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),
     'engine_cache_dir': ('', 'TensorRT engine cache; empty: ~/.cache/glue_ros/engines'),
-    'reference': ('keyframe', "sequential mode: match each frame against a 'keyframe' (held "
-                  "until too few matches remain: longer tracks) or the 'previous' frame"),
-    'keyframe_min_matches': (700, "with reference='keyframe': a new keyframe is taken when "
-                             'fewer verified matches than this remain'),
-    'geometric_check': ('auto', "robust model the published matches must fit: 'none', "
-                        "'fundamental', 'essential' (needs camera_info), 'homography', or "
-                        "'auto' (essential when camera_info is known, else fundamental)"),
-    'ransac_threshold': (1.0, 'inlier threshold of the geometric check, pixels'),
-    'track_max_age': (2, "reference='previous': frames an unmatched track stays alive and is "
-                      'looked for again'),
-    'max_tracks': (1024, 'feature budget: new tracks start only while fewer are alive'),
-    'min_track_distance': (8.0, 'pixels: new tracks start only this far from tracked points'),
+    'reference': (FRONTEND.reference, "sequential mode: match each frame against a "
+                  "'keyframe' (held until too few matches remain: longer tracks) or the "
+                  "'previous' frame"),
+    'keyframe_min_matches': (FRONTEND.keyframe_min_matches, "with reference='keyframe': a new "
+                             'keyframe is taken when fewer verified matches than this remain'),
+    'geometric_check': (FRONTEND.geometric_check, "robust model the published matches must "
+                        "fit: 'none', 'fundamental', 'essential' (needs camera_info), "
+                        "'homography', or 'auto' (essential when camera_info is known, else "
+                        'fundamental)'),
+    'ransac_threshold': (FRONTEND.ransac_threshold, 'inlier threshold of the geometric check, '
+                         'pixels'),
+    'track_max_age': (FRONTEND.track_max_age, "reference='previous': frames an unmatched track "
+                      'stays alive and is looked for again'),
+    'max_tracks': (FRONTEND.max_tracks, 'feature budget: new tracks start only while fewer are '
+                   'alive'),
+    'min_track_distance': (FRONTEND.min_track_distance, 'pixels: new tracks start only this far '
+                           'from tracked points'),
     'use_compressed': (False, 'subscribe <image>/compressed (sensor_msgs/CompressedImage)'),
     'sync_slop': (0.0, 'stereo: largest stamp difference (s) of a left/right pair; 0: exact'),
     'sync_queue_size': (10, 'stereo: unpaired images kept per side'),
@@ -234,7 +241,7 @@ class MatcherNode(Node):
         self.vins = None
         self.cameras = {}
         if self.params['publish_vins_features']:
-            self.vins = VinsFeatureBuilder(self.params['vins_velocity_units'])
+            self.vins = VinsCloudBuilder(self.params['vins_velocity_units'])
             self.vins_pub = self.create_publisher(PointCloud, self.params['vins_topic'], 10)
         if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
             infos = (('camera_info', 0),) if self.mode == 'sequential' else \

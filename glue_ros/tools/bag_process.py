@@ -30,8 +30,8 @@ from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversion
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.matcher import build_matcher, check_image
 from glue_ros.frontend.frontend import Frontend
-from glue_ros.ros.vins import VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns, \
-    stereo_partner_points
+from glue_ros.frontend.vins import (VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns,
+                                    stereo_partner_points)
 from glue_ros.tools.bag_play import ros2_type_name
 from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
                                       config_from_args, frontend_config_from_args)

@@ -459,6 +459,24 @@ def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
+def run_soak(args) -> int:
+    """The soak mode: one soak per --soak-size, one after the other; JSON and a plot."""
+    from glue_ros.tools import soak
+    results = []
+    for size in args.soak_size or [(640, 480)]:
+        result = soak.soak(args.soak, tuple(size), args.soak_rate, args.json.parent,
+                           log=lambda text: print(text, file=sys.stderr))
+        result['summary'] = soak.summarise(result)
+        soak.print_report(result, result['summary'])
+        results.append(result)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    path = args.json.with_name('soak.json')
+    path.write_text(json.dumps({'machine': machine(), 'soaks': results}, indent=1))
+    soak.plot(results, args.plot.with_name('soak.png'))
+    print(f'JSON: {path}; plot: {args.plot.with_name("soak.png")}')
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of glue-ros-bench."""
     parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
@@ -484,6 +502,12 @@ def main(argv=None) -> int:
                         'against the reference at its defaults (glue_ros.evaluation)')
     parser.add_argument('--json', type=Path, default=Path('bench_out/bench.json'))
     parser.add_argument('--plot', type=Path, default=Path('bench_out/sweep.png'))
+    parser.add_argument('--soak', type=float, metavar='SECONDS',
+                        help='only a soak: the node fed over DDS faster than it matches, RSS '
+                        'over time, latency percentiles, frame accounting (glue_ros.tools.soak)')
+    parser.add_argument('--soak-size', type=int, nargs=2, action='append', metavar=('W', 'H'),
+                        help='image size of a soak (repeat for several; default 640 480)')
+    parser.add_argument('--soak-rate', type=float, default=60.0, help='images per second')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--sweep-features', help=argparse.SUPPRESS)
@@ -503,6 +527,8 @@ def main(argv=None) -> int:
         print(json.dumps(size_point(args)))
         return 0
 
+    if args.soak:
+        return run_soak(args)
     from tqdm import tqdm
     if args.pipelines == 'none':
         names = []

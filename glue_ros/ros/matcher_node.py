@@ -6,6 +6,7 @@ frames it never got to. Latency therefore stays bounded when images come faster 
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -18,6 +19,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
+from glue_ros.core.allocator import configure_for_streaming
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
                                   ParameterError)
@@ -463,6 +465,9 @@ class MatcherNode(Node):
 
 def main(args=None) -> int:
     """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
+    # Before the big allocations: memory that stays flat over hours (glue_ros.core.allocator);
+    # GLUE_ROS_ALLOCATOR=system keeps the C library's own settings.
+    allocator = os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' and configure_for_streaming()
     rclpy.init(args=args)
     try:
         node = MatcherNode()
@@ -470,6 +475,8 @@ def main(args=None) -> int:
         rclpy.logging.get_logger('glue_ros_matcher').fatal(f'cannot start: {exc}')
         rclpy.try_shutdown()
         return 2
+    node.get_logger().info('allocator: ' + ('glibc mmap threshold fixed at 16 MiB, 2 arenas'
+                                            if allocator else "the C library's own settings"))
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):

@@ -5,7 +5,8 @@
   contrast, gamma, blur, noise); the homography is the truth.
 * Views with real 3D parallax: the Middlebury "motorcycle" left image re-rendered at known
   camera poses from its ground-truth disparity (z-buffered forward warp, holes filled by
-  inpainting and masked out of the evaluation), intrinsics known.
+  inpainting; every pipeline sees the same images, so matches on filled holes, which carry no
+  true parallax, weigh on all alike), intrinsics known.
 * Sequences with ground truth for track metrics: ``real_images.homography_sequence``.
 """
 from __future__ import annotations
@@ -141,7 +142,6 @@ def pose_pairs(count: int = 8, seed: int = 0) -> list:
     """Novel views of the Middlebury scene at known poses, and the real stereo pair itself."""
     rng = np.random.default_rng(seed)
     pair, K, depth = middlebury_camera(0)
-    # Unknown disparity is NaN; fill small gaps for rendering from the nearest known depth.
     pairs = [PosePair('middlebury-stereo', pair.left, pair.right, K, np.eye(3),
                       np.array([1.0, 0.0, 0.0]))]   # the right camera is at +x of the left
     for i in range(count):

@@ -11,6 +11,8 @@ import numpy as np
 
 from glue_ros.testing import real_images
 
+# numpy 2 renamed trapz; numpy 1.x (system ROS 2 on Ubuntu 22.04 / 24.04) has only the old name.
+_trapezoid = getattr(np, 'trapezoid', None) or getattr(np, 'trapz')
 HOMOGRAPHY_THRESHOLDS = (1.0, 3.0, 5.0)     # pixels of mean corner error
 POSE_THRESHOLDS = (5.0, 10.0, 20.0)         # degrees
 RANSAC_PX = 3.0                             # HPatches homography RANSAC threshold (pixels)
@@ -33,7 +35,7 @@ def auc(errors, thresholds) -> list:
         last = np.searchsorted(errors, threshold)
         x = np.r_[errors[:last], threshold]
         y = np.r_[recall[:last], recall[last - 1]]
-        out.append(float(np.trapezoid(y, x) / threshold))
+        out.append(float(_trapezoid(y, x) / threshold))
     return out
 
 

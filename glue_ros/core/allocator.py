@@ -6,10 +6,12 @@ allocates large tensors of a new size on almost every frame (early exit and prun
 shapes, images arrive from DDS in new buffers), which fragments those arenas, and memory freed
 inside them is not given back to the system: the resident size creeps up for hours.
 
-Setting the threshold explicitly turns the dynamic raise off: every block above it is mmapped
-and returned to the system when freed. Fewer arenas bound the heaps a process with executor,
-worker and torch threads keeps. Measured with ``glue-ros-bench --soak`` at 640x480, 60 Hz, on a
-2-core AMD EPYC (node RSS after one minute, and how it went on; matching time per frame):
+Setting the threshold explicitly turns the dynamic raise off (and with it glibc's automatic
+raise of the trim threshold, so the top of the heap is given back again): every block above it is
+mmapped and returned to the system when freed. Fewer arenas bound the heaps a process with
+executor, worker and torch threads keeps. Measured with ``glue-ros-bench --soak`` at 640x480,
+60 Hz, on a 2-core AMD EPYC (node RSS after one minute, and how it went on; matching time per
+frame):
 glibc's own settings 530 MB and growing (+6% by 150 s), 234 ms; threshold 1 MiB: flat at 390
 MB but 293 ms (every tensor above 1 MiB is mapped and faulted in again each frame); 4 MiB: 505
 MB, 261 ms; **16 MiB with 2 arenas: flat at 477-483 MB from 20 s on, 247 ms** (the default).
@@ -44,10 +46,4 @@ def configure_for_streaming(mmap_threshold: int = 16 << 20, arena_max: int = 2) 
     return bool(ok)
 
 
-def release_free_memory() -> bool:
-    """Give the free memory at the top of glibc's heaps back to the system (malloc_trim)."""
-    libc = _libc()
-    return bool(libc is not None and libc.malloc_trim(0))
-
-
-__all__ = ['configure_for_streaming', 'release_free_memory']
+__all__ = ['configure_for_streaming']

@@ -25,6 +25,7 @@ BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
 DEVICES = ('cpu', 'cuda')
 PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 MIN_IMAGE_SIDE = 16
+COARSE_LOFTR_THRESHOLD = 0.2   # coarse LoFTR's default match confidence (CoarseLoFTRRuntime)
 
 
 @dataclass
@@ -182,6 +183,13 @@ class Matcher:
                                 total=(done - start) * 1e3)
         return result
 
+    def retune(self, config: MatcherConfig) -> None:
+        """Take the thresholds of `config` while running (the node's live parameters).
+
+        Only confidences and the match threshold change; anything else needs a new matcher.
+        """
+        self.config = config.validate()
+
     def describe(self) -> dict:
         """What this matcher is and can do, for logs, JSON output and the benchmark."""
         return {'name': self.name, 'device': str(self.device), 'backend': self.config.backend,
@@ -224,6 +232,15 @@ class LightGlueMatcher(Matcher):
         features.prepared = self.lightglue.prepare(features.keypoints, features.descriptors,
                                                    size)
         return features
+
+    def retune(self, config: MatcherConfig) -> None:
+        """As Matcher.retune; LightGlue reads its confidences from its conf on every pair."""
+        super().retune(config)
+        self.lightglue.conf['depth_confidence'] = config.depth_confidence
+        self.lightglue.conf['width_confidence'] = config.width_confidence
+        self.lightglue.conf['filter_threshold'] = (
+            self.lightglue.default_conf['filter_threshold'] if config.match_threshold is None
+            else config.match_threshold)
 
     def _prepared(self, *features: Features) -> list:
         """The per-image work kept by :meth:`extract`, redone where another model made it."""
@@ -284,6 +301,12 @@ class CoarseLoFTRPipeline(Matcher):
         """As Matcher.describe, plus the grid its matches lie on (cells of the network input)."""
         return {**super().describe(), 'grid_cell_px': self.impl.stride,
                 'input_size': list(self.config.input_size)}
+
+    def retune(self, config: MatcherConfig) -> None:
+        """As Matcher.retune: the confidence threshold of the match selection."""
+        super().retune(config)
+        self.impl.threshold = float(COARSE_LOFTR_THRESHOLD if config.match_threshold is None
+                                    else config.match_threshold)
 
     def extract(self, image: np.ndarray) -> Features:
         """Only checks and converts the image to grey; the network sees both images at once."""

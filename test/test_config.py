@@ -1,14 +1,12 @@
-"""The shipped parameter files name every node parameter, with the node's defaults."""
+"""The shipped parameter files and the one settings schema agree; the schema checks values."""
+import argparse
 from pathlib import Path
 
 import pytest
 import yaml
 
-from ros_helpers import require_ros
-
-require_ros()
-
-from glue_ros.ros.matcher_node import PARAMETERS  # noqa: E402
+from glue_ros import settings
+from glue_ros.matcher import MatcherConfig
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
@@ -21,15 +19,64 @@ def parameters(name):
 
 def test_matcher_yaml_lists_every_parameter_with_its_default():
     values = parameters('matcher.yaml')
-    assert set(values) == set(PARAMETERS)
-    for name, (default, _) in PARAMETERS.items():
-        assert values[name] == default, name
+    assert set(values) == set(settings.SETTINGS)
+    for name, setting in settings.SETTINGS.items():
+        assert values[name] == setting.default, name
+
+
+def test_yaml_marks_exactly_the_live_parameters():
+    text = (CONFIG / 'matcher.yaml').read_text()
+    marked = {line.split(':')[0].strip() for line in text.splitlines() if line.endswith('# live')}
+    assert marked == {n for n, s in settings.SETTINGS.items() if s.live and
+                      not n.startswith('diagnostics_')}
 
 
 @pytest.mark.parametrize('name', ['stereo.yaml', 'jetson_coarse_loftr.yaml'])
-def test_presets_set_only_known_parameters(name):
+def test_presets_set_only_known_and_valid_parameters(name):
     values = parameters(name)
-    assert set(values) <= set(PARAMETERS)
-    for key, value in values.items():
-        assert type(value) is type(PARAMETERS[key][0]) or (
-            isinstance(value, (int, float)) and isinstance(PARAMETERS[key][0], float)), key
+    assert set(values) <= set(settings.SETTINGS)
+    if 'input_size' in values:
+        values['input_size'] = list(values['input_size'])
+    settings.validate(values)
+
+
+def test_schema_defaults_are_the_configs_defaults():
+    assert settings.matcher_config(settings.defaults()) == MatcherConfig().validate()
+    settings.validate(settings.defaults())
+
+
+@pytest.mark.parametrize('name, value, words', [
+    ('mode', 'sideways', "'mode' is 'sideways'; expected one of sequential, stereo"),
+    ('depth_confidence', 3.0, '<= 1.0'),
+    ('depth_confidence', 0.0, 'in (0, 1], or -1'),
+    ('max_keypoints', 0, '>= 1'),
+    ('max_keypoints', 2.5, 'of type int'),
+    ('input_size', [640, 470], 'multiples of 16'),
+    ('ransac_threshold', 0.0, '>= 0.01'),
+    ('backend', 'jax', 'one of torch'),
+])
+def test_bad_values_are_named(name, value, words):
+    with pytest.raises(ValueError) as info:
+        settings.validate({name: value})
+    assert name in str(info.value) and words in str(info.value)
+
+
+def test_cross_setting_rules_come_from_the_configs():
+    with pytest.raises(ValueError, match='precision'):
+        settings.validate({'precision': 'bf16', 'device': 'cuda'})
+
+
+def test_cli_flags_are_generated_from_the_schema():
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser, settings.MATCHER_FLAGS + settings.VERIFY_FLAGS)
+    args = parser.parse_args(['--depth-confidence', '-1', '--input-size', '320', '240',
+                              '--geometric-check', 'homography'])
+    values = settings.values_from_args(args, settings.MATCHER_FLAGS + settings.VERIFY_FLAGS)
+    config = settings.matcher_config(values)
+    assert config.depth_confidence == -1 and config.input_size == (320, 240)
+    assert settings.frontend_config(values).geometric_check == 'homography'
+    with pytest.raises(SystemExit):   # choices are enforced by the parser
+        parser.parse_args(['--features', 'sift'])
+    help_text = parser.format_help()
+    for name in settings.MATCHER_FLAGS:
+        assert '--' + name.replace('_', '-') in help_text

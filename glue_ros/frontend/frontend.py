@@ -98,6 +98,23 @@ class Frontend:
         self.last_stamp: Optional[float] = None
         self.last_features: Optional[Features] = None   # of the last query image
 
+    def retune(self, config: FrontendConfig) -> None:
+        """Take new thresholds and track limits while running; tracks and ids are kept.
+
+        The mode, the reference kind and the check are fixed for a stream: changing them means
+        a new Frontend.
+        """
+        config = config.validate()
+        fixed = ('mode', 'reference', 'geometric_check', 'track_stereo_left')
+        changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} cannot change while running")
+        self.config = config
+        self.tracks.max_age = config.track_max_age
+        self.tracks.max_tracks = config.max_tracks
+        self.tracks.min_distance = config.min_track_distance
+        self.tracks.keyframe_min_matches = config.keyframe_min_matches
+
     def reset(self) -> None:
         """Start a new sequence: tracks forgotten, ids from 1."""
         self.tracks.reset()
@@ -175,25 +192,31 @@ class Frontend:
         return verification, keep
 
     def _verify(self, points0, points1, camera0, camera1, grid_step: float,
-                check: Optional[str] = None) -> Verification:
+                check: Optional[str] = None, forced: Optional[str] = None) -> Verification:
         # Coarse LoFTR points are cell centres: their error is up to half a cell.
         threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
         if self.config.geometric_check == 'none':
             check = 'none'
-        return geometry.verify(points0, points1, check or self.config.geometric_check,
+        return geometry.verify(points0, points1, forced or check or self.config.geometric_check,
                                camera0, camera1, threshold, seed=self.config.ransac_seed)
 
     # -- one pair --------------------------------------------------------------------------
-    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras=(None, None)
-                   ) -> FrameOutput:
-        """Two chosen images, verified, outside any stream (no tracks, no state changed)."""
+    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras=(None, None),
+                   check: Optional[str] = None) -> FrameOutput:
+        """Two chosen images, verified, outside any stream (no tracks, no state changed).
+
+        `check` overrides the configured geometric check for this pair.
+        """
+        if check is not None and check not in geometry.CHECKS:
+            raise ValueError(f"geometric check {check!r} is not one of "
+                             f"{', '.join(geometry.CHECKS)}")
         start = time.perf_counter()
         features0, features1 = self.matcher.extract(image0), self.matcher.extract(image1)
         extract_ms = (time.perf_counter() - start) * 1e3
         raw = self.matcher.match(features0, features1)
         verify_start = time.perf_counter()
         verification = self._verify(raw.points0, raw.points1, cameras[0], cameras[1],
-                                    raw.grid_step)
+                                    raw.grid_step, forced=check)
         result = subset(raw, verification.inliers)
         done = time.perf_counter()
         timing = {'extract': extract_ms, 'match': raw.timing_ms.get('match', 0.0),

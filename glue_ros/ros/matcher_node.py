@@ -1,8 +1,14 @@
-"""The glue_ros matcher node: images in, glue_ros/Matches out, in sequential or stereo mode.
+"""The glue_ros matcher node: a managed (lifecycle) node, images in, glue_ros/Matches out.
+
+Lifecycle: `configure` checks the parameters and loads the matcher (exports and engine builds
+included), `activate` subscribes and starts matching, `deactivate` stops without unloading,
+`cleanup` / `shutdown` release everything. With `autostart` (default) the node configures and
+activates itself, so a plain `ros2 run` or launch just works; a lifecycle manager sets it false.
 
 Reception and inference are decoupled: subscription callbacks only store the newest frame (or
 stereo pair) and return, a worker thread runs the matcher on the newest one and counts the
 frames it never got to. Latency therefore stays bounded when images come faster than inference.
+The match_images service shares the matcher with the worker, one inference at a time.
 """
 from __future__ import annotations
 
@@ -14,133 +20,34 @@ from typing import Optional
 
 import rclpy
 import rclpy.executors
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
+from glue_ros import settings
 from glue_ros.core.allocator import configure_for_streaming
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
                                   ParameterError)
+from glue_ros.core.health import StreamHealth
 from glue_ros.core.image_conversion import (compressed_to_numpy, image_to_numpy,
                                             numpy_to_image_fields)
-from glue_ros.matcher import MatcherConfig, build_matcher, check_image
-from glue_ros.frontend.frontend import Frontend, FrontendConfig
-from glue_ros.frontend.geometry import CHECKS
+from glue_ros.matcher import build_matcher, check_image
+from glue_ros.frontend.frontend import Frontend
 from glue_ros.msg import Keypoints, Matches
+from glue_ros.srv import MatchImages
 from glue_ros.ros import messages
+from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros.input_watch import InputWatch
 from glue_ros.frontend.vins import stereo_partner_points
 from glue_ros.ros.vins import VinsCloudBuilder
 from glue_ros.core.drawing import draw_matches
 
 THROTTLE_S = 5.0
-
-FRONTEND = FrontendConfig()   # the front-end's defaults are the node's
-# name: (default, description). Types follow the defaults; validated at start-up.
-PARAMETERS = {
-    'mode': ('sequential', "'sequential': match each frame against the previous one or a "
-             "keyframe; 'stereo': match left/image_rect against right/image_rect"),
-    'matcher': ('lightglue', "'lightglue' (sparse features) or 'coarse_loftr'"),
-    'features': ('xfeat', "LightGlue's extractor: 'xfeat', 'superpoint' or 'disk'"),
-    'max_keypoints': (2048, 'keypoints per image, strongest kept'),
-    'weights': ('', 'matcher weights file; empty: the packaged default'),
-    'feature_weights': ('', 'extractor weights file; empty: the packaged default '
-                        '(SuperPoint: required, users supply it)'),
-    'device': ('cpu', "'cpu' or 'cuda'"),
-    'depth_confidence': (0.95, 'LightGlue early exit confidence; -1 disables'),
-    'width_confidence': (0.99, 'LightGlue point pruning confidence; -1 disables'),
-    'match_threshold': (-1.0, 'minimum match confidence; -1: the model default '
-                        '(LightGlue 0.1, coarse LoFTR 0.2)'),
-    'backend': ('torch', "coarse_loftr backend: 'torch', 'onnxruntime' or 'tensorrt'"),
-    'precision': ('auto', "'auto' (fp16 on CUDA, bf16 on CPUs with AMX, else fp32); "
-                  "'fp32'; 'fp16' (CUDA: LightGlue mixed precision, TensorRT FP16); "
-                  "'bf16' (CPU: LightGlue attention in bfloat16, fast with AMX)"),
-    'input_size': ([640, 480], 'coarse_loftr network input [width, height], multiples of 16'),
-    'engine_cache_dir': ('', 'TensorRT engine cache; empty: ~/.cache/glue_ros/engines'),
-    'reference': (FRONTEND.reference, "sequential mode: match each frame against a "
-                  "'keyframe' (held until too few matches remain: longer tracks) or the "
-                  "'previous' frame"),
-    'keyframe_min_matches': (FRONTEND.keyframe_min_matches, "with reference='keyframe': a new "
-                             'keyframe is taken when fewer verified matches than this remain'),
-    'geometric_check': (FRONTEND.geometric_check, "robust model the published matches must "
-                        "fit: 'none', 'fundamental', 'essential' (needs camera_info), "
-                        "'homography', or 'auto' (essential when camera_info is known, else "
-                        'fundamental)'),
-    'ransac_threshold': (FRONTEND.ransac_threshold, 'inlier threshold of the geometric check, '
-                         'pixels'),
-    'track_max_age': (FRONTEND.track_max_age, "reference='previous': frames an unmatched track "
-                      'stays alive and is looked for again'),
-    'max_tracks': (FRONTEND.max_tracks, 'feature budget: new tracks start only while fewer are '
-                   'alive'),
-    'min_track_distance': (FRONTEND.min_track_distance, 'pixels: new tracks start only this far '
-                           'from tracked points'),
-    'use_compressed': (False, 'subscribe <image>/compressed (sensor_msgs/CompressedImage)'),
-    'sync_slop': (0.0, 'stereo: largest stamp difference (s) of a left/right pair; 0: exact'),
-    'sync_queue_size': (10, 'stereo: unpaired images kept per side'),
-    'publish_keypoints': (False, 'publish glue_ros/Keypoints on keypoints'),
-    'publish_descriptors': (False, 'include descriptors in the keypoints message'),
-    'publish_debug_image': (False, 'publish matches/image with the matches drawn'),
-    'image_qos_depth': (5, 'depth of the image subscriptions (best effort, keep last)'),
-    'max_epipolar_error': (0.0, 'stereo (rectified): drop matches whose rows differ by more '
-                           'pixels than this, or with negative disparity; 0: keep all'),
-    'publish_vins_features': (False, 'publish VINS-Fusion feature-tracker PointClouds '
-                              '(needs camera_info)'),
-    'vins_topic': ('feature_tracker/feature', 'topic of the VINS-style PointCloud'),
-    'vins_velocity_units': ('pixels', "'pixels' per second, or 'normalized' coordinates per "
-                            'second as VINS-Fusion\'s own tracker'),
-}
-
-
-def read_config(node: Node) -> tuple[dict, MatcherConfig]:
-    """Declare the parameters, read them and validate them; ParameterError names the bad one."""
-    values = {}
-    for name, (default, description) in PARAMETERS.items():
-        node.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values[name] = node.get_parameter(name).value
-    choices = {'mode': ('sequential', 'stereo'), 'reference': ('previous', 'keyframe'),
-               'vins_velocity_units': ('pixels', 'normalized'),
-               'geometric_check': CHECKS}
-    for name, allowed in choices.items():
-        if values[name] not in allowed:
-            raise ParameterError(f"parameter '{name}' is {values[name]!r}; expected one of "
-                                 f"{', '.join(allowed)}")
-    for name in ('sync_slop', 'max_epipolar_error', 'min_track_distance', 'track_max_age'):
-        if values[name] < 0:
-            raise ParameterError(f"parameter '{name}' must be >= 0, got {values[name]}")
-    if values['ransac_threshold'] <= 0:
-        raise ParameterError(f"parameter 'ransac_threshold' must be > 0, got "
-                             f"{values['ransac_threshold']}")
-    for name in ('sync_queue_size', 'image_qos_depth', 'keyframe_min_matches', 'max_tracks'):
-        if values[name] < 1:
-            raise ParameterError(f"parameter '{name}' must be >= 1, got {values[name]}")
-    config = MatcherConfig(
-        matcher=values['matcher'], features=values['features'],
-        max_keypoints=values['max_keypoints'], weights=values['weights'] or None,
-        feature_weights=values['feature_weights'] or None, device=values['device'],
-        depth_confidence=values['depth_confidence'], width_confidence=values['width_confidence'],
-        match_threshold=None if values['match_threshold'] < 0 else values['match_threshold'],
-        backend=values['backend'], precision=values['precision'],
-        input_size=tuple(values['input_size']),
-        engine_cache_dir=values['engine_cache_dir'] or None)
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise ParameterError(f'parameter {exc}') from None
-    return values, config
-
-
-def frontend_config(values: dict) -> FrontendConfig:
-    """The front-end settings among the node's parameters."""
-    return FrontendConfig(
-        mode=values['mode'], geometric_check=values['geometric_check'],
-        ransac_threshold=values['ransac_threshold'], reference=values['reference'],
-        keyframe_min_matches=values['keyframe_min_matches'],
-        track_max_age=values['track_max_age'], max_tracks=values['max_tracks'],
-        min_track_distance=values['min_track_distance'],
-        max_epipolar_error=values['max_epipolar_error'],
-        track_stereo_left=values['mode'] == 'stereo' and values['publish_vins_features'])
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
 def stamp_seconds(header) -> float:
@@ -222,81 +129,221 @@ class StereoSync:
             return (frame, best) if side == 'left' else (best, frame)
 
 
-class MatcherNode(Node):
-    """Subscribes images, matches them on a worker thread and publishes glue_ros/Matches."""
+class MatcherNode(LifecycleNode):
+    """Subscribes images, matches them on a worker thread and publishes glue_ros/Matches.
 
-    def __init__(self, **kwargs):
+    image_qos / output_qos: the QoS of the image subscriptions and of the outputs; None builds
+    them from the image_qos_depth / output_qos_depth parameters (best-effort images, so camera
+    drivers and `ros2 bag play` both connect; reliable outputs).
+    """
+
+    def __init__(self, *, image_qos: Optional[QoSProfile] = None,
+                 output_qos: Optional[QoSProfile] = None, **kwargs):
         super().__init__('glue_ros_matcher', **kwargs)
-        self.params, self.config = read_config(self)
-        self.mode = self.params['mode']
+        self.params = node_parameters.declare(self)
+        self._image_qos, self._output_qos = image_qos, output_qos
+        self.state = 'unconfigured'
         self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'published': 0}
+        self.health = StreamHealth()
         self.matcher = None
         self.matcher_error: Optional[str] = None
         self.frontend: Optional[Frontend] = None
-        self._load_matcher()
+        self.inference = threading.Lock()   # one inference at a time: stream or service
+        self.worker: Optional[threading.Thread] = None
+        self._running = False
+        self._entities = []                 # created by configure, destroyed by cleanup
+        self._image_subscriptions = {}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Diagnostics report in every state, a failed configure included.
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(1.0, self._publish_diagnostics)
 
-        self.matches_pub = self.create_publisher(Matches, 'matches', 10)
-        self.keypoints_pub = (self.create_publisher(Keypoints, 'keypoints', 10)
+    # -- lifecycle ----------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Check the parameters, load the matcher, create publishers and the service."""
+        try:
+            self.params = node_parameters.read(self)
+        except ParameterError as exc:
+            self.get_logger().error(f'cannot configure: {exc}')
+            self.matcher_error = str(exc)
+            return FAILURE
+        self.mode = self.params['mode']
+        self.config = settings.matcher_config(self.params)
+        if not self._load_matcher():
+            return FAILURE
+        depth = self.params['output_qos_depth']
+        output_qos = self._output_qos or QoSProfile(depth=depth)
+        self.matches_pub = self.create_lifecycle_publisher(Matches, 'matches', output_qos)
+        self.keypoints_pub = (self.create_lifecycle_publisher(Keypoints, 'keypoints', output_qos)
                               if self.params['publish_keypoints'] else None)
-        self.debug_pub = (self.create_publisher(Image, 'matches/image', 2)
+        self.debug_pub = (self.create_lifecycle_publisher(Image, 'matches/image', output_qos)
                           if self.params['publish_debug_image'] else None)
-        self.vins = None
-        self.cameras = {}
+        self.vins = self.vins_pub = None
         if self.params['publish_vins_features']:
             self.vins = VinsCloudBuilder(self.params['vins_velocity_units'])
-            self.vins_pub = self.create_publisher(PointCloud, self.params['vins_topic'], 10)
+            self.vins_pub = self.create_lifecycle_publisher(PointCloud, self.params['vins_topic'],
+                                                            output_qos)
+        self._entities = [p for p in (self.matches_pub, self.keypoints_pub, self.debug_pub,
+                                      self.vins_pub) if p is not None]
+        self.cameras = {}
         if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
             infos = (('camera_info', 0),) if self.mode == 'sequential' else \
                 (('left/camera_info', 0), ('right/camera_info', 1))
             for topic, camera_id in infos:
-                self.create_subscription(
-                    CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10)
-        # Best effort subscriptions connect to best-effort camera drivers and to reliable
-        # publishers such as `ros2 bag play` alike.
-        qos = QoSProfile(depth=self.params['image_qos_depth'],
-                         reliability=qos_profile_sensor_data.reliability,
-                         history=qos_profile_sensor_data.history)
+                self._entities.append(self.create_subscription(
+                    CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10))
+        # Its own callback group: a request is served while image callbacks keep arriving.
+        self._entities.append(self.create_service(
+            MatchImages, 'match_images', self._on_match_images,
+            callback_group=MutuallyExclusiveCallbackGroup()))
+        self.state = 'inactive'
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe the images and start the worker."""
         self.slot = LatestSlot()
+        self.sync = StereoSync(self.params['sync_slop'], self.params['sync_queue_size'])
+        image_qos = self._image_qos or QoSProfile(
+            depth=self.params['image_qos_depth'],
+            reliability=qos_profile_sensor_data.reliability,
+            history=qos_profile_sensor_data.history)
         compressed = self.params['use_compressed']
         msg_type = CompressedImage if compressed else Image
         suffix = '/compressed' if compressed else ''
         sides = (None,) if self.mode == 'sequential' else ('left', 'right')
-        if self.mode == 'stereo':
-            self.sync = StereoSync(self.params['sync_slop'], self.params['sync_queue_size'])
         self._image_subscriptions = {
             side: self.create_subscription(
                 msg_type, ('image' if side is None else f'{side}/image_rect') + suffix,
-                lambda m, s=side: self._on_image(m, s), qos)
+                lambda m, s=side: self._on_image(m, s), image_qos)
             for side in sides}
         self._received = dict.fromkeys(sides, 0)
         self.input_watch = InputWatch()
-        self.create_timer(1.0, self._watch_inputs)
+        self._watch_timer = self.create_timer(1.0, self._watch_inputs)
         self._running = True
         self.worker = threading.Thread(target=self._work, name='glue_ros_matcher', daemon=True)
         self.worker.start()
+        self.state = 'active'
         self.get_logger().info(
-            f'{self.mode} mode, matcher {self.config.matcher}'
-            f'{"/" + self.config.features if self.config.matcher == "lightglue" else ""}'
-            f' on {self.config.device}, backend {self.config.backend}; subscribed to '
-            f'{", ".join(s.topic_name for s in self.subscriptions)}')
+            f'active: {self.mode} mode, {self.matcher.name} on {self.config.device}, backend '
+            f'{self.config.backend}; subscribed to '
+            f'{", ".join(s.topic_name for s in self._image_subscriptions.values())}')
+        return super().on_activate(state)
 
-    # -- set-up ---------------------------------------------------------------------------
-    def _load_matcher(self) -> None:
-        """Build the matcher; on failure the node stays up and says why on every frame."""
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop matching and unsubscribe; the matcher stays loaded."""
+        self._stop_stream()
+        self.state = 'inactive'
+        self.get_logger().info(f'inactive: {self.stats}')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the matcher, the publishers and the service."""
+        self._release()
+        self.state = 'unconfigured'
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from whatever state."""
+        self._release()
+        self.state = 'finalized'
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """A transition raised: release and go back to unconfigured."""
+        self._release()
+        self.state = 'unconfigured'
+        return SUCCESS
+
+    def _stop_stream(self) -> None:
+        self._running = False
+        if self.worker is not None:
+            self.slot.close()
+            self.worker.join(timeout=10)
+            self.worker = None
+        for subscription in self._image_subscriptions.values():
+            self.destroy_subscription(subscription)
+        self._image_subscriptions = {}
+        if getattr(self, '_watch_timer', None) is not None:
+            self.destroy_timer(self._watch_timer)
+            self._watch_timer = None
+
+    def _release(self) -> None:
+        self._stop_stream()
+        for entity in self._entities:
+            if entity in getattr(self, '_managed_entities', ()):
+                self.destroy_lifecycle_publisher(entity)
+            elif hasattr(entity, 'srv_type'):
+                self.destroy_service(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        with self.inference:
+            self.matcher = self.frontend = None
+
+    def _load_matcher(self) -> bool:
+        """Build the matcher; on failure the node stays up, unconfigured, and says why."""
+        what = self.config.matcher + (f'/{self.config.features}'
+                                      if self.config.matcher == 'lightglue' else '')
+        self.get_logger().info(f'loading {what} on {self.config.device}, backend '
+                               f'{self.config.backend} (exports and engine builds can take '
+                               'minutes the first time)')
+        start = time.monotonic()
         try:
-            self.matcher = build_matcher(self.config)
-            self.frontend = Frontend(self.matcher, frontend_config(self.params),
-                                     on_event=self.get_logger().info)
-            self.get_logger().info(f'matcher ready: {self.matcher.describe()}')
-        except (GlueRosError, OSError, RuntimeError) as exc:
+            matcher = build_matcher(self.config)
+            frontend = Frontend(matcher, settings.frontend_config(self.params),
+                                on_event=self.get_logger().info)
+        except (GlueRosError, OSError, RuntimeError, ValueError) as exc:
             self.matcher_error = f'{type(exc).__name__}: {exc}'
-            self.get_logger().error(f'matcher unavailable, frames are skipped: '
+            self.get_logger().error(f'matcher unavailable, configure failed: '
                                     f'{self.matcher_error}')
+            return False
+        with self.inference:
+            self.matcher, self.frontend, self.matcher_error = matcher, frontend, None
+        self.get_logger().info(f'matcher ready in {time.monotonic() - start:.1f} s: '
+                               f'{matcher.describe()}')
+        return True
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _on_set_parameters(self, changed) -> SetParametersResult:
+        """Check live changes together, then hand them to the matcher and the front-end."""
+        changes = {p.name: p.value for p in changed}
+        if 'input_size' in changes:
+            changes['input_size'] = list(changes['input_size'])
+        reason = node_parameters.check_changes(self.params, changes)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+        params = {**self.params, **{k: v for k, v in changes.items() if k in settings.SETTINGS}}
+        with self.inference:
+            if self.matcher is not None:
+                self.matcher.retune(settings.matcher_config(params))
+                self.frontend.retune(settings.frontend_config(params))
+            if getattr(self, 'sync', None) is not None:
+                self.sync.slop = params['sync_slop']
+            self.params = params
+        self.get_logger().info(f'parameters changed: {changes}')
+        return SetParametersResult(successful=True)
+
+    # -- diagnostics --------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        report = self.health.report(
+            time.monotonic(), self.state,
+            self.matcher.describe() if self.matcher is not None else None,
+            error=self.matcher_error,
+            max_drop_ratio=self.params['diagnostics_max_drop_ratio'],
+            max_latency_ms=self.params['diagnostics_max_latency_ms'])
+        status = DiagnosticStatus(
+            level=bytes([report.level]), name=f'{self.get_name()}: matching',
+            message=report.message, hardware_id=self.params['device'],
+            values=[KeyValue(key=k, value=v) for k, v in report.values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
 
     # -- reception (executor thread: never blocks) --------------------------------------
     def _on_image(self, msg, side: Optional[str]) -> None:
         arrival = time.monotonic()
         self.stats['received'] += 1
+        self.health.add(arrival, 'received')
         self._received[side] += 1
         try:
             image = (compressed_to_numpy(msg) if isinstance(msg, CompressedImage)
@@ -342,6 +389,7 @@ class MatcherNode(Node):
 
     def _bad_frame(self, text: str) -> None:
         self.stats['bad'] += 1
+        self.health.add(time.monotonic(), 'bad')
         self.get_logger().warning(text, throttle_duration_sec=THROTTLE_S)
 
     # -- inference (worker thread) -------------------------------------------------------
@@ -351,21 +399,61 @@ class MatcherNode(Node):
             if job is None:
                 continue
             self.stats['dropped'] += dropped
-            if self.matcher is None:
-                self.get_logger().error(f'matcher unavailable, frame skipped: '
-                                        f'{self.matcher_error}', throttle_duration_sec=THROTTLE_S)
-                continue
-            try:
-                if job[0] == 'sequential':
-                    self._process_sequential(job[1], dropped)
-                else:
-                    self._process_stereo(*job[1], dropped)
-                self.stats['processed'] += 1
-            except GlueRosError as exc:
-                self._bad_frame(f'frame skipped: {exc}')
-            except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
-                self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
-                                f'{exc}')
+            self.health.add(time.monotonic(), 'dropped', dropped)
+            with self.inference:
+                if self.matcher is None:
+                    continue
+                try:
+                    if job[0] == 'sequential':
+                        self._process_sequential(job[1], dropped)
+                    else:
+                        self._process_stereo(*job[1], dropped)
+                    self.stats['processed'] += 1
+                    self.health.add(time.monotonic(), 'processed')
+                except GlueRosError as exc:
+                    self._bad_frame(f'frame skipped: {exc}')
+                except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
+                    self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
+                                    f'{exc}')
+
+    # -- on request (service callback group) ------------------------------------------------
+    def _on_match_images(self, request, response):
+        """Match two chosen images; every failure is an answer with `error`, never a raise."""
+        try:
+            if self.state != 'active':
+                raise GlueRosError(f'the node is {self.state}: activate it to match')
+            images = [image_to_numpy(request.query), image_to_numpy(request.reference)]
+            for image in images:
+                check_image(image)
+            cameras = [CameraModel.from_camera_info(info, camera_id=k)
+                       if info.width > 0 else None
+                       for k, info in enumerate((request.query_camera_info,
+                                                 request.reference_camera_info))]
+            start = time.monotonic()
+            with self.inference:
+                if self.frontend is None:
+                    raise GlueRosError('the matcher was unloaded')
+                out = self.frontend.match_pair(*images, cameras=cameras,
+                                               check=request.geometric_check or None)
+                name = self.matcher.name
+            result = out.result
+            response.matches = messages.matches_message(
+                result, request.query.header, request.reference.header,
+                mode=Matches.MODE_PAIR, matcher=name,
+                query_size=images[0].shape[1::-1], reference_size=images[1].shape[1::-1],
+                grid_step=result.grid_step, track_ids=None, keyframe=False,
+                latency_ms=(time.monotonic() - start) * 1e3, dropped_frames=0,
+                verification=out.verification, num_outliers=out.num_outliers)
+            response.success = True
+        except (GlueRosError, ImageConversionError, CameraModelError, ValueError) as exc:
+            response.success, response.error = False, f'{type(exc).__name__}: {exc}'
+        except Exception as exc:  # noqa: BLE001 - a bad request must never end the node
+            response.success = False
+            response.error = f'unexpected {type(exc).__name__}: {exc}'
+        if not response.success:
+            self.get_logger().warning(f'match_images: {response.error}',
+                                      throttle_duration_sec=THROTTLE_S)
+        return response
 
     def _process_sequential(self, frame: Frame, dropped: int) -> None:
         out = self.frontend.process(frame.image, stamp_seconds(frame.header),
@@ -445,6 +533,7 @@ class MatcherNode(Node):
             num_outliers=out.num_outliers)
         self.matches_pub.publish(msg)
         self.stats['published'] += 1
+        self.health.add(time.monotonic(), 'latency_ms', latency_ms)
         self.get_logger().debug(f'{len(result)} matches, layers {result.layers_used}/'
                                 f'{result.layers_total}, latency {latency_ms:.1f} ms')
         if self.debug_pub is not None:
@@ -458,9 +547,7 @@ class MatcherNode(Node):
 
     def close(self) -> None:
         """Stop the worker thread."""
-        self._running = False
-        self.slot.close()
-        self.worker.join(timeout=5)
+        self._stop_stream()
 
 
 def main(args=None) -> int:
@@ -471,19 +558,29 @@ def main(args=None) -> int:
     rclpy.init(args=args)
     try:
         node = MatcherNode()
+        if node.params['autostart']:
+            node.params = node_parameters.read(node)   # a bad value stops the start-up
     except ParameterError as exc:
         rclpy.logging.get_logger('glue_ros_matcher').fatal(f'cannot start: {exc}')
         rclpy.try_shutdown()
         return 2
     node.get_logger().info('allocator: ' + ('glibc mmap threshold fixed at 16 MiB, 2 arenas'
                                             if allocator else "the C library's own settings"))
+    if node.params['autostart'] and node.trigger_configure() == SUCCESS:
+        node.trigger_activate()
+    elif not node.params['autostart']:
+        node.get_logger().info('unconfigured: waiting for a lifecycle manager (autostart off)')
+    # Image callbacks, the worker's publications and the service run side by side.
+    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
+        executor.spin()
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
         node.close()
         node.get_logger().info(f'stopping: {node.stats}')
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -5,6 +5,7 @@ import argparse
 import json
 import statistics
 import sys
+from dataclasses import replace
 from typing import Optional
 
 import cv2
@@ -13,33 +14,14 @@ import torch
 
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import GlueRosError
-from glue_ros.frontend.frontend import REFERENCES, FrontendConfig
-from glue_ros.frontend.geometry import CHECKS
-from glue_ros.matcher import (BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS,
-                              MatcherConfig)
+from glue_ros import settings
+from glue_ros.frontend.frontend import FrontendConfig
+from glue_ros.matcher import MatcherConfig
 
 
 def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that choose and tune a matcher; shared by the CLI tools."""
-    parser.add_argument('--matcher', choices=MATCHERS, default='lightglue')
-    parser.add_argument('--features', choices=FEATURES, default='xfeat')
-    parser.add_argument('--max-keypoints', type=int, default=2048)
-    parser.add_argument('--weights', help='matcher weights (default: packaged)')
-    parser.add_argument('--feature-weights', help='extractor weights (default: packaged; '
-                        'SuperPoint: required)')
-    parser.add_argument('--depth-confidence', type=float, default=0.95,
-                        help='LightGlue early exit; -1 disables')
-    parser.add_argument('--width-confidence', type=float, default=0.99,
-                        help='LightGlue pruning; -1 disables')
-    parser.add_argument('--match-threshold', type=float, default=None)
-    parser.add_argument('--device', choices=DEVICES, default='cpu')
-    parser.add_argument('--backend', choices=BACKENDS, default='torch',
-                        help='coarse_loftr backend')
-    parser.add_argument('--precision', choices=PRECISIONS, default='auto',
-                        help='fp16: CUDA; bf16: LightGlue attention in bfloat16 on the CPU; '
-                        'auto: fp16 on CUDA, bf16 on CPUs with AMX, else fp32')
-    parser.add_argument('--input-size', type=int, nargs=2, default=(640, 480),
-                        metavar=('W', 'H'), help='coarse_loftr network input size')
+    """The flags that choose and tune a matcher (from glue_ros.settings); shared by the tools."""
+    settings.add_arguments(parser, settings.MATCHER_FLAGS)
     parser.add_argument('--threads', type=int, default=0,
                         help='torch CPU threads (0: torch default)')
 
@@ -47,40 +29,20 @@ def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
 def add_frontend_arguments(parser: argparse.ArgumentParser, camera: bool = True,
                            tracks: bool = False) -> None:
     """The flags of the geometric verification (and the camera it may use) and tracks."""
-    defaults = FrontendConfig()
-    parser.add_argument('--geometric-check', choices=CHECKS, default=defaults.geometric_check,
-                        help="robust model the matches must fit; 'auto': essential when the "
-                        'camera is known, else fundamental')
-    parser.add_argument('--ransac-threshold', type=float, default=defaults.ransac_threshold,
-                        metavar='PX', help='inlier threshold of the geometric check, pixels')
+    settings.add_arguments(parser, settings.VERIFY_FLAGS)
     if camera:
         parser.add_argument('--camera', type=float, nargs=4, metavar=('FX', 'FY', 'CX', 'CY'),
                             help='pinhole intrinsics of both images (undistorted): enables '
                             'the essential matrix and the relative pose')
     if tracks:
-        parser.add_argument('--reference', choices=REFERENCES, default=defaults.reference,
-                            help='sequential reference: a keyframe or the previous frame')
-        parser.add_argument('--keyframe-min-matches', type=int,
-                            default=defaults.keyframe_min_matches,
-                            help='keyframe: a new one below this many verified matches')
-        parser.add_argument('--track-max-age', type=int, default=defaults.track_max_age,
-                            help='previous-frame reference: frames an unmatched track lives')
-        parser.add_argument('--max-tracks', type=int, default=defaults.max_tracks,
-                            help='feature budget: tracks alive at most')
-        parser.add_argument('--min-track-distance', type=float,
-                            default=defaults.min_track_distance, metavar='PX',
-                            help='new tracks start only this far from tracked points')
+        settings.add_arguments(parser, settings.TRACK_FLAGS)
 
 
 def frontend_config_from_args(args, mode: str = 'sequential', **extra) -> FrontendConfig:
     """FrontendConfig from parsed add_frontend_arguments flags; ValueError names a bad one."""
-    values = {'mode': mode, 'geometric_check': args.geometric_check,
-              'ransac_threshold': args.ransac_threshold, **extra}
-    for name in ('reference', 'keyframe_min_matches', 'track_max_age', 'max_tracks',
-                 'min_track_distance'):
-        if hasattr(args, name):
-            values[name] = getattr(args, name)
-    return FrontendConfig(**values).validate()
+    config = settings.frontend_config(settings.values_from_args(
+        args, settings.VERIFY_FLAGS + settings.TRACK_FLAGS, mode=mode))
+    return replace(config, **extra).validate()
 
 
 def camera_from_args(args, size) -> Optional[CameraModel]:
@@ -97,12 +59,7 @@ def config_from_args(args) -> MatcherConfig:
     """MatcherConfig from parsed add_matcher_arguments flags."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    return MatcherConfig(
-        matcher=args.matcher, features=args.features, max_keypoints=args.max_keypoints,
-        weights=args.weights, feature_weights=args.feature_weights, device=args.device,
-        depth_confidence=args.depth_confidence, width_confidence=args.width_confidence,
-        match_threshold=args.match_threshold, backend=args.backend, precision=args.precision,
-        input_size=tuple(args.input_size)).validate()
+    return settings.matcher_config(settings.values_from_args(args, settings.MATCHER_FLAGS))
 
 
 def read_image(path: str) -> np.ndarray:

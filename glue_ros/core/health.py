@@ -1,0 +1,92 @@
+"""How a matching stream is doing, for the operator: rates, drops, latency, and a verdict.
+
+The node feeds events in and publishes :meth:`StreamHealth.report` on /diagnostics about once a
+second; the rules live here, without ROS, so they are tested directly. Rates and ratios cover a
+sliding window (5 s by default), so a node that fell behind a minute ago reads healthy again.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Optional
+
+# The levels of diagnostic_msgs/DiagnosticStatus.
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+@dataclass
+class HealthReport:
+    """One verdict: a level, a one-line message and the figures behind it (as strings)."""
+
+    level: int
+    message: str
+    values: dict = field(default_factory=dict)
+
+
+class StreamHealth:
+    """Counts frames received, processed, dropped and bad, with latencies, over a window."""
+
+    def __init__(self, window_s: float = 5.0):
+        self.window_s = float(window_s)
+        self._events = deque()   # (time, kind, amount)
+        self.totals = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0}
+
+    def add(self, now: float, kind: str, amount: float = 1.0) -> None:
+        """Record `amount` of `kind` (received, processed, dropped, bad, latency_ms)."""
+        self._events.append((now, kind, amount))
+        if kind in self.totals:
+            self.totals[kind] += int(amount)
+
+    def _window(self, now: float) -> dict:
+        while self._events and self._events[0][0] < now - self.window_s:
+            self._events.popleft()
+        counts = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0}
+        latencies = []
+        for _, kind, amount in self._events:
+            if kind == 'latency_ms':
+                latencies.append(amount)
+            else:
+                counts[kind] += amount
+        return {**counts, 'latencies': latencies}
+
+    def report(self, now: float, state: str, describe: Optional[dict] = None,
+               error: Optional[str] = None, max_drop_ratio: float = 0.5,
+               max_latency_ms: float = 1000.0) -> HealthReport:
+        """The verdict at `now` for a node in lifecycle `state` ('active', 'inactive', ...).
+
+        ERROR when the matcher failed to load; WARN when the window's drop ratio or mean latency
+        passes its threshold; OK otherwise (an inactive node is OK and says so).
+        """
+        w = self._window(now)
+        handled = w['processed'] + w['dropped']
+        drop_ratio = w['dropped'] / handled if handled else 0.0
+        latency = sum(w['latencies']) / len(w['latencies']) if w['latencies'] else 0.0
+        values = {
+            'state': state,
+            'input rate (Hz)': f"{w['received'] / self.window_s:.2f}",
+            'processed rate (Hz)': f"{w['processed'] / self.window_s:.2f}",
+            'drop ratio': f'{drop_ratio:.3f}',
+            'mean latency (ms)': f'{latency:.1f}',
+            'bad frames': str(int(w['bad'])),
+            **{f'total {k}': str(v) for k, v in self.totals.items()},
+        }
+        for key in ('name', 'backend', 'device', 'precision', 'early_exit'):
+            if describe and key in describe:
+                values['matcher' if key == 'name' else key] = str(describe[key])
+        if error:
+            return HealthReport(ERROR, f'matcher failed to load: {error}', values)
+        if state != 'active':
+            return HealthReport(OK, f'{state}: not processing', values)
+        problems = []
+        if drop_ratio > max_drop_ratio:
+            problems.append(f'dropping {drop_ratio:.0%} of frames (limit {max_drop_ratio:.0%})')
+        if latency > max_latency_ms:
+            problems.append(f'latency {latency:.0f} ms (limit {max_latency_ms:.0f} ms)')
+        if problems:
+            return HealthReport(WARN, '; '.join(problems), values)
+        if w['received'] == 0:
+            return HealthReport(OK, 'active, waiting for images', values)
+        return HealthReport(OK, 'matching', values)
+
+
+__all__ = ['StreamHealth', 'HealthReport', 'OK', 'WARN', 'ERROR', 'STALE']

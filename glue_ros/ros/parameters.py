@@ -1,0 +1,80 @@
+"""The node's parameters, declared from glue_ros.settings: descriptors, ranges, read-only.
+
+A parameter that may change while the node runs (``Setting.live``) is declared writable and
+checked by the node's on-set callback (:func:`check_changes`); the others are read-only, so
+``ros2 param set`` on them fails with a reason instead of reporting a success that changes
+nothing.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+from glue_ros import settings
+from glue_ros.core.errors import ParameterError
+
+INT_LIMIT = 2 ** 31 - 1
+
+
+def descriptor(setting: settings.Setting) -> ParameterDescriptor:
+    """The ParameterDescriptor of one setting: description, choices, range, read-only."""
+    text = setting.description
+    if setting.choices:
+        text += f" (one of: {', '.join(map(str, setting.choices))})"
+    text += '; changes live' if setting.live else '; read-only: set it at start-up'
+    d = ParameterDescriptor(description=text, read_only=not setting.live)
+    if setting.kind is float and (setting.low is not None or setting.high is not None):
+        d.floating_point_range = [FloatingPointRange(
+            from_value=float(setting.low if setting.low is not None else -1e300),
+            to_value=float(setting.high if setting.high is not None else 1e300), step=0.0)]
+    elif setting.kind is int and (setting.low is not None or setting.high is not None):
+        d.integer_range = [IntegerRange(
+            from_value=int(setting.low if setting.low is not None else -INT_LIMIT),
+            to_value=int(setting.high if setting.high is not None else INT_LIMIT), step=0)]
+    return d
+
+
+def declare(node) -> dict:
+    """Declare every setting on `node`; the values given at start-up, unchecked across names.
+
+    A start-up value outside its range or of the wrong type raises ParameterError naming it.
+    """
+    values = {}
+    for name, setting in settings.SETTINGS.items():
+        try:
+            node.declare_parameter(name, setting.default, descriptor(setting))
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            raise ParameterError(f"parameter '{name}' rejected: {exc}") from None
+        values[name] = node.get_parameter(name).value
+        if isinstance(values[name], (tuple, list)) or type(values[name]).__name__ == 'array':
+            values[name] = list(values[name])
+    return values
+
+
+def read(node) -> dict:
+    """The current values, checked together (ParameterError names the first bad one)."""
+    values = {name: node.get_parameter(name).value for name in settings.SETTINGS}
+    values['input_size'] = list(values['input_size'])
+    try:
+        settings.validate(values)
+    except ValueError as exc:
+        raise ParameterError(str(exc)) from None
+    return values
+
+
+def check_changes(current: dict, changes: dict) -> Optional[str]:
+    """Why `changes` (name -> value) cannot be applied on top of `current`, or None."""
+    for name in changes:
+        if name in settings.SETTINGS and not settings.SETTINGS[name].live:
+            return f"parameter '{name}' is read-only while the node runs"
+    known = {k: v for k, v in changes.items() if k in settings.SETTINGS}
+    try:
+        settings.validate({**current, **known})
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+__all__ = ['descriptor', 'declare', 'read', 'check_changes']

@@ -49,7 +49,7 @@ class MatcherProcess:
     """The matcher node in its own process, and an in-process rclpy node that talks to it."""
 
     def __init__(self, workdir: Path, params: dict, reliable_images: bool = False,
-                 topics=('image',), node_args=()):
+                 topics=('image',), node_args=(), ready_text: str = 'matcher ready'):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -64,6 +64,7 @@ class MatcherProcess:
             elif isinstance(value, bool):
                 value = str(value).lower()
             args += ['-p', f'{key}:={value}']
+        self.ready_text = ready_text
         self.log_path = Path(workdir) / 'node.log'
         self.proc = start_process(args, self.log_path)
         self.context = rclpy.Context()
@@ -89,7 +90,7 @@ class MatcherProcess:
                 raise RuntimeError(f'node exited early:\n{self.log()}')
             return (all(p.get_subscription_count() for p in self.publishers.values())
                     and self.node.count_publishers('matches') > 0
-                    and 'matcher ready' in self.log())
+                    and self.ready_text in self.log())
         if not spin_until(self.executor, ready, timeout):
             raise RuntimeError(f'node not ready after {timeout} s:\n{self.log()}')
         # Our side has seen the node's subscriptions; give the node time to see our publishers
@@ -112,6 +113,51 @@ class MatcherProcess:
             setattr(msg, key, value)
         self.publishers[topic].publish(msg)
 
+    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+        """Call a service of the node and wait for the answer (None on timeout)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not spin_until(self.executor, client.service_is_ready, timeout):
+                return None
+            future = client.call_async(request)
+            spin_until(self.executor, future.done, timeout)
+            return future.result() if future.done() else None
+        finally:
+            self.node.destroy_client(client)
+
+    def lifecycle_state(self) -> str:
+        """The node's lifecycle state label ('unconfigured', 'inactive', 'active', ...)."""
+        from lifecycle_msgs.srv import GetState
+        answer = self.call(GetState, 'glue_ros_matcher/get_state', GetState.Request(), 30)
+        return answer.current_state.label if answer is not None else 'no answer'
+
+    def transition(self, label: str) -> bool:
+        """Ask for a lifecycle transition ('configure', 'activate', ...); True on success.
+
+        'shutdown' is the one from unconfigured, 'active_shutdown' the one from active.
+        """
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        ids = {'configure': Transition.TRANSITION_CONFIGURE,
+               'activate': Transition.TRANSITION_ACTIVATE,
+               'deactivate': Transition.TRANSITION_DEACTIVATE,
+               'cleanup': Transition.TRANSITION_CLEANUP,
+               'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+               'active_shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN}
+        request = ChangeState.Request()
+        request.transition.id = ids[label]
+        answer = self.call(ChangeState, 'glue_ros_matcher/change_state', request, 120)
+        return bool(answer is not None and answer.success)
+
+    def set_parameter(self, name: str, value):
+        """Set one parameter of the node; the SetParametersResult (None on timeout)."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        message = Parameter(name, value=value).to_parameter_msg()
+        request = SetParameters.Request(parameters=[message])
+        answer = self.call(SetParameters, 'glue_ros_matcher/set_parameters', request, 30)
+        return answer.results[0] if answer is not None else None
+
     def wait_matches(self, count: int, timeout: float) -> bool:
         """Spin until `count` match messages arrived in total."""
         return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
@@ -124,7 +170,7 @@ class MatcherProcess:
         """Stop both nodes; returns the matcher node's exit code."""
         import rclpy
         code = stop_process(self.proc)
-        rclpy.shutdown(context=self.context)
+        rclpy.try_shutdown(context=self.context)
         return code
 
 

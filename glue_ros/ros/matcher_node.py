@@ -53,7 +53,8 @@ PARAMETERS = {
     'width_confidence': (0.99, 'LightGlue point pruning confidence; -1 disables'),
     'match_threshold': (-1.0, 'minimum match confidence; -1: the model default '
                         '(LightGlue 0.1, coarse LoFTR 0.2)'),
-    'backend': ('torch', "coarse_loftr backend: 'torch', 'onnxruntime' or 'tensorrt'"),
+    'backend': ('torch', "matcher backend: 'torch', 'onnxruntime' or 'tensorrt' (exported "
+                "LightGlue runs all layers: no early exit, no pruning)"),
     'precision': ('auto', "'auto' (fp16 on CUDA, bf16 on CPUs with AMX, else fp32); "
                   "'fp32'; 'fp16' (CUDA: LightGlue mixed precision, TensorRT FP16); "
                   "'bf16' (CPU: LightGlue attention in bfloat16, fast with AMX)"),

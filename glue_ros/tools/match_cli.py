@@ -34,7 +34,8 @@ def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--match-threshold', type=float, default=None)
     parser.add_argument('--device', choices=DEVICES, default='cpu')
     parser.add_argument('--backend', choices=BACKENDS, default='torch',
-                        help='coarse_loftr backend')
+                        help='matcher runtime; LightGlue exported (onnxruntime, tensorrt) '
+                        'runs all layers: no early exit or pruning')
     parser.add_argument('--precision', choices=PRECISIONS, default='auto',
                         help='fp16: CUDA; bf16: LightGlue attention in bfloat16 on the CPU; '
                         'auto: fp16 on CUDA, bf16 on CPUs with AMX, else fp32')

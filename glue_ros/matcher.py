@@ -44,7 +44,8 @@ class MatcherConfig:
     depth_confidence: float = 0.95        # early exit; -1 disables (LightGlue, torch only)
     width_confidence: float = 0.99        # pruning; -1 disables (LightGlue, torch only)
     match_threshold: Optional[float] = None  # LightGlue filter (0.1) / coarse LoFTR conf (0.2)
-    backend: str = 'torch'                # coarse_loftr: torch, onnxruntime or tensorrt
+    backend: str = 'torch'                # torch, onnxruntime or tensorrt; LightGlue exported
+    #                                       runs all layers (no early exit, no pruning)
     precision: str = 'auto'               # 'fp16' on CUDA (LightGlue autocast, TensorRT FP16);
     #                                       'bf16' on CPU: LightGlue attention in bfloat16;
     #                                       'auto': fp16 on CUDA, bf16 on CPUs with AMX,
@@ -59,7 +60,8 @@ class MatcherConfig:
         if self.device == 'cuda':
             return 'fp16'
         native = native_bf16(cpu_flags)
-        return 'bf16' if native and self.matcher == 'lightglue' else 'fp32'
+        eager_lightglue = self.matcher == 'lightglue' and self.backend == 'torch'
+        return 'bf16' if native and eager_lightglue else 'fp32'
 
     def validate(self) -> 'MatcherConfig':
         """Raise ValueError naming the first bad setting."""
@@ -78,12 +80,11 @@ class MatcherConfig:
         check('match_threshold', self.match_threshold is None or
               0.0 <= self.match_threshold < 1.0, 'in [0, 1)')
         check('backend', self.backend in BACKENDS, ' or '.join(BACKENDS))
-        check('backend', self.matcher == 'coarse_loftr' or self.backend == 'torch',
-              "'torch' for LightGlue (export it with glue-ros-export)")
         check('precision', self.precision in PRECISIONS, ' or '.join(PRECISIONS))
         check('precision', self.precision != 'bf16' or (self.device == 'cpu' and
-                                                        self.matcher == 'lightglue'),
-              "fp32 or fp16 here: 'bf16' is LightGlue's CPU attention mode")
+                                                        self.matcher == 'lightglue' and
+                                                        self.backend == 'torch'),
+              "fp32 or fp16 here: 'bf16' is eager LightGlue's CPU attention mode")
         size = tuple(self.input_size)
         size_ok = len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0 for v in size)
         check('input_size', size_ok, '(width, height), both positive multiples of 16')
@@ -198,12 +199,14 @@ class Matcher:
 
 
 class LightGlueMatcher(Matcher):
-    """A sparse extractor (XFeat, SuperPoint or DISK) followed by LightGlue (eager PyTorch).
+    """A sparse extractor (XFeat, SuperPoint or DISK) followed by LightGlue.
 
-    Early exit and pruning run here; an exported LightGlue graph runs all layers.
+    Extraction is eager PyTorch on every backend. Matching is eager LightGlue with early exit
+    and pruning (backend 'torch'), or its exported full-depth graph (LightGlueRuntime) padded
+    to max_keypoints, which runs all layers: a static graph cannot change depth or shapes.
     """
 
-    supports_early_exit = True
+    supports_early_exit = True  # eager only; False on an instance with an exported backend
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
@@ -220,6 +223,13 @@ class LightGlueMatcher(Matcher):
                                                 **conf).eval().to(self.device)
         self.layers_total = int(self.lightglue.conf['n_layers'])
         self.name = f'lightglue/{config.features}'
+        self.runtime = None
+        if config.backend != 'torch':
+            from glue_ros.backends.lightglue_runtime import LightGlueRuntime
+            self.supports_early_exit = False
+            self.runtime = LightGlueRuntime(
+                self.lightglue, config.backend, config.max_keypoints, config.device,
+                self.precision, config.engine_cache_dir, torch.get_num_threads())
 
     @torch.inference_mode()
     def extract(self, image: np.ndarray) -> Features:
@@ -228,13 +238,26 @@ class LightGlueMatcher(Matcher):
         size = (image.shape[1], image.shape[0])
         out = self.extractor(to_tensor(image, self.device))
         features = Features(out['keypoints'], out['keypoint_scores'], out['descriptors'], size)
-        # LightGlue's per-image work, done once although a frame is matched twice in a stream.
-        features.prepared = self.lightglue.prepare(features.keypoints, features.descriptors,
-                                                   size)
+        if self.runtime is None:
+            # LightGlue's per-image work, done once although a frame is matched twice in a
+            # stream (the exported graph does it inside, on every match).
+            features.prepared = self.lightglue.prepare(features.keypoints,
+                                                       features.descriptors, size)
         return features
 
     def retune(self, config: MatcherConfig) -> None:
-        """As Matcher.retune; LightGlue reads its confidences from its conf on every pair."""
+        """As Matcher.retune; LightGlue reads its confidences from its conf on every pair.
+
+        An exported graph has its threshold built in and no early exit or pruning: it refuses
+        (ValueError) any change.
+        """
+        if self.runtime is not None:
+            names = ('depth_confidence', 'width_confidence', 'match_threshold')
+            changed = [n for n in names if getattr(config, n) != getattr(self.config, n)]
+            if changed:
+                raise ValueError(f"{', '.join(changed)} cannot change on the exported "
+                                 f'{self.config.backend} graph (full depth, threshold built '
+                                 'in): set it at start-up')
         super().retune(config)
         self.lightglue.conf['depth_confidence'] = config.depth_confidence
         self.lightglue.conf['width_confidence'] = config.width_confidence
@@ -257,6 +280,8 @@ class LightGlueMatcher(Matcher):
         n0, n1 = len(features0), len(features1)
         if n0 == 0 or n1 == 0:
             return MatchResult.empty(n0, n1, self.layers_total)
+        if self.runtime is not None:
+            return self._match_exported(features0, features1)
         start = time.perf_counter()
         out = self.lightglue.match_prepared(*self._prepared(features0, features1))
         pairs = out['matches']
@@ -271,6 +296,23 @@ class LightGlueMatcher(Matcher):
             indices1=idx1.int().cpu().numpy(), num_keypoints0=n0, num_keypoints1=n1,
             layers_used=int(out['layers_used']), layers_total=self.layers_total,
             pruned=out.get('pruned'))
+        result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
+        return result
+
+    def _match_exported(self, features0: Features, features1: Features) -> MatchResult:
+        """The exported full-depth graph: every layer runs, nothing is pruned."""
+        start = time.perf_counter()
+        out = self.runtime.match(features0, features1)
+        order = np.argsort(-out['scores'], kind='stable')
+        idx0, idx1 = out['indices0'][order], out['indices1'][order]
+        points0 = features0.keypoints.float().cpu().numpy()
+        points1 = features1.keypoints.float().cpu().numpy()
+        result = MatchResult(
+            points0=points0[idx0], points1=points1[idx1], scores=out['scores'][order],
+            indices0=idx0.astype(np.int32), indices1=idx1.astype(np.int32),
+            num_keypoints0=len(features0), num_keypoints1=len(features1),
+            layers_used=self.layers_total, layers_total=self.layers_total,
+            pruned=(len(features0), len(features1)))
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 

@@ -123,6 +123,27 @@ def test_onnx_export_cache_key_follows_the_model(tmp_path):
     assert cached_onnx_export(model, tmp_path, (64, 48)) != first
 
 
+def test_onnxruntime_backend_without_weights(tmp_path):
+    """The two-image wrapper over the generic session, on a random small model (no data)."""
+    pytest.importorskip('onnxruntime')
+    torch.manual_seed(0)
+    model = CoarseLoFTR().eval()
+    backend = OnnxRuntimeBackend(cached_onnx_export(model, tmp_path, (64, 48)),
+                                 intra_op_num_threads=2)
+    images = [torch.rand(1, 1, 48, 64) for _ in range(2)]
+    with torch.no_grad():
+        expected = model(*images).numpy()
+    conf = backend(*(i.numpy() for i in images))
+    assert conf.shape == expected.shape == (1, 12, 12) and conf.dtype == np.float32
+    assert np.abs(conf - expected).max() < 1e-4
+    assert backend.run({n: i.numpy() for n, i in zip(backend.input_names, images)}
+                       )['conf_matrix'].shape == (1, 12, 12)
+    with pytest.raises(ValueError, match='exported shape'):
+        backend(np.zeros((1, 1, 32, 64), np.float32), images[1].numpy())
+    with pytest.raises(ValueError, match='missing inputs'):
+        backend.run({'image0': images[0].numpy()})
+
+
 def test_provider_selection():
     everything = ['TensorrtExecutionProvider', 'CUDAExecutionProvider', 'CPUExecutionProvider']
     assert select_providers('cpu', everything) == ['CPUExecutionProvider']

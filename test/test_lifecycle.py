@@ -223,6 +223,28 @@ def test_parameters_are_read_only_or_live_and_checked(start, sequence):
     assert 'parameters changed' in node.log()
 
 
+def test_lightglue_on_onnxruntime_in_the_node(start, sequence, tmp_path):
+    """The exported graph behind the node: full depth, said so, thresholds not live."""
+    pytest.importorskip('onnxruntime')
+    node = start({**SMALL, 'backend': 'onnxruntime', 'engine_cache_dir': str(tmp_path)})
+    received = diagnostics_listener(node)
+    assert frames_matched(node, sequence, [1.0, 1.1, 1.2]) == 2, node.log()
+    for query, msg in enumerate(node.matches, start=1):
+        assert msg.layers_used == msg.layers_total == 6
+        arrays = matches_arrays(msg)
+        reference = round((msg.reference_header.stamp.nanosec * 1e-9 +
+                           msg.reference_header.stamp.sec - 1.0) / 0.1)
+        errors = real_images.homography_errors(sequence.relative(query, reference),
+                                               arrays['query_points'],
+                                               arrays['reference_points'])
+        assert len(errors) > 100 and np.mean(errors < 3.0) > 0.95
+    result = node.set_parameter('match_threshold', 0.5)
+    assert not result.successful and 'exported' in result.reason
+    node.spin(1.5)
+    v = values(last_status(received))
+    assert v['backend'] == 'onnxruntime' and v['early_exit'] == 'False'
+
+
 def test_qos_is_passed_in_or_taken_from_parameters():
     """In process: the QoS given to the constructor wins; otherwise the depth parameters."""
     import rclpy

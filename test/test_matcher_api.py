@@ -65,8 +65,9 @@ def test_missing_weights_are_named(tmp_path):
 
 @pytest.mark.parametrize('change, name', [
     ({'matcher': 'sift'}, 'matcher'), ({'max_keypoints': 0}, 'max_keypoints'),
-    ({'depth_confidence': 1.5}, 'depth_confidence'), ({'backend': 'onnxruntime'}, 'backend'),
+    ({'depth_confidence': 1.5}, 'depth_confidence'), ({'backend': 'openvino'}, 'backend'),
     ({'precision': 'bf16', 'device': 'cuda'}, 'precision'),
+    ({'precision': 'bf16', 'backend': 'onnxruntime'}, 'precision'),
     ({'input_size': (600, 480)}, 'input_size'),
 ])
 def test_bad_settings_name_the_setting(change, name):
@@ -98,4 +99,6 @@ def test_auto_precision_follows_the_cpu():
     assert auto.resolved_precision(set()) == 'fp32'
     assert MatcherConfig(matcher='coarse_loftr').resolved_precision({'amx_bf16'}) == 'fp32'
     assert MatcherConfig(precision='fp32').resolved_precision({'amx_bf16'}) == 'fp32'
+    # bf16 attention is eager LightGlue's; the exported graph runs in float32 on the CPU.
+    assert MatcherConfig(backend='onnxruntime').resolved_precision({'amx_bf16'}) == 'fp32'
     assert MatcherConfig(device='cuda').resolved_precision(set()) == 'fp16'

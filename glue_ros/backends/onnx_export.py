@@ -67,6 +67,44 @@ def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).to('cpu', torch.float32)
 
 
+def model_digest(model: torch.nn.Module, settings: dict, conf=None) -> str:
+    """Hex sha256 of a model's weights, its `conf` and the export `settings`.
+
+    The torch version is part of it too (another exporter may write another graph). Keying the
+    file by content means a changed checkpoint, configuration or setting never reuses a stale
+    export, and the same model always finds its own.
+    """
+    digest = hashlib.sha256()
+    conf = getattr(model, 'conf', None) if conf is None else conf
+    digest.update(json.dumps({'conf': conf, **settings, 'torch': torch.__version__},
+                             sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_export(path: str | os.PathLike, export) -> Path:
+    """Return `path`, first writing it with ``export(tmp_path)`` when it does not exist.
+
+    The file is written under a temporary name next to `path` and moved into place, so a
+    concurrent reader never sees half a model; with two writers the last one wins.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        export(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
                        input_size: tuple[int, int] = (640, 480), opset: int = 17) -> Path:
     """Export `model` once per (weights, configuration, input size, opset) into `cache_dir`.
@@ -74,16 +112,10 @@ def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
     The model's ``conf`` and a hash of its state dict are part of the key, so a changed model
     never reuses a stale file. Returns the path of the ONNX file.
     """
-    digest = hashlib.sha256()
-    digest.update(json.dumps({'conf': getattr(model, 'conf', None),
-                              'input_size': [int(v) for v in input_size], 'opset': opset,
-                              'format': EXPORT_FORMAT_VERSION, 'torch': torch.__version__},
-                             sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     width, height = (int(v) for v in input_size)
-    path = Path(cache_dir) / f'coarse_loftr_{width}x{height}_{digest.hexdigest()[:16]}.onnx'
+    digest = model_digest(model, {'input_size': [width, height], 'opset': opset,
+                                  'format': EXPORT_FORMAT_VERSION})
+    path = Path(cache_dir) / f'coarse_loftr_{width}x{height}_{digest[:16]}.onnx'
     if not path.is_file():
         export_coarse_loftr(model, path, input_size, opset)
     return path

@@ -1,4 +1,4 @@
-"""Run an exported coarse LoFTR ONNX model with ONNX Runtime."""
+"""Run exported ONNX models (coarse LoFTR, LightGlue) with ONNX Runtime."""
 from __future__ import annotations
 
 import os
@@ -59,11 +59,12 @@ def select_providers(device: str, available: Sequence[str],
     return providers + ['CPUExecutionProvider']
 
 
-class OnnxRuntimeBackend:
-    """Callable ``(image0, image1) -> conf_matrix`` over an ONNX Runtime session.
+class OnnxRuntimeSession:
+    """An ONNX Runtime session over named numpy arrays: ``run({name: array}) -> {name: array}``.
 
-    Inputs are (1, 1, H, W) float32 numpy arrays at the model's fixed input size; the output
-    is the (1, L, S) float32 numpy confidence matrix.
+    Every model of the package (coarse LoFTR's two images, LightGlue's eight padded inputs)
+    runs through this one place, so thread settings, provider choice and the shape checks
+    against the exported (static) shapes are the same for all of them.
     """
 
     def __init__(self, onnx_path: str | os.PathLike, device: str = 'cpu',
@@ -87,15 +88,41 @@ class OnnxRuntimeBackend:
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, feeds: dict, outputs: Optional[Sequence[str]] = None) -> dict:
+        """Run on ``{input name: numpy array}``; returns ``{output name: numpy array}``.
+
+        Every input must be given, at its exported shape (the graphs are static: a wrong shape
+        is a caller's bug, reported by name rather than as ONNX Runtime's index error).
+        """
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ValueError(f'missing inputs {missing} (the model takes {self.input_names})')
+        checked = {}
+        for name, shape in zip(self.input_names, self.input_shapes):
+            array = np.ascontiguousarray(feeds[name])
+            if array.shape != shape:
+                raise ValueError(f'{name} must have the exported shape {shape}, '
+                                 f'got {array.shape}')
+            checked[name] = array
+        names = list(outputs) if outputs is not None else self.output_names
+        return dict(zip(names, self.session.run(names, checked)))
+
+
+class OnnxRuntimeBackend(OnnxRuntimeSession):
+    """Callable ``(image0, image1) -> conf_matrix`` over an ONNX Runtime session.
+
+    Inputs are (1, 1, H, W) float32 numpy arrays at the model's fixed input size; the output
+    is the (1, L, S) float32 numpy confidence matrix.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.output_name = self.output_names[0]
 
     def __call__(self, image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
         """Run the model on two (1, 1, H, W) float32 images; returns conf_matrix (1, L, S)."""
-        feeds = {}
-        for name, shape, image in zip(self.input_names, self.input_shapes, (image0, image1)):
-            image = np.ascontiguousarray(image, dtype=np.float32)
-            if image.shape != shape:
-                raise ValueError(f'{name} must have the exported shape {shape}, '
-                                 f'got {image.shape}')
-            feeds[name] = image
-        return self.session.run([self.output_name], feeds)[0]
+        feeds = {name: np.asarray(image, dtype=np.float32)
+                 for name, image in zip(self.input_names, (image0, image1))}
+        return self.run(feeds, [self.output_name])[self.output_name]

@@ -315,7 +315,10 @@ class MatcherNode(LifecycleNode):
         params = {**self.params, **{k: v for k, v in changes.items() if k in settings.SETTINGS}}
         with self.inference:
             if self.matcher is not None:
-                self.matcher.retune(settings.matcher_config(params))
+                try:
+                    self.matcher.retune(settings.matcher_config(params))
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
                 self.frontend.retune(settings.frontend_config(params))
             if getattr(self, 'sync', None) is not None:
                 self.sync.slop = params['sync_slop']

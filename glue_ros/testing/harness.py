@@ -132,9 +132,10 @@ class MatcherProcess:
         return answer.current_state.label if answer is not None else 'no answer'
 
     def transition(self, label: str) -> bool:
-        """Ask for a lifecycle transition ('configure', 'activate', ...); True on success.
+        """Ask for a lifecycle transition by its label; True on success.
 
-        'shutdown' is the one from unconfigured, 'active_shutdown' the one from active.
+        Labels: configure, activate, deactivate, cleanup, shutdown (from unconfigured),
+        active_shutdown (from active).
         """
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState

@@ -34,6 +34,12 @@ PIPELINES = {
     'lightglue-xfeat': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat'},
     'lightglue-xfeat-fp32': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
                              'precision': 'fp32'},
+    # Exported LightGlue runs all layers: compare it with eager at full depth too.
+    'lightglue-xfeat-fulldepth': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
+                                  'precision': 'fp32', 'depth_confidence': -1,
+                                  'width_confidence': -1},
+    'lightglue-xfeat-onnxruntime': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'xfeat',
+                                    'backend': 'onnxruntime', 'precision': 'fp32'},
     'ref-lighterglue-xfeat': {'kind': 'reference', 'features': 'xfeat', 'lighterglue': True},
     'ref-lightglue-xfeat': {'kind': 'reference', 'features': 'xfeat'},
     'lightglue-disk': {'kind': 'ours', 'matcher': 'lightglue', 'features': 'disk',
@@ -43,8 +49,8 @@ PIPELINES = {
     'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
                                  'backend': 'onnxruntime'},
 }
-DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-fp32', 'coarse_loftr-torch',
-           'coarse_loftr-onnxruntime']
+DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-fp32', 'lightglue-xfeat-onnxruntime',
+           'coarse_loftr-torch', 'coarse_loftr-onnxruntime']
 # (ours, reference, what the comparison is). The headline: our default against the reference
 # at the reference's own shipped defaults; beside it, like-for-like at equal settings.
 COMPARISONS = [
@@ -106,7 +112,8 @@ def build(spec: dict, args):
     return build_matcher(MatcherConfig(
         matcher=spec['matcher'], features=spec.get('features', 'xfeat'),
         max_keypoints=keypoints, backend=spec.get('backend', 'torch'), device=args.device,
-        precision=spec.get('precision', args.precision), weights=weights))
+        precision=spec.get('precision', args.precision), weights=weights,
+        **{k: spec[k] for k in ('depth_confidence', 'width_confidence') if k in spec}))
 
 
 def synchronise(device):
@@ -382,16 +389,16 @@ def machine() -> dict:
 
 def print_table(rows: list) -> None:
     """The human-readable table."""
-    head = (f'{"pipeline":<26} {"kp":>5} {"extract":>8} {"match":>8} {"pair":>8} '
+    head = (f'{"pipeline":<28} {"kp":>5} {"extract":>8} {"match":>8} {"pair":>8} '
             f'{"frame":>8} {"pairs/s":>7} {"layers":>7} {"RSS MB":>7} {"ok@1px":>6} '
             f'{"ok@3px":>6} {"prec@3":>6}')
     print(head)
     print('-' * len(head))
     for r in rows:
         if 'error' in r:
-            print(f'{r["pipeline"]:<26} error: {r["error"]}')
+            print(f'{r["pipeline"]:<28} error: {r["error"]}')
             continue
-        print(f'{r["pipeline"]:<26} {r["keypoints"]:>5} {r["extract_ms"]:>8.1f} '
+        print(f'{r["pipeline"]:<28} {r["keypoints"]:>5} {r["extract_ms"]:>8.1f} '
               f'{r["match_ms"]:>8.1f} {r["pair_ms"]:>8.1f} {r["frame_ms"]:>8.1f} '
               f'{r["pairs_per_s"]:>7.2f} {r["layers_used"]:>3.0f}/{r["layers_total"]:<3} '
               f'{r["peak_rss_mb"]:>7.0f} {r["correct1"]:>6} {r["correct3"]:>6} '

@@ -1,0 +1,145 @@
+"""LightGlue on an exported runtime: the static full-depth graph on ONNX Runtime.
+
+The graph (``glue_ros.models.lightglue.export``) has a fixed keypoint count K: each image's
+features are padded to K with a validity mask (or cut to the K strongest), and matches are
+read back only among the valid points. It runs all layers on every pair: early exit and
+pruning change shapes at run time, which only eager PyTorch can do. Like the coarse LoFTR
+runtime, it changes no process-wide setting.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from glue_ros.backends.onnx_export import _cpu_copy, cached_export, model_digest
+from glue_ros.core.errors import BackendUnavailableError
+
+BACKENDS = ('onnxruntime', 'tensorrt')
+EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes for the same weights
+# Options the static graph does not read (early exit, pruning, eager precision modes): a
+# change of them must not cost a new export.
+_EAGER_ONLY = ('depth_confidence', 'width_confidence', 'mp', 'cpu_bf16_attention',
+               'assignment_block_elements')
+INPUT_NAMES = ('kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1')
+
+
+def cached_lightglue_export(lightglue: torch.nn.Module, cache_dir: str | os.PathLike,
+                            num_keypoints: int, opset: int = 17) -> Path:
+    """Export the full-depth graph once per (weights, graph options, K, opset) to `cache_dir`.
+
+    The key hashes the weights, so another checkpoint or K never reuses a file; options only
+    the eager model reads (early exit, pruning, autocast) are left out of it.
+    """
+    from glue_ros.models.lightglue.export import export_onnx
+    k = int(num_keypoints)
+    conf = {key: v for key, v in lightglue.conf.items() if key not in _EAGER_ONLY}
+    digest = model_digest(lightglue, {'num_keypoints': k, 'opset': opset,
+                                      'format': EXPORT_FORMAT_VERSION}, conf)
+    path = Path(cache_dir) / f'lightglue_k{k}_{digest[:16]}.onnx'
+    # Export a CPU float32 copy so that a model living on the GPU is left where it is.
+    return cached_export(path, lambda tmp: export_onnx(_cpu_copy(lightglue).eval(), tmp, k,
+                                                       opset))
+
+
+class LightGlueRuntime:
+    """Match two feature sets with LightGlue's exported full-depth graph.
+
+    backend: 'onnxruntime' (CPU provider on device 'cpu'; TensorRT and CUDA providers first on
+    'cuda', FP16 unless precision is 'fp32') or 'tensorrt'. The TensorRT engine runner
+    (tensorrt_backend.TensorRTBackend) is built around coarse LoFTR's two-image graph, so
+    'tensorrt' raises BackendUnavailableError: on machines without TensorRT with its reason,
+    elsewhere pointing at ONNX Runtime's TensorRT provider, which runs this same graph.
+    num_keypoints: K of the graph (the extractor's max_keypoints). cache_dir: cache root, the
+    export goes to ``<cache_dir>/onnx`` next to coarse LoFTR's (default ~/.cache/glue_ros).
+    num_threads: ONNX Runtime's intra-op threads on the CPU.
+    """
+
+    def __init__(self, lightglue: torch.nn.Module, backend: str = 'onnxruntime',
+                 num_keypoints: int = 2048, device: str = 'cpu', precision: str = 'auto',
+                 cache_dir: str | os.PathLike | None = None,
+                 num_threads: Optional[int] = None):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if int(num_keypoints) < 1:
+            raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
+        if backend == 'tensorrt':  # before any export work
+            from glue_ros.backends.tensorrt_backend import check_tensorrt_available
+            check_tensorrt_available()
+            raise BackendUnavailableError(
+                "LightGlue has no TensorRT engine runner yet (TensorRTBackend runs coarse "
+                "LoFTR's two-image graph); use backend='onnxruntime' with device='cuda', whose "
+                'TensorRT execution provider builds and caches an engine of the same graph')
+        self.backend_name = backend
+        self.num_keypoints = int(num_keypoints)
+        self.input_dim = int(lightglue.conf['input_dim'])
+        self.layers_total = int(lightglue.conf['n_layers'])
+        from glue_ros.backends.engine_cache import default_cache_root
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
+        self.onnx_path = cached_lightglue_export(lightglue, cache_root / 'onnx',
+                                                 self.num_keypoints)
+        from glue_ros.backends.onnxruntime_backend import OnnxRuntimeSession
+        self.session = OnnxRuntimeSession(
+            self.onnx_path, device=device, intra_op_num_threads=num_threads,
+            trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
+        self.providers = self.session.providers
+
+    def pad(self, keypoints, descriptors, scores, image_size, suffix: str) -> tuple:
+        """Graph inputs of one image and the original index of each valid slot.
+
+        More than K points: the K highest `scores` are kept (extraction already keeps the
+        max_keypoints strongest, so this only bites when K is smaller).
+        """
+        k = self.num_keypoints
+        keypoints = _numpy(keypoints, np.float32).reshape(-1, 2)
+        descriptors = _numpy(descriptors, np.float32).reshape(len(keypoints), -1)
+        index = np.arange(len(keypoints))
+        if len(keypoints) > k:
+            strength = _numpy(scores, np.float32)
+            index = np.sort(np.argsort(-strength, kind='stable')[:k])
+        n = len(index)
+        if descriptors.shape[1] != self.input_dim:
+            raise ValueError(f'descriptors have {descriptors.shape[1]} dimensions, the '
+                             f'exported LightGlue takes {self.input_dim}')
+        kpts = np.zeros((1, k, 2), np.float32)
+        desc = np.zeros((1, k, self.input_dim), np.float32)
+        mask = np.zeros((1, k), bool)
+        kpts[0, :n], desc[0, :n], mask[0, :n] = keypoints[index], descriptors[index], True
+        size = np.asarray(image_size, np.float32).reshape(1, 2)
+        feeds = {f'kpts{suffix}': kpts, f'desc{suffix}': desc, f'mask{suffix}': mask,
+                 f'size{suffix}': size}
+        return feeds, index
+
+    def match(self, features0, features1) -> dict:
+        """Match two Features (glue_ros.core.types); numpy results among the valid points.
+
+        Returns indices0, indices1 (M,) int64 into each image's keypoints (image 0 order) and
+        scores (M,) float32 match probabilities, from ``matches0[i] >= 0`` and ``scores0``.
+        """
+        if len(features0) == 0 or len(features1) == 0:
+            return {'indices0': np.zeros(0, np.int64), 'indices1': np.zeros(0, np.int64),
+                    'scores': np.zeros(0, np.float32)}
+        feeds0, index0 = self.pad(features0.keypoints, features0.descriptors,
+                                  features0.scores, features0.image_size, '0')
+        feeds1, index1 = self.pad(features1.keypoints, features1.descriptors,
+                                  features1.scores, features1.image_size, '1')
+        out = self.session.run({**feeds0, **feeds1}, ['matches0', 'scores0'])
+        matches0 = out['matches0'][0, :len(index0)]
+        scores0 = out['scores0'][0, :len(index0)]
+        slots0 = np.nonzero(matches0 >= 0)[0]
+        slots1 = matches0[slots0]
+        # Padded slots of image 1 are masked in the graph; a match into one would be a bug.
+        if np.any(slots1 >= len(index1)):
+            raise RuntimeError('the exported LightGlue matched a padded keypoint')
+        return {'indices0': index0[slots0].astype(np.int64),
+                'indices1': index1[slots1].astype(np.int64),
+                'scores': scores0[slots0].astype(np.float32)}
+
+
+def _numpy(value, dtype) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().float().cpu().numpy()
+    return np.asarray(value, dtype=dtype)

@@ -5,7 +5,8 @@
 
 Arguments: mode (overrides the config file's when given), config (a parameters YAML whose
 section is keyed `/**/glue_ros_matcher`, so it applies in any namespace), namespace,
-use_sim_time, and remaps for the image and matches topics.
+use_sim_time, autostart (the managed node configures and activates itself; false: a lifecycle
+manager drives it), and remaps for the image and matches topics.
 """
 import os
 
@@ -29,6 +30,9 @@ def generate_launch_description():
                               description='namespace of the node and its topics'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='run from /clock (bag replay)'),
+        DeclareLaunchArgument('autostart', default_value='true',
+                              description='configure and activate the lifecycle node at start; '
+                              'false: leave it unconfigured for a lifecycle manager'),
         DeclareLaunchArgument('image', default_value='image',
                               description='sequential mode input topic'),
         DeclareLaunchArgument('left_image', default_value='left/image_rect',
@@ -46,7 +50,9 @@ def matcher_node(context):
     """The node, with `mode` passed on only when it was given."""
     def arg(name):
         return LaunchConfiguration(name).perform(context)
-    overrides = {'use_sim_time': arg('use_sim_time').lower() in ('true', '1', 'yes')}
+    def flag(name):
+        return arg(name).lower() in ('true', '1', 'yes')
+    overrides = {'use_sim_time': flag('use_sim_time'), 'autostart': flag('autostart')}
     if arg('mode'):
         overrides['mode'] = arg('mode')
     return [Node(

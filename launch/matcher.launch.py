@@ -50,6 +50,7 @@ def matcher_node(context):
     """The node, with `mode` passed on only when it was given."""
     def arg(name):
         return LaunchConfiguration(name).perform(context)
+
     def flag(name):
         return arg(name).lower() in ('true', '1', 'yes')
     overrides = {'use_sim_time': flag('use_sim_time'), 'autostart': flag('autostart')}

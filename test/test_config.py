@@ -80,3 +80,16 @@ def test_cli_flags_are_generated_from_the_schema():
     help_text = parser.format_help()
     for name in settings.MATCHER_FLAGS:
         assert '--' + name.replace('_', '-') in help_text
+
+
+def test_readme_parameter_table_has_every_setting_with_its_default():
+    readme = (CONFIG.parent / 'README.md').read_text()
+    readme = readme.split('### Parameters')[1].split('\n#')[0]
+    rows = {line.split('|')[1].strip(' `'): line.split('|')[2].strip(' `')
+            for line in readme.splitlines() if line.startswith('| `')}
+    for name, setting in settings.SETTINGS.items():
+        assert name in rows, name
+        default = setting.default
+        shown = (repr(default) if isinstance(default, str) else
+                 str(default).lower() if isinstance(default, bool) else str(default))
+        assert rows[name] == shown, name

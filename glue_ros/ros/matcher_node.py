@@ -97,6 +97,32 @@ class LatestSlot:
             self._cv.notify_all()
 
 
+class TurnLock:
+    """A lock granted in the order it was asked for.
+
+    threading.Lock lets a thread that releases take it straight back, so back-to-back service
+    requests could keep the worker waiting for several inferences; here each waits its turn.
+    """
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self):
+        with self._cv:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cv.wait()
+        return self
+
+    def __exit__(self, *exc_info):
+        with self._cv:
+            self._serving += 1
+            self._cv.notify_all()
+
+
 class StereoSync:
     """Pairs left and right images by stamp: exactly, or within `slop` seconds."""
 
@@ -148,7 +174,7 @@ class MatcherNode(LifecycleNode):
         self.matcher = None
         self.matcher_error: Optional[str] = None
         self.frontend: Optional[Frontend] = None
-        self.inference = threading.Lock()   # one inference at a time: stream or service
+        self.inference = TurnLock()   # one inference at a time, stream and service in turn
         self.worker: Optional[threading.Thread] = None
         self._running = False
         self._entities = []                 # created by configure, destroyed by cleanup

@@ -294,3 +294,25 @@ def test_autostart_with_a_bad_parameter_exits_naming_it(tmp_path):
         assert 'max_keypoints' in node.log()
     finally:
         node.close()
+
+
+def test_turn_lock_serves_in_request_order():
+    """A thread that releases and asks again goes after the one already waiting."""
+    import threading
+    import time
+
+    from glue_ros.ros.matcher_node import TurnLock
+    lock, order = TurnLock(), []
+
+    def waiter(name):
+        with lock:
+            order.append(name)
+
+    with lock:
+        other = threading.Thread(target=waiter, args=('waiting',))
+        other.start()
+        time.sleep(0.2)                       # `other` has taken its ticket
+    with lock:                                # released above, asked again at once
+        order.append('again')
+    other.join(5)
+    assert order == ['waiting', 'again']

@@ -191,7 +191,7 @@ class MatcherNode(LifecycleNode):
             self.params = node_parameters.read(self)
         except ParameterError as exc:
             self.get_logger().error(f'cannot configure: {exc}')
-            self.matcher_error = str(exc)
+            self.matcher_error = f'invalid parameters: {exc}'
             return FAILURE
         self.mode = self.params['mode']
         self.config = settings.matcher_config(self.params)

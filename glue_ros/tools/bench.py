@@ -286,6 +286,56 @@ def size_point(args) -> dict:
             'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def roofline(keypoints: int, threads: int, layers: int = 6, dim: int = 96,
+             repeat: int = 9) -> dict:
+    """What full-depth LightGlue attention costs at best on this CPU, measured.
+
+    The fused attention of both images at `keypoints` points (one head of `dim`, LighterGlue's
+    shape) against the machine's fp32 matrix-multiply rate: when the first runs at the second,
+    attention cannot get faster in fp32, and `layers` x (self + cross) of it is the floor of
+    full-depth matching. Also the CPU's ISA as torch dispatches it, and bf16 support.
+    """
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+
+    def median_ms(fn, *args):
+        fn(*args)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2] * 1e3
+
+    with torch.inference_mode():
+        gen = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(1024, 1024, generator=gen) for _ in range(2))
+        gemm_ms = median_ms(torch.matmul, a, b)
+        q, k, v = (torch.randn(2, 1, keypoints, dim, generator=gen) for _ in range(3))
+        sdpa_ms = median_ms(F.scaled_dot_product_attention, q, k, v)
+    sdpa_flop = 2 * 2 * 2 * keypoints * keypoints * dim    # 2 images, QK^T and AV
+    return {'keypoints': keypoints, 'isa': torch.backends.cpu.get_cpu_capability(),
+            'mkldnn_bf16': bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            'gemm_gflops': 2 * 1024 ** 3 / gemm_ms / 1e6, 'attention_ms': sdpa_ms,
+            'attention_gflops': sdpa_flop / sdpa_ms / 1e6,
+            'full_depth_attention_ms': 2 * layers * sdpa_ms}
+
+
+def print_roofline(r: dict, rows: list) -> None:
+    """The roofline figures, and the frame budget a 2.5x target leaves when the reference ran."""
+    print(f"\nroofline ({r['isa']}, bf16 matmul {'native' if r['mkldnn_bf16'] else 'emulated'}):"
+          f" fp32 matmul {r['gemm_gflops']:.0f} GFLOP/s; attention of 2 x {r['keypoints']} "
+          f"points {r['attention_ms']:.1f} ms = {r['attention_gflops']:.0f} GFLOP/s; full depth "
+          f"(6 layers, self + cross) {r['full_depth_attention_ms']:.0f} ms of attention alone")
+    ref = {row['pipeline']: row for row in rows if 'error' not in row}.get('ref-lighterglue-xfeat')
+    if ref:
+        budget = ref['frame_ms'] / 2.5
+        print(f"reference at its defaults: {ref['frame_ms']:.0f} ms per frame; a 2.5x frame is "
+              f"{budget:.0f} ms, full-depth attention alone needs "
+              f"{r['full_depth_attention_ms']:.0f} ms")
+
+
 def message_cost(repeat: int = 200) -> dict:
     """Build + serialise time of a 2000-match glue_ros/Matches message."""
     from rclpy.serialization import serialize_message
@@ -504,6 +554,9 @@ def main(argv=None) -> int:
     parser.add_argument('--sweep-counts', type=int, nargs='+',
                         default=[512, 1024, 2048, 4096, 8192])
     parser.add_argument('--messages', action='store_true', help='message serialisation cost')
+    parser.add_argument('--roofline', action='store_true',
+                        help="attention's speed against the CPU's fp32 matrix-multiply rate: "
+                        'the floor of full-depth matching')
     parser.add_argument('--slam', action='store_true',
                         help='SLAM evaluation: homography and pose AUC, track metrics, ours '
                         'against the reference at its defaults (glue_ros.evaluation)')
@@ -583,6 +636,9 @@ def main(argv=None) -> int:
                                              log=lambda text: print(f'slam: {text}',
                                                                     file=sys.stderr))
         evaluation.print_report(report['slam'])
+    if args.roofline:
+        report['roofline'] = roofline(args.keypoints, args.threads)
+        print_roofline(report['roofline'], rows)
     if args.messages:
         report['messages'] = message_cost()
         print(f'\nglue_ros/Matches with {report["messages"]["matches"]} matches: build + '

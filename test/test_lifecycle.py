@@ -2,6 +2,8 @@
 and parameters that are read-only or change live. The node runs in its own process.
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -316,3 +318,46 @@ def test_turn_lock_serves_in_request_order():
         order.append('again')
     other.join(5)
     assert order == ['waiting', 'again']
+
+
+def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
+    """Autostart configures inside the executor: a long load (an engine build) is reported."""
+    import threading
+
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from glue_ros.ros import matcher_node
+
+    def slow_build(config):          # stands for an ONNX export or a TensorRT engine build
+        time.sleep(3.0)
+        return build(config)
+    build = matcher_node.build_matcher
+    monkeypatch.setattr(matcher_node, 'build_matcher', slow_build)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    try:
+        node = matcher_node.MatcherNode(
+            context=context, parameter_overrides=[Parameter('max_keypoints', value=256)])
+        listener = rclpy.create_node('diagnostics_listener', context=context)
+        received = []
+        listener.create_subscription(DiagnosticArray, '/diagnostics', received.append, 50)
+        executor.add_node(node)
+        executor.add_node(listener)
+        node.start_automatically()
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        deadline = time.monotonic() + 30
+        while node.state != 'active' and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)
+        messages = [s.message for msg in received for s in msg.status]
+        assert node.state == 'active'
+        assert messages.count('configuring: loading the matcher') >= 2, messages
+        assert messages[-1] == 'active, waiting for images', messages
+    finally:
+        executor.shutdown(timeout_sec=2)
+        rclpy.try_shutdown(context=context)

@@ -75,6 +75,8 @@ class StreamHealth:
                 values['matcher' if key == 'name' else key] = str(describe[key])
         if error:
             return HealthReport(ERROR, f'matcher failed to load: {error}', values)
+        if state == 'configuring':
+            return HealthReport(OK, 'configuring: loading the matcher', values)
         if state != 'active':
             return HealthReport(OK, f'{state}: not processing', values)
         problems = []

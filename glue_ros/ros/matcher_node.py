@@ -180,11 +180,24 @@ class MatcherNode(LifecycleNode):
         self._entities = []                 # created by configure, destroyed by cleanup
         self._image_subscriptions = {}
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        # Diagnostics report in every state, a failed configure included.
+        # Diagnostics report in every state, a failed configure included, and in a callback
+        # group of their own: they go on while a long configure (an engine build) runs.
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self.create_timer(1.0, self._publish_diagnostics,
+                          callback_group=MutuallyExclusiveCallbackGroup())
 
     # -- lifecycle ----------------------------------------------------------------------------
+    def start_automatically(self) -> None:
+        """Configure and activate as soon as the executor spins (the autostart parameter).
+
+        From inside the executor, not before it: /diagnostics goes on while the matcher loads.
+        """
+        def autostart():
+            timer.cancel()
+            if self.trigger_configure() == SUCCESS:
+                self.trigger_activate()
+        timer = self.create_timer(0.01, autostart)
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Check the parameters, load the matcher, create publishers and the service."""
         try:
@@ -195,7 +208,9 @@ class MatcherNode(LifecycleNode):
             return FAILURE
         self.mode = self.params['mode']
         self.config = settings.matcher_config(self.params)
+        self.state = 'configuring'
         if not self._load_matcher():
+            self.state = 'unconfigured'
             return FAILURE
         depth = self.params['output_qos_depth']
         output_qos = self._output_qos or QoSProfile(depth=depth)
@@ -595,9 +610,9 @@ def main(args=None) -> int:
         return 2
     node.get_logger().info('allocator: ' + ('glibc mmap threshold fixed at 16 MiB, 2 arenas'
                                             if allocator else "the C library's own settings"))
-    if node.params['autostart'] and node.trigger_configure() == SUCCESS:
-        node.trigger_activate()
-    elif not node.params['autostart']:
+    if node.params['autostart']:
+        node.start_automatically()
+    else:
         node.get_logger().info('unconfigured: waiting for a lifecycle manager (autostart off)')
     # Image callbacks, the worker's publications and the service run side by side.
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)

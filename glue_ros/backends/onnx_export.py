@@ -34,14 +34,11 @@ def export_coarse_loftr(model: torch.nn.Module, path: str | os.PathLike,
     stride = getattr(model, 'stride', 1)
     if width % stride or height % stride:
         raise ValueError(f'input_size {tuple(input_size)} must be multiples of {stride}')
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Export a CPU copy so that a model living on the GPU is left where it is.
     cpu_model = _cpu_copy(model).eval()
     dummy = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
+
+    def export(tmp):
         with warnings.catch_warnings():
             # The TorchScript exporter warns that it is deprecated in favour of dynamo=True;
             # that one needs onnxscript and gives no advantage for this static graph.
@@ -52,11 +49,7 @@ def export_coarse_loftr(model: torch.nn.Module, path: str | os.PathLike,
                 torch.onnx.export(cpu_model, dummy, tmp, input_names=list(INPUT_NAMES),
                                   output_names=[OUTPUT_NAME], opset_version=opset,
                                   do_constant_folding=True, dynamo=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_atomically(path, export)
 
 
 def _cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
@@ -84,25 +77,28 @@ def model_digest(model: torch.nn.Module, settings: dict, conf=None) -> str:
     return digest.hexdigest()
 
 
-def cached_export(path: str | os.PathLike, export) -> Path:
-    """Return `path`, first writing it with ``export(tmp_path)`` when it does not exist.
+def write_atomically(path: str | os.PathLike, write) -> Path:
+    """Write `path` with ``write(tmp_path)`` under a temporary name, then move it into place.
 
-    The file is written under a temporary name next to `path` and moved into place, so a
-    concurrent reader never sees half a model; with two writers the last one wins.
+    A concurrent reader never sees half a model; with two writers the last one wins.
     """
     path = Path(path)
-    if path.is_file():
-        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
     os.close(fd)
     try:
-        export(tmp)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def cached_export(path: str | os.PathLike, export) -> Path:
+    """Return `path`, first writing it (atomically) with ``export(tmp_path)`` when missing."""
+    path = Path(path)
+    return path if path.is_file() else write_atomically(path, export)
 
 
 def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
@@ -116,6 +112,5 @@ def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
     digest = model_digest(model, {'input_size': [width, height], 'opset': opset,
                                   'format': EXPORT_FORMAT_VERSION})
     path = Path(cache_dir) / f'coarse_loftr_{width}x{height}_{digest[:16]}.onnx'
-    if not path.is_file():
-        export_coarse_loftr(model, path, input_size, opset)
-    return path
+    # export_coarse_loftr writes atomically itself.
+    return path if path.is_file() else export_coarse_loftr(model, path, input_size, opset)

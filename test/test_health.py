@@ -49,3 +49,33 @@ def test_failed_load_is_an_error_and_idle_states_are_ok():
     assert report.level == ERROR and 'matcher failed to load' in report.message
     assert health.report(10.0, 'inactive').level == OK
     assert 'waiting for images' in health.report(10.0, 'active').message
+
+
+def test_events_from_several_threads_while_reports_are_read():
+    """Image callbacks and the worker add while the diagnostics timer reports."""
+    import threading
+    import time
+    health, stop, errors = StreamHealth(window_s=1e9), threading.Event(), []
+
+    def add():
+        t = 0.0
+        while not stop.is_set():
+            t += 1e-4
+            health.add(t, 'received')
+            health.add(t, 'latency_ms', 1.0)
+
+    def read():
+        try:
+            while not stop.is_set():
+                health.report(1.0, 'active')
+        except RuntimeError as exc:   # e.g. 'deque mutated during iteration'
+            errors.append(exc)
+    threads = [threading.Thread(target=add) for _ in range(2)] + [threading.Thread(target=read)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert health.totals['received'] > 0

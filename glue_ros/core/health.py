@@ -6,6 +6,7 @@ sliding window (5 s by default), so a node that fell behind a minute ago reads h
 """
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
@@ -24,25 +25,35 @@ class HealthReport:
 
 
 class StreamHealth:
-    """Counts frames received, processed, dropped and bad, with latencies, over a window."""
+    """Counts frames received, processed, dropped, bad and published, with latencies.
+
+    The node's one frame account: the totals are what it logs when it stops. Events come from
+    several threads (image callbacks, the worker) while the diagnostics timer reads them.
+    """
+
+    KINDS = ('received', 'processed', 'dropped', 'bad', 'published')
 
     def __init__(self, window_s: float = 5.0):
         self.window_s = float(window_s)
         self._events = deque()   # (time, kind, amount)
-        self.totals = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0}
+        self._lock = threading.Lock()
+        self.totals = dict.fromkeys(self.KINDS, 0)
 
     def add(self, now: float, kind: str, amount: float = 1.0) -> None:
-        """Record `amount` of `kind` (received, processed, dropped, bad, latency_ms)."""
-        self._events.append((now, kind, amount))
-        if kind in self.totals:
-            self.totals[kind] += int(amount)
+        """Record `amount` of `kind` (one of KINDS, or latency_ms with the latency)."""
+        with self._lock:
+            self._events.append((now, kind, amount))
+            if kind in self.totals:
+                self.totals[kind] += int(amount)
 
     def _window(self, now: float) -> dict:
-        while self._events and self._events[0][0] < now - self.window_s:
-            self._events.popleft()
-        counts = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0}
+        with self._lock:
+            while self._events and self._events[0][0] < now - self.window_s:
+                self._events.popleft()
+            events = list(self._events)
+        counts = dict.fromkeys(self.KINDS, 0)
         latencies = []
-        for _, kind, amount in self._events:
+        for _, kind, amount in events:
             if kind == 'latency_ms':
                 latencies.append(amount)
             else:

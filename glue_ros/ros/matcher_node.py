@@ -169,16 +169,17 @@ class MatcherNode(LifecycleNode):
         self.params = node_parameters.declare(self)
         self._image_qos, self._output_qos = image_qos, output_qos
         self.state = 'unconfigured'
-        self.stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad': 0, 'published': 0}
-        self.health = StreamHealth()
+        self.health = StreamHealth()   # the frame account: stats, /diagnostics
         self.matcher = None
         self.matcher_error: Optional[str] = None
         self.frontend: Optional[Frontend] = None
         self.inference = TurnLock()   # one inference at a time, stream and service in turn
         self.worker: Optional[threading.Thread] = None
         self._running = False
-        self._entities = []                 # created by configure, destroyed by cleanup
+        self._entities = []                 # (entity, destroy): made by configure
         self._image_subscriptions = {}
+        self.sync: Optional[StereoSync] = None
+        self._watch_timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Diagnostics report in every state, a failed configure included, and in a callback
         # group of their own: they go on while a long configure (an engine build) runs.
@@ -224,19 +225,21 @@ class MatcherNode(LifecycleNode):
             self.vins = VinsCloudBuilder(self.params['vins_velocity_units'])
             self.vins_pub = self.create_lifecycle_publisher(PointCloud, self.params['vins_topic'],
                                                             output_qos)
-        self._entities = [p for p in (self.matches_pub, self.keypoints_pub, self.debug_pub,
-                                      self.vins_pub) if p is not None]
+        self._entities = [(p, self.destroy_lifecycle_publisher)
+                          for p in (self.matches_pub, self.keypoints_pub, self.debug_pub,
+                                    self.vins_pub) if p is not None]
         self.cameras = {}
         if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
             infos = (('camera_info', 0),) if self.mode == 'sequential' else \
                 (('left/camera_info', 0), ('right/camera_info', 1))
             for topic, camera_id in infos:
-                self._entities.append(self.create_subscription(
-                    CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10))
+                self._entities.append((self.create_subscription(
+                    CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10),
+                    self.destroy_subscription))
         # Its own callback group: a request is served while image callbacks keep arriving.
-        self._entities.append(self.create_service(
+        self._entities.append((self.create_service(
             MatchImages, 'match_images', self._on_match_images,
-            callback_group=MutuallyExclusiveCallbackGroup()))
+            callback_group=MutuallyExclusiveCallbackGroup()), self.destroy_service))
         self.state = 'inactive'
         return SUCCESS
 
@@ -304,19 +307,14 @@ class MatcherNode(LifecycleNode):
         for subscription in self._image_subscriptions.values():
             self.destroy_subscription(subscription)
         self._image_subscriptions = {}
-        if getattr(self, '_watch_timer', None) is not None:
+        if self._watch_timer is not None:
             self.destroy_timer(self._watch_timer)
             self._watch_timer = None
 
     def _release(self) -> None:
         self._stop_stream()
-        for entity in self._entities:
-            if entity in getattr(self, '_managed_entities', ()):
-                self.destroy_lifecycle_publisher(entity)
-            elif hasattr(entity, 'srv_type'):
-                self.destroy_service(entity)
-            else:
-                self.destroy_subscription(entity)
+        for entity, destroy in self._entities:
+            destroy(entity)
         self._entities = []
         with self.inference:
             self.matcher = self.frontend = None
@@ -347,9 +345,7 @@ class MatcherNode(LifecycleNode):
     # -- parameters ---------------------------------------------------------------------------
     def _on_set_parameters(self, changed) -> SetParametersResult:
         """Check live changes together, then hand them to the matcher and the front-end."""
-        changes = {p.name: p.value for p in changed}
-        if 'input_size' in changes:
-            changes['input_size'] = list(changes['input_size'])
+        changes = {p.name: node_parameters.plain(p.value) for p in changed}
         reason = node_parameters.check_changes(self.params, changes)
         if reason:
             return SetParametersResult(successful=False, reason=reason)
@@ -361,7 +357,7 @@ class MatcherNode(LifecycleNode):
                 except ValueError as exc:
                     return SetParametersResult(successful=False, reason=str(exc))
                 self.frontend.retune(settings.frontend_config(params))
-            if getattr(self, 'sync', None) is not None:
+            if self.sync is not None:
                 self.sync.slop = params['sync_slop']
             self.params = params
         self.get_logger().info(f'parameters changed: {changes}')
@@ -386,7 +382,6 @@ class MatcherNode(LifecycleNode):
     # -- reception (executor thread: never blocks) --------------------------------------
     def _on_image(self, msg, side: Optional[str]) -> None:
         arrival = time.monotonic()
-        self.stats['received'] += 1
         self.health.add(arrival, 'received')
         self._received[side] += 1
         try:
@@ -432,7 +427,6 @@ class MatcherNode(LifecycleNode):
         return camera
 
     def _bad_frame(self, text: str) -> None:
-        self.stats['bad'] += 1
         self.health.add(time.monotonic(), 'bad')
         self.get_logger().warning(text, throttle_duration_sec=THROTTLE_S)
 
@@ -442,7 +436,6 @@ class MatcherNode(LifecycleNode):
             job, dropped = self.slot.take()
             if job is None:
                 continue
-            self.stats['dropped'] += dropped
             self.health.add(time.monotonic(), 'dropped', dropped)
             with self.inference:
                 if self.matcher is None:
@@ -452,7 +445,6 @@ class MatcherNode(LifecycleNode):
                         self._process_sequential(job[1], dropped)
                     else:
                         self._process_stereo(*job[1], dropped)
-                    self.stats['processed'] += 1
                     self.health.add(time.monotonic(), 'processed')
                 except GlueRosError as exc:
                     self._bad_frame(f'frame skipped: {exc}')
@@ -576,8 +568,9 @@ class MatcherNode(LifecycleNode):
             latency_ms=latency_ms, dropped_frames=dropped, verification=out.verification,
             num_outliers=out.num_outliers)
         self.matches_pub.publish(msg)
-        self.stats['published'] += 1
-        self.health.add(time.monotonic(), 'latency_ms', latency_ms)
+        now = time.monotonic()
+        self.health.add(now, 'published')
+        self.health.add(now, 'latency_ms', latency_ms)
         self.get_logger().debug(f'{len(result)} matches, layers {result.layers_used}/'
                                 f'{result.layers_total}, latency {latency_ms:.1f} ms')
         if self.debug_pub is not None:
@@ -588,6 +581,11 @@ class MatcherNode(LifecycleNode):
                               result.scores)
         msg = Image(header=header, **numpy_to_image_fields(canvas, 'rgb8'))
         self.debug_pub.publish(msg)
+
+    @property
+    def stats(self) -> dict:
+        """Frames received, processed, dropped, bad and published since the start."""
+        return dict(self.health.totals)
 
     def close(self) -> None:
         """Stop the worker thread."""

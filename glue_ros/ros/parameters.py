@@ -7,6 +7,7 @@ nothing.
 """
 from __future__ import annotations
 
+import array
 from typing import Optional
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -36,6 +37,11 @@ def descriptor(setting: settings.Setting) -> ParameterDescriptor:
     return d
 
 
+def plain(value):
+    """A parameter value as the schema holds it: arrays (rclpy gives array.array) as lists."""
+    return list(value) if isinstance(value, (tuple, list, array.array)) else value
+
+
 def declare(node) -> dict:
     """Declare every setting on `node`; the values given at start-up, unchecked across names.
 
@@ -47,16 +53,13 @@ def declare(node) -> dict:
             node.declare_parameter(name, setting.default, descriptor(setting))
         except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
             raise ParameterError(f"parameter '{name}' rejected: {exc}") from None
-        values[name] = node.get_parameter(name).value
-        if isinstance(values[name], (tuple, list)) or type(values[name]).__name__ == 'array':
-            values[name] = list(values[name])
+        values[name] = plain(node.get_parameter(name).value)
     return values
 
 
 def read(node) -> dict:
     """The current values, checked together (ParameterError names the first bad one)."""
-    values = {name: node.get_parameter(name).value for name in settings.SETTINGS}
-    values['input_size'] = list(values['input_size'])
+    values = {name: plain(node.get_parameter(name).value) for name in settings.SETTINGS}
     try:
         settings.validate(values)
     except ValueError as exc:
@@ -65,10 +68,10 @@ def read(node) -> dict:
 
 
 def check_changes(current: dict, changes: dict) -> Optional[str]:
-    """Why `changes` (name -> value) cannot be applied on top of `current`, or None."""
-    for name in changes:
-        if name in settings.SETTINGS and not settings.SETTINGS[name].live:
-            return f"parameter '{name}' is read-only while the node runs"
+    """Why `changes` (name -> value) cannot be applied on top of `current`, or None.
+
+    Read-only parameters and ranges never get here: rclpy applies the descriptors first.
+    """
     known = {k: v for k, v in changes.items() if k in settings.SETTINGS}
     try:
         settings.validate({**current, **known})
@@ -77,4 +80,4 @@ def check_changes(current: dict, changes: dict) -> Optional[str]:
     return None
 
 
-__all__ = ['descriptor', 'declare', 'read', 'check_changes']
+__all__ = ['descriptor', 'plain', 'declare', 'read', 'check_changes']

@@ -49,7 +49,7 @@ class MatcherProcess:
     """The matcher node in its own process, and an in-process rclpy node that talks to it."""
 
     def __init__(self, workdir: Path, params: dict, reliable_images: bool = False,
-                 topics=('image',), node_args=(), ready_text: str = 'matcher ready'):
+                 topics=('image',), node_args=()):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -64,7 +64,6 @@ class MatcherProcess:
             elif isinstance(value, bool):
                 value = str(value).lower()
             args += ['-p', f'{key}:={value}']
-        self.ready_text = ready_text
         self.log_path = Path(workdir) / 'node.log'
         self.proc = start_process(args, self.log_path)
         self.context = rclpy.Context()
@@ -90,7 +89,7 @@ class MatcherProcess:
                 raise RuntimeError(f'node exited early:\n{self.log()}')
             return (all(p.get_subscription_count() for p in self.publishers.values())
                     and self.node.count_publishers('matches') > 0
-                    and self.ready_text in self.log())
+                    and 'matcher ready' in self.log())
         if not spin_until(self.executor, ready, timeout):
             raise RuntimeError(f'node not ready after {timeout} s:\n{self.log()}')
         # Our side has seen the node's subscriptions; give the node time to see our publishers

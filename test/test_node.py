@@ -17,7 +17,7 @@ require_ros()
 from glue_ros.core import data_files  # noqa: E402
 from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.testing.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
-                                      stop_process)
+                                      spin_until, stop_process)
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 SEQUENCE_FRAMES = 20
@@ -161,13 +161,17 @@ def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
         node.publish('image', frame[:8, :8].copy(), 1.05)
     else:
         node.publish('image', frame, 1.05, **bad[case])
-    node.spin(0.5)
+    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
+                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
+    # Frames are checked when the worker takes them: the bad one is logged before the next
+    # good one is sent (a newer frame would replace it, and it would count as dropped).
+    assert spin_until(node.executor, lambda: expected in node.log(), 30), node.log()
     node.publish('image', sequence.frames[1], 1.1)
     assert node.wait_matches(1, 30), node.log()
     assert node.proc.poll() is None
-    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
-                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
-    assert expected in node.log()
+    assert stop_process(node.proc) == 0
+    stats = node_stats(node.log())
+    assert stats['bad'] == 1 and stats['received'] == 3 == stats['processed'] + stats['bad']
     arrays = matches_arrays(node.matches[0])
     errors = real_images.homography_errors(sequence.relative(1, 0), arrays['query_points'],
                                            arrays['reference_points'])

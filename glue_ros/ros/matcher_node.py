@@ -29,7 +29,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
 from glue_ros import settings
-from glue_ros.core.allocator import configure_for_streaming
+from glue_ros.core.allocator import HeapTrimmer, configure_for_streaming
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
                                   ParameterError)
@@ -186,6 +186,8 @@ class MatcherNode(LifecycleNode):
         self.frontend: Optional[Frontend] = None
         self.inference = TurnLock()   # one inference at a time, stream and service in turn
         self.worker: Optional[threading.Thread] = None
+        # New views give new tensor sizes: free heap memory is handed back between frames.
+        self.trim_heap = HeapTrimmer()
         self._running = False
         self._entities = []                 # (entity, destroy): made by configure
         self._image_subscriptions = {}
@@ -463,6 +465,7 @@ class MatcherNode(LifecycleNode):
                 except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
                     self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
                                     f'{exc}')
+            self.trim_heap()
 
     def _decode(self, frames) -> bool:
         """Decode the frames of a job; a malformed one makes the job a bad frame (False)."""

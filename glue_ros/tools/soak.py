@@ -27,6 +27,7 @@ import numpy as np
 SAMPLE_S = 5.0
 PATTERNS = ('back-and-forth', 'still', 'cycle')
 ONE_AT_A_TIME = 8
+SINGLE_SPACING_S = 0.55
 
 
 def node_stats(log: str) -> dict:
@@ -69,25 +70,35 @@ def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Pa
     frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
     node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})})
-    samples, sent, single = [], 0, []
-    try:
-        node.wait_connected(60)
-        # One frame at a time: each sent after the previous one was matched (best effort: a
-        # frame lost in transport is sent again).
-        stamp = 1000.0
+    samples, sent = [], 0
+
+    def one_at_a_time(stamp: float, first: bool) -> tuple[list, float]:
+        # Frames matched one at a time, each sent after the previous one was published (best
+        # effort: a lost one is sent again); the frames are those the stream gives every
+        # SINGLE_SPACING_S seconds, about as far apart as those the worker takes from it, so
+        # that both match the same kind of pairs. Returns (their messages, the next stamp).
+        nonlocal sent
+        start = len(node.matches)
         for k in range(ONE_AT_A_TIME + 1):
+            t = k * SINGLE_SPACING_S
             for _ in range(3):
                 before = len(node.matches)
-                node.publish('image', frame_at(k, k * 0.5), stamp)
+                node.publish('image', frame_at(int(round(t * rate)), t), stamp)
                 stamp += 0.5
                 sent += 1
-                if k == 0:
+                if k == 0 and first:
                     node.spin(1.0)
                     break
                 if node.wait_matches(before + 1, 60):
                     break
-        single = list(node.matches)
-        first_streamed, single_sent = len(single), sent
+        return node.matches[start:], stamp
+
+    try:
+        node.wait_connected(60)
+        # Before and after the stream: a drift of a shared machine's speed during the soak falls
+        # on the one-at-a-time baseline as on the stream.
+        single, stamp = one_at_a_time(1000.0, first=True)
+        first_streamed, single_sent = len(node.matches), sent
         start = time.monotonic()
         next_sample = start
         period = 1.0 / rate
@@ -107,11 +118,14 @@ def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Pa
         node.spin(3.0)
         pid = node.proc.pid
         samples.append((time.monotonic() - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
+        last_streamed = len(node.matches)
+        after, _ = one_at_a_time(stamp + seconds + 10.0, first=False)
+        single = single + after
         stop_process(node.proc)
         stats = node_stats(node.log())
     finally:
         node.close()
-    stream = node.matches[len(single):]
+    stream = node.matches[first_streamed:last_streamed]
     latencies = np.array([m.latency_ms for m in stream])
     single_ms = statistics.median(work_ms(m) for m in single) if single else 0.0
     single_latency = statistics.median(m.latency_ms for m in single) if single else 0.0

@@ -13,6 +13,7 @@ The match_images service shares the matcher with the worker, one inference at a 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
 from glue_ros import settings
@@ -42,11 +44,13 @@ from glue_ros.srv import MatchImages
 from glue_ros.ros import messages
 from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros.input_watch import InputWatch
+from glue_ros.ros.topics import camera_info_topic
 from glue_ros.frontend.vins import stereo_partner_points
 from glue_ros.ros.vins import VinsCloudBuilder
 from glue_ros.core.drawing import draw_matches
 
 THROTTLE_S = 5.0
+ROSOUT_GRACE_S = 0.25   # for the last log line to leave before the node's publishers go
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -178,6 +182,7 @@ class MatcherNode(LifecycleNode):
         self._running = False
         self._entities = []                 # (entity, destroy): made by configure
         self._image_subscriptions = {}
+        self.camera_info_topics = {}        # camera id -> CameraInfo topic (configure)
         self.sync: Optional[StereoSync] = None
         self._watch_timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -229,10 +234,13 @@ class MatcherNode(LifecycleNode):
                           for p in (self.matches_pub, self.keypoints_pub, self.debug_pub,
                                     self.vins_pub) if p is not None]
         self.cameras = {}
+        self.camera_info_topics = {}
         if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
-            infos = (('camera_info', 0),) if self.mode == 'sequential' else \
-                (('left/camera_info', 0), ('right/camera_info', 1))
-            for topic, camera_id in infos:
+            for camera_id, side in enumerate(self._sides()):
+                topic = camera_info_topic(self, self._image_name(side, transport=False),
+                                          'camera_info' if side is None
+                                          else f'{side}/camera_info')
+                self.camera_info_topics[camera_id] = topic
                 self._entities.append((self.create_subscription(
                     CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10),
                     self.destroy_subscription))
@@ -251,14 +259,11 @@ class MatcherNode(LifecycleNode):
             depth=self.params['image_qos_depth'],
             reliability=qos_profile_sensor_data.reliability,
             history=qos_profile_sensor_data.history)
-        compressed = self.params['use_compressed']
-        msg_type = CompressedImage if compressed else Image
-        suffix = '/compressed' if compressed else ''
-        sides = (None,) if self.mode == 'sequential' else ('left', 'right')
+        msg_type = CompressedImage if self.params['use_compressed'] else Image
+        sides = self._sides()
         self._image_subscriptions = {
-            side: self.create_subscription(
-                msg_type, ('image' if side is None else f'{side}/image_rect') + suffix,
-                lambda m, s=side: self._on_image(m, s), image_qos)
+            side: self.create_subscription(msg_type, self._image_name(side),
+                                           lambda m, s=side: self._on_image(m, s), image_qos)
             for side in sides}
         self._received = dict.fromkeys(sides, 0)
         self.input_watch = InputWatch()
@@ -298,6 +303,15 @@ class MatcherNode(LifecycleNode):
         self.state = 'unconfigured'
         return SUCCESS
 
+    def _sides(self) -> tuple:
+        return (None,) if self.mode == 'sequential' else ('left', 'right')
+
+    def _image_name(self, side: Optional[str], transport: bool = True) -> str:
+        """The relative, remappable image topic of a side (transport=False: the base topic)."""
+        name = 'image' if side is None else f'{side}/image_rect'
+        compressed = transport and self.params['use_compressed']
+        return name + ('/compressed' if compressed else '')
+
     def _stop_stream(self) -> None:
         self._running = False
         if self.worker is not None:
@@ -306,6 +320,10 @@ class MatcherNode(LifecycleNode):
             self.worker = None
         for subscription in self._image_subscriptions.values():
             self.destroy_subscription(subscription)
+        if self._image_subscriptions:
+            # What arrived after the worker's last take is dropped: every frame is accounted.
+            job, dropped = self.slot.take(timeout=0)
+            self.health.add(time.monotonic(), 'dropped', dropped + (job is not None))
         self._image_subscriptions = {}
         if self._watch_timer is not None:
             self.destroy_timer(self._watch_timer)
@@ -370,7 +388,8 @@ class MatcherNode(LifecycleNode):
             self.matcher.describe() if self.matcher is not None else None,
             error=self.matcher_error,
             max_drop_ratio=self.params['diagnostics_max_drop_ratio'],
-            max_latency_ms=self.params['diagnostics_max_latency_ms'])
+            max_latency_ms=self.params['diagnostics_max_latency_ms'],
+            unit='pairs' if self.params['mode'] == 'stereo' else 'frames')
         status = DiagnosticStatus(
             level=bytes([report.level]), name=f'{self.get_name()}: matching',
             message=report.message, hardware_id=self.params['device'],
@@ -419,8 +438,7 @@ class MatcherNode(LifecycleNode):
     def _camera(self, camera_id: int):
         camera = self.cameras.get(camera_id)
         if camera is None:
-            topic = 'camera_info' if self.mode == 'sequential' else \
-                ('left', 'right')[camera_id] + '/camera_info'
+            topic = self.camera_info_topics.get(camera_id, 'camera_info')
             self.get_logger().warning(f'no CameraInfo received on {topic} yet: VINS features '
                                       f'are not published until it arrives',
                                       throttle_duration_sec=THROTTLE_S)
@@ -592,12 +610,37 @@ class MatcherNode(LifecycleNode):
         self._stop_stream()
 
 
+class StopRequest:
+    """SIGINT / SIGTERM ask the spin loop to end; the node then winds down in order.
+
+    rclpy's own handler shuts the context down inside the signal, while the worker may still be
+    publishing a frame (its publish then fails and the final log line never reaches /rosout),
+    and a second SIGINT (a terminal's Ctrl-C, then `ros2 launch`'s own) raises
+    KeyboardInterrupt inside the shutdown. Here every signal only sets a flag.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = threading.Event()
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM from now on (main thread only)."""
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requested.set()
+
+
 def main(args=None) -> int:
     """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
+    stop = StopRequest()
+    stop.install()
     # Before the big allocations: memory that stays flat over hours (glue_ros.core.allocator);
     # GLUE_ROS_ALLOCATOR=system keeps the C library's own settings.
     allocator = os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' and configure_for_streaming()
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = MatcherNode()
         if node.params['autostart']:
@@ -616,12 +659,19 @@ def main(args=None) -> int:
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        # A signal is seen within one wait (0.1 s).
+        while not stop.requested.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except rclpy.executors.ExternalShutdownException:
         pass
     finally:
+        # In this order: the frame in progress is published, the final line reaches /rosout,
+        # and only then does the context go.
         node.close()
         node.get_logger().info(f'stopping: {node.stats}')
+        # /rosout is reliable, but a sample still in flight when its writer is deleted is lost
+        # (seen in about 1 of 8 stops); rcl gives no handle to wait for its acknowledgement.
+        time.sleep(ROSOUT_GRACE_S)
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()

@@ -48,6 +48,8 @@ PIPELINES = {
     'coarse_loftr-torch': {'kind': 'ours', 'matcher': 'coarse_loftr', 'backend': 'torch'},
     'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
                                  'backend': 'onnxruntime'},
+    # NVIDIA GPUs with TensorRT only (make gpu-check).
+    'coarse_loftr-tensorrt': {'kind': 'ours', 'matcher': 'coarse_loftr', 'backend': 'tensorrt'},
 }
 DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-fp32', 'lightglue-xfeat-onnxruntime',
            'coarse_loftr-torch', 'coarse_loftr-onnxruntime']

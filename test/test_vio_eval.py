@@ -1,11 +1,19 @@
-"""The VIO evaluation: the KLT baseline."""
+"""The VIO evaluation: the KLT baseline, the sequences' truth."""
 import cv2
 import numpy as np
+import pytest
 
+from glue_ros.evaluation import metrics, sequences
 from glue_ros.evaluation.klt import KLTConfig, KLTTracker
 from glue_ros.testing import real_images
 
 SIZE = (320, 240)
+
+
+@pytest.fixture(scope='module')
+def rendered():
+    """A short camera-rate Middlebury sequence at 320x240 (rendered once for the module)."""
+    return sequences.middlebury_sequence('camera', 8, SIZE)
 
 
 def run_klt(frames, config=None, K=None):
@@ -96,3 +104,81 @@ def test_klt_fundamental_check_drops_a_point_that_moves_against_the_scene():
     current[7] += [6.0, -9.0]
     inliers = tracker._fundamental_inliers(previous, current, (240, 320))
     assert not inliers[7] and inliers.sum() >= 55
+
+
+# -- the sequences' truth --------------------------------------------------------------------
+def test_rendered_truth_agrees_with_the_rendered_pixels(rendered):
+    truth = rendered.truth
+    a, depth_a = sequences.render_middlebury(truth.K, SIZE, truth.R[1], truth.t[1])
+    b, _ = sequences.render_middlebury(truth.K, SIZE, truth.R[6], truth.t[6])
+    assert np.array_equal(np.isnan(depth_a), np.isnan(truth.depth[1]))
+    gray_a = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray_b = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rng = np.random.default_rng(1)
+    points = np.c_[rng.integers(5, 315, 2000), rng.integers(5, 235, 2000)].astype(np.float64)
+    mapped, valid = rendered.map_points(1, points, 6)
+    valid &= (mapped[:, 0] > 1) & (mapped[:, 0] < 318) & (mapped[:, 1] > 1) & (mapped[:, 1] < 238)
+    assert valid.mean() > 0.5
+
+    def sample(image, xy):
+        xy = xy.astype(np.float32).reshape(-1, 1, 2)
+        return cv2.remap(image, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR).ravel()
+    here = gray_a[points[valid, 1].astype(int), points[valid, 0].astype(int)]
+    there = sample(gray_b, mapped[valid])
+    off = sample(gray_b, mapped[valid] + [1.0, 0.0])
+    # the truth finds the same surface point; a pixel beside it is clearly different
+    assert np.median(np.abs(here - there)) < 1.0
+    assert np.median(np.abs(here - off)) > 2 * np.median(np.abs(here - there))
+    # there and back again, and holes are never truth
+    back, ok = rendered.map_points(6, mapped[valid], 1)
+    assert ok.mean() > 0.95
+    assert np.max(np.linalg.norm(back[ok] - points[valid][ok], axis=1)) < 0.05
+    hole = np.argwhere(np.isnan(truth.depth[1]))[0][::-1].astype(np.float64)
+    assert not rendered.map_points(1, [hole], 6)[1][0]
+
+
+def test_pose_error_is_zero_on_exact_correspondences(rendered):
+    rng = np.random.default_rng(2)
+    points = np.c_[rng.uniform(5, 315, 400), rng.uniform(5, 235, 400)]
+    mapped, valid = rendered.map_points(0, points, 7)
+    R, t = rendered.relative_pose(0, 7)
+    rotation, translation = metrics.pose_errors(mapped[valid], points[valid], rendered.K, R, t)
+    assert rotation < 0.01 and translation < 0.1
+    # and a wrong translation is seen as one
+    _, wrong = metrics.pose_errors(mapped[valid], points[valid], rendered.K, R, -t)
+    assert wrong > 170
+
+
+def test_photo_sequence_truth_and_the_hard_regime():
+    calm = sequences.photo_sequence('camera', 6, SIZE)
+    a = cv2.cvtColor(calm.frames[1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    b = cv2.cvtColor(calm.frames[5], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    points = np.c_[np.linspace(30, 290, 200), np.linspace(200, 40, 200)]
+    mapped, valid = calm.map_points(1, points, 5)
+    assert valid.all()
+    there = cv2.remap(b, mapped[:, :1].astype(np.float32), mapped[:, 1:].astype(np.float32),
+                      cv2.INTER_LINEAR).ravel()
+    here = a[points[:, 1].astype(int), points[:, 0].astype(int)]
+    assert np.median(np.abs(here - there)) < 4.0          # sensor noise only
+    assert 1.0 < np.mean(calm.motion_px[1:]) < 6.0        # a few pixels a frame (at 320: half)
+
+    hard = sequences.photo_sequence('hard', 30, SIZE)
+    kinds = [s.kind for s in hard.stretches]
+    assert kinds == ['fast', 'light', 'drop'] and len(hard.frames) == 30
+    fast = [k for s in hard.stretches for k in range(s.first, s.last + 1)]
+    quiet = [k for k in range(1, 30) if k not in fast]
+    assert np.mean(hard.motion_px[fast]) > 5 * np.mean(hard.motion_px[quiet])
+    drop = hard.stretches[2].first
+    gap = np.diff(hard.stamps)
+    assert gap[drop - 1] == pytest.approx((sequences.DROPPED + 1) / 30.0)
+    assert np.allclose(np.delete(gap, drop - 1), 1 / 30.0)
+    # the light stretch changes the brightness, the fast one blurs
+    light = hard.stretches[1]
+    means = [hard.frames[k].mean() for k in range(light.first, light.last + 1)]
+    assert max(means) / min(means) > 1.5
+    fastest = max(range(hard.stretches[0].first, hard.stretches[0].last + 1),
+                  key=lambda k: hard.motion_px[k])
+
+    def sharpness(k):
+        return cv2.Laplacian(cv2.cvtColor(hard.frames[k], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
+    assert sharpness(fastest) < 0.7 * sharpness(1)

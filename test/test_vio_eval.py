@@ -1,9 +1,11 @@
-"""The VIO evaluation: the KLT baseline, the sequences' truth."""
+"""The VIO evaluation: the KLT baseline, the sequences' truth, the metrics on known answers."""
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
-from glue_ros.evaluation import metrics, sequences
+from glue_ros.evaluation import metrics, sequences, vio
 from glue_ros.evaluation.klt import KLTConfig, KLTTracker
 from glue_ros.testing import real_images
 
@@ -182,3 +184,103 @@ def test_photo_sequence_truth_and_the_hard_regime():
     def sharpness(k):
         return cv2.Laplacian(cv2.cvtColor(hard.frames[k], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
     assert sharpness(fastest) < 0.7 * sharpness(1)
+
+
+# -- metrics on known answers ----------------------------------------------------------------
+def plane_truth(frames=3, hole=None, hole_frame=1):
+    """Cameras 50 mm apart a frame over a fronto-parallel plane at 1 m; a NaN hole in one.
+
+    Frame k sees a point of frame 0 15 px further right (300 px * 50 mm * k / 1000 mm).
+    """
+    K = np.array([[300.0, 0, 160], [0, 300.0, 120], [0, 0, 1]])
+    depth = [np.full((240, 320), 1000.0, np.float32) for _ in range(frames)]
+    if hole is not None:
+        depth[hole_frame][hole] = np.nan
+    R = [np.eye(3)] * frames
+    t = [np.array([50.0 * k, 0, 0]) for k in range(frames)]
+    truth = sequences.DepthTruth(K, R, t, depth)
+    images = [np.zeros((240, 320, 3), np.uint8)] * frames
+    return sequences.VioSequence('plane', 'test', 'camera', images, np.arange(frames) / 30.0,
+                                 truth, K)
+
+
+def test_track_metrics_use_depth_truth_and_leave_out_holes():
+    # frame k sees the plane shifted 15 px per frame (300 * 50 / 1000)
+    sequence = plane_truth(hole=(slice(90, 110), slice(140, 180)))
+    base = np.array([[40.0, 40.0], [250.0, 200.0], [150.0, 100.0]])
+    rows = []
+    for k in range(3):
+        points = base + [15.0 * k, 0.0]
+        if k == 2:
+            points[1] += [4.0, 0.0]        # track 2 slides off its point
+        if k == 1:
+            points[2] += [10.0, 0.0]       # track 3 is wrong only where the truth is a hole
+        rows.append((k, points, np.array([1, 2, 3], np.uint64)))
+    result = metrics.track_metrics(rows, sequence, (320, 240))
+    # track 3 has 2 observations of known truth: not decided; tracks 1 and 2: one of two
+    assert result['consistency_checked'] == 2 and result['consistency'] == 0.5
+    assert result['mean_length'] == 3 and result['matches_per_frame'] == 3
+
+
+def test_survival_counts_tracks_still_on_their_point_after_a_stretch():
+    sequence = plane_truth(4, hole=(slice(190, 210), slice(90, 120)), hole_frame=3)
+    stretch = sequences.Stretch('fast', 1, 1)
+    before = np.array([[40.0, 40.0], [100.0, 60.0], [200.0, 150.0], [60.0, 200.0],
+                       [250.0, 30.0]])
+    after = before + [30.0, 0.0]
+    after[1] += [5.0, 0.0]                 # id 2 came back on another point
+    rows = [(0, before, np.array([1, 2, 3, 4, 5], np.uint64)),
+            (1, np.zeros((0, 2)), np.zeros(0, np.uint64)),
+            (2, after[:3], np.array([1, 2, 3], np.uint64)),
+            # a frame later: id 4 where frame 3 has no truth, id 5 right; id 2 right, too late
+            (3, np.array([before[3] + [45.0, 0.0], before[4] + [45.0, 0.0],
+                          before[1] + [45.0, 0.0]]), np.array([4, 5, 2], np.uint64))]
+    result = vio.survival(rows, sequence, stretch)
+    assert result == {'kind': 'fast', 'before': 5, 'alive_after': 4, 'wrong_after': 1,
+                      'unverified_after': 1}
+
+
+def test_pose_errors_of_tracks_and_observation_rows(rendered):
+    """Exact tracks give exact poses; single observations are not tracks."""
+    rng = np.random.default_rng(3)
+    points = np.c_[rng.uniform(10, 310, 300), rng.uniform(10, 230, 300)]
+    frames = {}
+    for k in range(len(rendered.frames)):
+        mapped, valid = rendered.map_points(0, points, k)
+        ids = np.arange(1, len(points) + 1, dtype=np.uint64)
+        frames[k] = [(mapped[valid], ids[valid])]
+    frames[3].append((np.array([[5.0, 5.0]]), np.array([999], np.uint64)))
+    rows = vio.observation_rows(frames, len(rendered.frames))
+    assert 999 not in rows[3][2]
+    pose = vio.pose_errors(rows, rendered, gap=5)
+    assert pose['pairs'] == 3 and pose['failures'] == 0
+    assert pose['rotation_median'] < 0.01 and pose['translation_median'] < 0.5
+
+
+def test_klt_and_learned_pipelines_run_over_a_sequence(rendered):
+    from glue_ros.matcher import MatcherConfig
+    from glue_ros.frontend.frontend import FrontendConfig
+    names = ['klt', 'learned'] + (['hybrid'] if vio.hybrid_available() else [])
+    report = vio.evaluate(names, sequences=[rendered], threads=2,
+                          matcher_config=MatcherConfig(max_keypoints=512),
+                          frontend_config=FrontendConfig(max_tracks=200,
+                                                         min_track_distance=10.0),
+                          log=lambda _: None)
+    for name in names:
+        r = report['pipelines'][name][rendered.name]
+        assert r['fps'] > 0 and len(r['tracked_per_frame']) == len(rendered.frames)
+        assert r['consistency'] > 0.9 and r['tracks'] > 20
+        assert r['pose']['pairs'] == len(rendered.frames) - vio.POSE_GAP
+    assert report['pipelines']['klt'][rendered.name]['learned_share'] is None
+    assert max(report['pipelines']['learned'][rendered.name]['tracked_per_frame']) <= 200
+    if vio.hybrid_available():
+        assert report['pipelines']['hybrid'][rendered.name]['learned_share'] < 1.0
+
+
+def test_hybrid_pipeline_only_where_the_frontend_has_it(monkeypatch):
+    from glue_ros.frontend import frontend
+    fields = [f for f in dataclasses.fields(frontend.FrontendConfig) if f.name != 'tracking']
+    monkeypatch.setattr(dataclasses, 'fields', lambda _: fields)
+    assert not vio.hybrid_available() and 'hybrid' not in vio.available_pipelines()
+    with pytest.raises(ValueError, match='tracking'):
+        vio.build_pipelines(['hybrid'])

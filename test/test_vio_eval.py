@@ -284,3 +284,24 @@ def test_hybrid_pipeline_only_where_the_frontend_has_it(monkeypatch):
     assert not vio.hybrid_available() and 'hybrid' not in vio.available_pipelines()
     with pytest.raises(ValueError, match='tracking'):
         vio.build_pipelines(['hybrid'])
+
+
+def test_bench_presets_map_through_the_settings_schema(tmp_path):
+    from glue_ros.tools import vio_bench
+    preset = tmp_path / 'vio.yaml'
+    preset.write_text('/**/glue_ros_matcher:\n  ros__parameters:\n    max_keypoints: 512\n'
+                      '    max_tracks: 200\n    min_track_distance: 20.0\n'
+                      '    reference: previous\n    keyframe_min_matches: 80\n')
+    values = vio_bench.load_parameters(preset)
+    matcher_config, frontend_config = vio_bench.configs(values)
+    assert matcher_config.max_keypoints == 512
+    assert (frontend_config.max_tracks, frontend_config.min_track_distance,
+            frontend_config.reference, frontend_config.keyframe_min_matches) == (
+        200, 20.0, 'previous', 80)
+    # the rest at the node's defaults
+    assert frontend_config.ransac_threshold == 1.0 and matcher_config.features == 'xfeat'
+    preset.write_text('max_keypoints: 256\nmax_trakcs: 5\n')
+    with pytest.raises(ValueError, match='max_trakcs'):
+        vio_bench.load_parameters(preset)
+    with pytest.raises(ValueError, match='max_tracks'):
+        vio_bench.configs({'max_tracks': 0})

@@ -512,7 +512,8 @@ class MatcherNode(LifecycleNode):
     def _process_sequential(self, frame: Frame, dropped: int) -> None:
         out = self.frontend.process(frame.image, stamp_seconds(frame.header),
                                     camera=self.cameras.get(0), tag=frame)
-        self._publish_keypoints(frame, self.frontend.last_features)
+        if self.frontend.last_features is not None:   # None on a flow frame
+            self._publish_keypoints(frame, self.frontend.last_features)
         if out is None:
             return
         self._sync_vins()
@@ -520,7 +521,7 @@ class MatcherNode(LifecycleNode):
         self._publish_matches(out, frame, reference.header, frame.image, reference.image,
                               track_ids=out.track_ids, dropped=dropped,
                               keyframe=out.keyframe, arrival=frame.arrival,
-                              mode=Matches.MODE_SEQUENTIAL,
+                              mode=Matches.MODE_SEQUENTIAL, learned=out.learned,
                               reference_size=reference.image.shape[1::-1])
         if self.vins is not None and self._camera(0) is not None:
             tracked = out.track_ids > 0
@@ -576,7 +577,8 @@ class MatcherNode(LifecycleNode):
             descriptors))
 
     def _publish_matches(self, out, frame: Frame, reference_header, image, reference_image,
-                         *, track_ids, dropped, keyframe, arrival, mode, reference_size):
+                         *, track_ids, dropped, keyframe, arrival, mode, reference_size,
+                         learned=True):
         result = out.result
         latency_ms = (time.monotonic() - arrival) * 1e3
         msg = messages.matches_message(
@@ -584,7 +586,7 @@ class MatcherNode(LifecycleNode):
             query_size=(image.shape[1], image.shape[0]), reference_size=reference_size,
             grid_step=result.grid_step, track_ids=track_ids, keyframe=keyframe,
             latency_ms=latency_ms, dropped_frames=dropped, verification=out.verification,
-            num_outliers=out.num_outliers)
+            num_outliers=out.num_outliers, learned=learned)
         self.matches_pub.publish(msg)
         now = time.monotonic()
         self.health.add(now, 'published')

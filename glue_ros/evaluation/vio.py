@@ -380,6 +380,9 @@ def plot(report: dict, path) -> None:
             for stretch in (first or {}).get('stretches', []):
                 top.axvspan(stretch['first'] - 0.5, stretch['last'] + 0.5, color='red',
                             alpha=0.1)
+        longest = max((s['frames'] for s in report['sequences'].values()
+                       if s['regime'] == regime), default=LENGTH_BINS)
+        bottom.set_xlim(2, longest)
         title = 'camera rate' if regime == 'camera' else 'hard (stretches shaded)'
         top.set(xlabel='frame', ylabel='tracked points', title=f'{title}: tracked points')
         bottom.set(xlabel='track length (frames)', ylabel='share of tracks at least this long',

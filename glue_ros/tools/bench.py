@@ -628,15 +628,17 @@ def main(argv=None) -> int:
     start = time.time()
     # Load the pipelines one after the other, then time them in interleaved rounds.
     workers = [Worker(args, name)
-               for name in tqdm(names, desc='loading', unit='pipeline', file=sys.stderr)]
+               for name in tqdm(names, desc='loading', unit='pipeline', file=sys.stderr,
+                                disable=not names)]
     with tqdm(total=args.repeat * len(workers), desc='timing', unit='run',
-              file=sys.stderr) as progress:
+              file=sys.stderr, disable=not workers) as progress:
         for _ in range(args.repeat):
             for worker in workers:
                 worker.ask('round')
                 progress.update()
     rows = []
-    for worker in tqdm(workers, desc='accuracy', unit='pipeline', file=sys.stderr):
+    for worker in tqdm(workers, desc='accuracy', unit='pipeline', file=sys.stderr,
+                       disable=not workers):
         row = worker.finish()
         row.setdefault('pipeline', worker.name)
         rows.append(row)

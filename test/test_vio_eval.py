@@ -305,3 +305,27 @@ def test_bench_presets_map_through_the_settings_schema(tmp_path):
         vio_bench.load_parameters(preset)
     with pytest.raises(ValueError, match='max_tracks'):
         vio_bench.configs({'max_tracks': 0})
+
+
+def test_targets_hold_learned_and_hybrid_against_the_issue_and_klt():
+    def row(fps, consistency, length, tracked, alive, rotation):
+        return {'fps': fps, 'consistency': consistency, 'mean_length': length,
+                'matches_per_frame': tracked,
+                'stretches': [{'kind': 'fast', 'alive_after': alive, 'before': 150}],
+                'pose': {'rotation_median': rotation, 'translation_median': 5.0}}
+    klt = {'cam': row(100, 0.95, 20, 150, 0, 1), 'hard': row(100, 0.9, 5, 120, 10, 1.0)}
+    hybrid = {'cam': row(31, 0.995, 25, 160, 0, 1), 'hard': row(31, 0.9, 5, 100, 20, None)}
+    report = {'sequences': {'cam': {'regime': 'camera'}, 'hard': {'regime': 'hard'}},
+              'pipelines': {'klt': klt, 'hybrid': hybrid}}
+    rows = {(r['sequence'], r['target'].split(' (')[0]): r for r in vio.targets(report)}
+    camera = ('frames per second', 'track consistency', 'tracked points per frame',
+              'mean track length')
+    assert all(rows[('cam', t)]['ok'] for t in camera)
+    assert rows[('hard', 'tracks alive after fast')]['ok']          # 20 >= 2 x 10
+    assert not rows[('hard', 'pose rotation median')]['ok']         # no pose: worse than 1 deg
+    assert rows[('hard', 'pose translation median')]['ok']
+    report['pipelines']['hybrid']['hard']['stretches'][0]['alive_after'] = 19
+    report['pipelines']['hybrid']['cam']['fps'] = 29.0
+    rows = {(r['sequence'], r['target'].split(' (')[0]): r for r in vio.targets(report)}
+    assert not rows[('hard', 'tracks alive after fast')]['ok']
+    assert not rows[('cam', 'frames per second')]['ok']

@@ -538,6 +538,18 @@ def run_soak(args) -> int:
     return 0
 
 
+def run_live(args) -> int:
+    """The live mode: one real-time camera run per parameters file, one JSON."""
+    from glue_ros.tools import live_camera
+    results = [live_camera.live(config, args.live_rate, workdir=args.json.parent)
+               for config in (args.live or [None])]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    path = args.json.with_name('live.json')
+    path.write_text(json.dumps({'machine': machine(), 'runs': results}, indent=1))
+    print(f'JSON: {path}')
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of glue-ros-bench."""
     parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
@@ -586,6 +598,10 @@ def main(argv=None) -> int:
     parser.add_argument('--soak-size', type=int, nargs=2, action='append', metavar=('W', 'H'),
                         help='image size of a soak (repeat for several; default 640 480)')
     parser.add_argument('--soak-rate', type=float, default=60.0, help='images per second')
+    parser.add_argument('--live', nargs='*', type=Path, metavar='CONFIG',
+                        help='the node over DDS fed a 640x480 camera in real time, once per '
+                        'parameters file (none: the defaults); e.g. --live config/vio.yaml')
+    parser.add_argument('--live-rate', type=float, default=30.0, help='camera rate, Hz')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--sweep-features', help=argparse.SUPPRESS)
@@ -607,6 +623,8 @@ def main(argv=None) -> int:
 
     if args.soak:
         return run_soak(args)
+    if args.live is not None:
+        return run_live(args)
     from tqdm import tqdm
     if args.pipelines is None:
         args.pipelines = 'none' if args.vio else ','.join(DEFAULT)

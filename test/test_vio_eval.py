@@ -329,3 +329,14 @@ def test_targets_hold_learned_and_hybrid_against_the_issue_and_klt():
     rows = {(r['sequence'], r['target'].split(' (')[0]): r for r in vio.targets(report)}
     assert not rows[('hard', 'tracks alive after fast')]['ok']
     assert not rows[('cam', 'frames per second')]['ok']
+
+
+def test_bench_uses_the_shipped_vio_preset_unless_told(tmp_path):
+    from glue_ros.tools import vio_bench
+    assert vio_bench.preset_path(tmp_path / 'x.yaml') == tmp_path / 'x.yaml'
+    shipped = vio_bench.preset_path(None)
+    assert shipped is not None and shipped.name == 'vio.yaml'
+    values = vio_bench.load_parameters(shipped)
+    matcher_config, frontend_config = vio_bench.configs(values)
+    assert matcher_config.max_keypoints == values['max_keypoints']
+    assert frontend_config.max_tracks == values['max_tracks']

@@ -11,7 +11,8 @@ from typing import Optional
 
 from glue_ros import settings
 
-# The VIO preset of this source tree, used when no --vio-config is given and it exists.
+# The VIO preset of this source tree, used when no --vio-config is given and it exists (else
+# the installed package's).
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / 'config' / 'vio.yaml'
 
 
@@ -41,10 +42,16 @@ def configs(values: Optional[dict] = None):
 
 
 def preset_path(path) -> Optional[Path]:
-    """The preset to use: `path`, else the tree's config/vio.yaml where it exists, else None."""
+    """The preset: `path`, else config/vio.yaml of the tree or the install, else None."""
     if path is not None:
         return Path(path)
-    return DEFAULT_PRESET if DEFAULT_PRESET.is_file() else None
+    candidates = [DEFAULT_PRESET]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        candidates.append(Path(get_package_share_directory('glue_ros')) / 'config' / 'vio.yaml')
+    except (ImportError, LookupError):   # no ament index, or not installed: the tree only
+        pass
+    return next((c for c in candidates if c.is_file()), None)
 
 
 def run(args, log) -> dict:

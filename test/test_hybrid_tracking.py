@@ -134,3 +134,21 @@ def test_flow_is_sequential_only_and_its_settings_are_checked():
         FrontendConfig(tracking='flow', flow_max_frames=0).validate()
     with pytest.raises(ValueError, match='tracking'):
         FrontendConfig(tracking='klt').validate()
+
+
+def test_tracks_the_flow_follows_go_on_through_a_learned_frame(matcher):
+    """A learned frame re-finds some tracks by keypoint; the flow's others go on, verified."""
+    seq = real_images.homography_sequence('astronaut', 12, size=SIZE, roll_per_frame=0.2,
+                                          zoom_per_frame=0.002)
+    frontend = Frontend(matcher, FrontendConfig(tracking='flow', flow_max_frames=5,
+                                                reference='previous', min_track_distance=10))
+    outputs = dict(run(frontend, seq.frames))
+    k = sorted(k for k, out in outputs.items() if out.learned)[1]   # the second learned frame
+    before, at = outputs[k - 1], outputs[k]
+    alive = set(before.track_ids.tolist()) & set(at.track_ids.tolist())
+    assert len(alive) >= 0.8 * len(before.track_ids), (len(alive), len(before.track_ids))
+    by_flow = at.result.indices0 == -1
+    assert by_flow.any() and (at.track_ids[by_flow] > 0).all()
+    errors = real_images.homography_errors(seq.relative(k, at.reference_tag),
+                                           at.result.points0, at.result.points1)
+    assert np.mean(errors[by_flow] < 3.0) > 0.99

@@ -31,22 +31,34 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 
 class FlowTracker:
-    """The points being followed (positions and track ids) and the image they stand on."""
+    """The points being followed (positions and track ids) and the image they stand on.
+
+    ``origins`` are the points' positions in the image of the last reset (the last learned
+    frame): where a learned frame's message says they were in its reference. ``unconfirmed``
+    counts the learned frames each point went through on flow alone (its drift is unbounded
+    until a learned match puts it back on its keypoint).
+    """
 
     def __init__(self, back_threshold: float = 0.5):
         self.back_threshold = float(back_threshold)
         self.points = np.zeros((0, 2), np.float32)
+        self.origins = np.zeros((0, 2), np.float32)
         self.ids = np.zeros(0, np.uint64)
+        self.unconfirmed = np.zeros(0, np.int64)
         self._gray: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def reset(self, gray: Optional[np.ndarray] = None, points=None, ids=None) -> None:
+    def reset(self, gray: Optional[np.ndarray] = None, points=None, ids=None,
+              unconfirmed=None) -> None:
         """Follow `points` (with their ids) from the image `gray` on; nothing without them."""
         self.points = np.zeros((0, 2), np.float32) if points is None \
             else np.asarray(points, np.float32).reshape(-1, 2).copy()
         self.ids = np.zeros(0, np.uint64) if ids is None else np.asarray(ids, np.uint64).copy()
+        self.origins = self.points.copy()
+        self.unconfirmed = np.zeros(len(self.ids), np.int64) if unconfirmed is None \
+            else np.asarray(unconfirmed, np.int64).copy()
         self._gray = gray
 
     def track(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,12 +89,14 @@ class FlowTracker:
                     & (moved[:, 1] >= 0) & (moved[:, 1] <= h - 1))
         previous, ids = self.points[keep], self.ids[keep]
         self.points, self.ids = moved[keep].astype(np.float32), ids
+        self.origins, self.unconfirmed = self.origins[keep], self.unconfirmed[keep]
         self._gray = gray
         return previous, self.points.copy(), ids
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep only the points where mask is True (after verification)."""
         self.points, self.ids = self.points[mask], self.ids[mask]
+        self.origins, self.unconfirmed = self.origins[mask], self.unconfirmed[mask]
 
 
 __all__ = ['FlowTracker', 'to_gray']

@@ -45,6 +45,13 @@ TRACKING = ('match', 'flow')
 # Flow frames whose verification rejects more than this share of the followed points hand over
 # to a learned frame: the flow is no longer trustworthy there (blur, a fast turn, occlusion).
 FLOW_MAX_REJECTED = 0.1
+# On a learned frame, a track the flow and the learned matcher place more than this many pixels
+# apart is on two different points by one of them: its id is retired (never reused).
+FLOW_AGREEMENT_PX = 2.0
+# A track followed by flow alone goes on through this many learned frames at most before a
+# learned match must confirm it: LK drifts by a fraction of a pixel a frame, and only a learned
+# match puts a point back on its keypoint.
+FLOW_MAX_UNCONFIRMED = 1
 
 
 @dataclass
@@ -167,19 +174,22 @@ class Frontend:
         """
         self._check_time(stamp)
         start = time.perf_counter()
-        gray = None
+        gray = followed = None
         if self.config.tracking == 'flow':
             gray = to_gray(image)
             if not self._learned_frame_due(gray):
                 return self._flow_frame(gray, camera, tag, start)
+            if self.tracks.image_size == gray.shape[1::-1]:
+                self.flow.track(gray)      # where the flow's tracks are now, checked
+                followed = (self.flow.points, self.flow.ids)
         features = self.last_features = self.matcher.extract(image)
         extract_ms = (time.perf_counter() - start) * 1e3
-        output = self._track(features, camera, tag)
+        output = self._track(features, camera, tag, followed)
+        if gray is not None:
+            output = self._hand_to_flow(gray, output, camera, tag)
         if output is not None:
             output.timing_ms['extract'] = output.result.timing_ms['extract'] = extract_ms
             output.timing_ms['total'] = (time.perf_counter() - start) * 1e3
-        if gray is not None:
-            self._hand_to_flow(gray, output, tag)
         return output
 
     def _check_time(self, stamp: float) -> None:
@@ -197,15 +207,62 @@ class Frontend:
                 or len(self.flow) < c.flow_min_share * self._flow_started
                 or self.tracks.image_size != gray.shape[1::-1])
 
-    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput], tag) -> None:
-        """After a learned frame: follow its tracked matches from here, at their new places."""
+    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput], camera, tag
+                      ) -> Optional[FrameOutput]:
+        """After a learned frame: its tracks and the flow's, one set, followed from here.
+
+        A track both place keeps the learned position (no drift), unless they disagree: then
+        one of them left the point and the id is retired. A track only the flow still follows
+        (its keypoint not detected or not matched this time) goes on, verified against where
+        it was at the last learned frame, and is published with the learned matches.
+        """
         if output is None:   # the first frame of a sequence: nothing tracked yet
             self.flow.reset(gray)
         else:
+            output, unconfirmed = self._merge_flow(output, camera)
             tracked = output.track_ids > 0
-            self.flow.reset(gray, output.result.points0[tracked], output.track_ids[tracked])
+            self.flow.reset(gray, output.result.points0[tracked], output.track_ids[tracked],
+                            unconfirmed[tracked])
         self._flow_started, self._flow_frames = len(self.flow), 0
         self._flow_rejected, self._flow_tag = False, tag
+        return output
+
+    def _merge_flow(self, output: FrameOutput, camera) -> tuple[FrameOutput, np.ndarray]:
+        """(the output with the flow's tracks merged in, learned frames unconfirmed per match)."""
+        flow_ids, flow_points, origins = self.flow.ids, self.flow.points, self.flow.origins
+        if len(flow_ids) == 0:
+            return output, np.zeros(len(output.track_ids), np.int64)
+        ids, points = output.track_ids, output.result.points0
+        # Both: agree, or retire the id.
+        where = {int(i): k for k, i in enumerate(flow_ids)}
+        both = np.array([int(i) in where for i in ids], bool) & (ids > 0)
+        at = np.array([where[int(i)] for i in ids[both]], np.int64)
+        apart = np.linalg.norm(points[both] - flow_points[at], axis=1) > FLOW_AGREEMENT_PX
+        retired = ids[both][apart]
+        if len(retired):
+            self.tracks.retire(retired)
+            ids = ids.copy()
+            ids[np.isin(ids, retired)] = 0
+        # Only the flow: verified against their places at the last learned frame.
+        only = np.flatnonzero(~np.isin(flow_ids, ids) & ~np.isin(flow_ids, retired)
+                              & (self.flow.unconfirmed < FLOW_MAX_UNCONFIRMED))
+        if len(only):
+            check = ('homography' if output.verification.status == geometry.ROTATION
+                     else None)
+            v = self._verify(flow_points[only], origins[only], camera, camera, 0.0, check)
+            only = only[v.inliers]
+        r = output.result
+        none = np.full(len(only), -1, np.int32)
+        result = dataclasses.replace(
+            r, points0=np.concatenate([r.points0, flow_points[only]]).astype(np.float32),
+            points1=np.concatenate([r.points1, origins[only]]).astype(np.float32),
+            scores=np.concatenate([r.scores, np.ones(len(only), r.scores.dtype)]),
+            indices0=np.concatenate([r.indices0, none]).astype(np.int32),
+            indices1=np.concatenate([r.indices1, none]).astype(np.int32))
+        unconfirmed = np.concatenate([np.zeros(len(ids), np.int64),
+                                      self.flow.unconfirmed[only] + 1])
+        return dataclasses.replace(output, result=result,
+                                   track_ids=np.concatenate([ids, flow_ids[only]])), unconfirmed
 
     def _flow_frame(self, gray: np.ndarray, camera, tag, start: float) -> FrameOutput:
         """Follow the tracked points into this frame and verify them as learned matches are."""
@@ -228,7 +285,7 @@ class Frontend:
         return FrameOutput(result, verification, ids[keep], followed - count, None,
                            reference_tag=reference_tag, timing_ms=timing, learned=False)
 
-    def _track(self, features: Features, camera, tag) -> Optional[FrameOutput]:
+    def _track(self, features: Features, camera, tag, elsewhere=None) -> Optional[FrameOutput]:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
         size = self.tracks.image_size
         if size is not None and size != features.image_size:
@@ -246,7 +303,7 @@ class Frontend:
         verification, keep = self._verify_groups(raw, sources, reference.frame, camera)
         result = subset(raw, keep)
         ids = self.tracks.assign(reference, features, tag, result.indices0, result.indices1,
-                                 result.points0, result.scores, cells)
+                                 result.points0, result.scores, cells, elsewhere)
         result.timing_ms['verify_track'] = (time.perf_counter() - start) * 1e3
         return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
                            reference_tag=reference.tag, keyframe=self.tracks.keyframe,

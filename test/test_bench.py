@@ -15,3 +15,29 @@ def test_roofline_measures_attention_and_the_full_depth_floor(capsys):
     bench.print_roofline(r, [{'pipeline': 'ref-lighterglue-xfeat', 'frame_ms': 500.0}])
     out = capsys.readouterr().out
     assert 'a 2.5x frame is 200 ms' in out and 'GFLOP/s' in out
+
+
+def test_soak_patterns_and_summary():
+    """The soak's cameras, and the figures it reports: memory ratios, stream against one frame."""
+    import numpy as np
+
+    from glue_ros.tools import soak
+    panning = soak.pattern_frames('back-and-forth')
+    views = [panning(k, k / 60) for k in range(3)]
+    assert views[0].shape == (480, 640, 3)
+    assert not np.array_equal(views[0], views[1]) and not np.array_equal(views[1], views[2])
+    still = soak.pattern_frames('still')
+    assert np.array_equal(still(0, 0.0), still(500, 9.0))
+    cycle = soak.pattern_frames('cycle')
+    assert np.array_equal(cycle(3, 0.0), cycle(33, 9.0))
+    with pytest.raises(ValueError, match='unknown soak pattern'):
+        soak.pattern_frames('sideways')
+    result = {'rss': [(0, 300.0), (60, 400.0), (120, 420.0)],
+              'rss_anon': [(0, 200.0), (60, 250.0), (120, 270.0)],
+              'node': {'received': 100, 'processed': 10, 'dropped': 89, 'bad': 1},
+              'sent': 103, 'work_ms': 520.0, 'single_work_ms': 400.0,
+              'single_latency_ms': 500.0, 'published_in_stream': 30, 'stream_s': 20.0}
+    s = soak.summarise(result)
+    assert s['anon_1min_mb'] == 250.0 and s['anon_end_ratio'] == pytest.approx(1.08)
+    assert s['work_ratio'] == pytest.approx(1.3) and s['rate_ratio'] == pytest.approx(0.75)
+    assert s['accounted'] and s['lost_in_transport'] == 3 and s['within_15pct']

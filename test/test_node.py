@@ -17,7 +17,7 @@ require_ros()
 from glue_ros.core import data_files  # noqa: E402
 from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.testing.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
-                                      stop_process)
+                                      spin_until, stop_process)
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 SEQUENCE_FRAMES = 20
@@ -161,13 +161,17 @@ def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
         node.publish('image', frame[:8, :8].copy(), 1.05)
     else:
         node.publish('image', frame, 1.05, **bad[case])
-    node.spin(0.5)
+    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
+                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
+    # Frames are checked when the worker takes them: the bad one is logged before the next
+    # good one is sent (a newer frame would replace it, and it would count as dropped).
+    assert spin_until(node.executor, lambda: expected in node.log(), 30), node.log()
     node.publish('image', sequence.frames[1], 1.1)
     assert node.wait_matches(1, 30), node.log()
     assert node.proc.poll() is None
-    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
-                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
-    assert expected in node.log()
+    assert stop_process(node.proc) == 0
+    stats = node_stats(node.log())
+    assert stats['bad'] == 1 and stats['received'] == 3 == stats['processed'] + stats['bad']
     arrays = matches_arrays(node.matches[0])
     errors = real_images.homography_errors(sequence.relative(1, 0), arrays['query_points'],
                                            arrays['reference_points'])
@@ -253,6 +257,36 @@ def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bou
     assert np.percentile(latencies, 95) < 2.5 * np.percentile(work, 95) + 100, \
         (np.percentile(latencies, [50, 95]), np.percentile(work, [50, 95]))
     assert rss[1] - rss[0] < 100, rss
+
+
+def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory):
+    """A soak in a test (2.5 min): the node's anonymous memory under ever new views of one scene.
+
+    What it measures: each frame the worker takes is a view the matcher has not seen, so its
+    tensors come in new sizes, and glibc keeps the holes they leave inside its heaps. Measured
+    here before the worker handed free heap memory back between frames: RssAnon +150 MB a
+    minute, linearly (heap memory in use flat at 140-155 MB, free memory kept by glibc 51 ->
+    320 MB in 2 minutes). Tolerance: with the release (every second), samples swing by about
+    +-50 MB around a flat level (the pages dirtied between two releases), so the median of the
+    last 40 s may lie at most 60 MB above that of 30-70 s; without the release that difference
+    is about 200 MB.
+    """
+    camera = real_images.PanningCamera('astronaut')
+    node = node_factory({'mode': 'sequential'})
+    period, seconds = 1.0 / 60, 140.0
+    start = time.monotonic()
+    samples, sent, next_sample = [], 0, start
+    while time.monotonic() - start < seconds:
+        node.publish('image', camera.frame(sent * period), 1000.0 + sent * period)
+        sent += 1
+        if time.monotonic() >= next_sample:
+            samples.append((time.monotonic() - start, rss_mb(node.proc.pid, 'RssAnon')))
+            next_sample += 5.0
+        node.spin(max(0.0, start + sent * period - time.monotonic()))
+    assert node.proc.poll() is None and len(node.matches) > 50, node.log()
+    early = np.median([r for t, r in samples if 30 <= t < 70])
+    late = np.median([r for t, r in samples if t >= seconds - 40])
+    assert late - early < 60, samples
 
 
 COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)

@@ -6,8 +6,9 @@ included), `activate` subscribes and starts matching, `deactivate` stops without
 activates itself, so a plain `ros2 run` or launch just works; a lifecycle manager sets it false.
 
 Reception and inference are decoupled: subscription callbacks only store the newest frame (or
-stereo pair) and return, a worker thread runs the matcher on the newest one and counts the
-frames it never got to. Latency therefore stays bounded when images come faster than inference.
+stereo pair), still serialized, and return; a worker thread decodes and matches the newest one
+and counts the frames it never got to. Latency therefore stays bounded when images come faster
+than inference, and a dropped frame costs next to nothing (glue_ros.ros.raw_images).
 The match_images service shares the matcher with the worker, one inference at a time.
 """
 from __future__ import annotations
@@ -30,19 +31,19 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
 from glue_ros import settings
-from glue_ros.core.allocator import configure_for_streaming
+from glue_ros.core.allocator import HeapTrimmer, configure_for_streaming
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import (CameraModelError, GlueRosError, ImageConversionError,
                                   ParameterError)
 from glue_ros.core.health import StreamHealth
-from glue_ros.core.image_conversion import (compressed_to_numpy, image_to_numpy,
-                                            numpy_to_image_fields)
+from glue_ros.core.image_conversion import image_to_numpy, numpy_to_image_fields
 from glue_ros.matcher import build_matcher, check_image
 from glue_ros.frontend.frontend import Frontend
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.srv import MatchImages
 from glue_ros.ros import messages
 from glue_ros.ros import parameters as node_parameters
+from glue_ros.ros import raw_images
 from glue_ros.ros.input_watch import InputWatch
 from glue_ros.ros.topics import camera_info_topic
 from glue_ros.frontend.vins import stereo_partner_points
@@ -60,12 +61,22 @@ def stamp_seconds(header) -> float:
 
 
 class Frame:
-    """One received image: message header, decoded pixels, arrival time."""
+    """One received image: its stamp and serialized message until the worker decodes it.
 
-    __slots__ = ('header', 'image', 'arrival')
+    header and image are set by :meth:`decode`, which also lets the serialized bytes go (a frame
+    kept as the keyframe holds its pixels once).
+    """
 
-    def __init__(self, header, image, arrival):
-        self.header, self.image, self.arrival = header, image, arrival
+    __slots__ = ('stamp', 'arrival', 'side', 'raw', 'header', 'image')
+
+    def __init__(self, stamp: float, arrival: float, raw: bytes, side: Optional[str] = None):
+        self.stamp, self.arrival, self.side, self.raw = stamp, arrival, side, raw
+        self.header = self.image = None
+
+    def decode(self, msg_type) -> None:
+        """Deserialize, convert and check; raises a GlueRosError on a malformed image."""
+        self.header, self.image = raw_images.decode(self.raw, msg_type)
+        self.raw = None
 
 
 class LatestSlot:
@@ -128,7 +139,7 @@ class TurnLock:
 
 
 class StereoSync:
-    """Pairs left and right images by stamp: exactly, or within `slop` seconds."""
+    """Pairs left and right images by stamp (headers only): exactly, or within `slop` s."""
 
     def __init__(self, slop: float, queue_size: int):
         self.slop = slop
@@ -141,10 +152,10 @@ class StereoSync:
         with self.lock:
             mine, other = (self.left, self.right) if side == 'left' else (self.right, self.left)
             mine.append(frame)
-            t = stamp_seconds(frame.header)
+            t = frame.stamp
             best, best_dt = None, None
             for candidate in other:
-                dt = abs(stamp_seconds(candidate.header) - t)
+                dt = abs(candidate.stamp - t)
                 if dt <= self.slop + 1e-9 and (best_dt is None or dt < best_dt):
                     best, best_dt = candidate, dt
             if best is None:
@@ -179,9 +190,12 @@ class MatcherNode(LifecycleNode):
         self.frontend: Optional[Frontend] = None
         self.inference = TurnLock()   # one inference at a time, stream and service in turn
         self.worker: Optional[threading.Thread] = None
+        # New views give new tensor sizes: free heap memory is handed back between frames.
+        self.trim_heap = HeapTrimmer()
         self._running = False
         self._entities = []                 # (entity, destroy): made by configure
         self._image_subscriptions = {}
+        self._image_type = Image            # or CompressedImage (use_compressed), at activate
         self.camera_info_topics = {}        # camera id -> CameraInfo topic (configure)
         self.sync: Optional[StereoSync] = None
         self._watch_timer = None
@@ -259,11 +273,13 @@ class MatcherNode(LifecycleNode):
             depth=self.params['image_qos_depth'],
             reliability=qos_profile_sensor_data.reliability,
             history=qos_profile_sensor_data.history)
-        msg_type = CompressedImage if self.params['use_compressed'] else Image
+        self._image_type = CompressedImage if self.params['use_compressed'] else Image
         sides = self._sides()
+        # Serialized (raw): only the frame the worker takes is decoded.
         self._image_subscriptions = {
-            side: self.create_subscription(msg_type, self._image_name(side),
-                                           lambda m, s=side: self._on_image(m, s), image_qos)
+            side: self.create_subscription(self._image_type, self._image_name(side),
+                                           lambda m, s=side: self._on_image(m, s), image_qos,
+                                           raw=True)
             for side in sides}
         self._received = dict.fromkeys(sides, 0)
         self.input_watch = InputWatch()
@@ -399,18 +415,16 @@ class MatcherNode(LifecycleNode):
         self.diagnostics_pub.publish(msg)
 
     # -- reception (executor thread: never blocks) --------------------------------------
-    def _on_image(self, msg, side: Optional[str]) -> None:
+    def _on_image(self, raw: bytes, side: Optional[str]) -> None:
+        """Count the frame and store it serialized: the stamp is all pairing needs."""
         arrival = time.monotonic()
         self.health.add(arrival, 'received')
         self._received[side] += 1
         try:
-            image = (compressed_to_numpy(msg) if isinstance(msg, CompressedImage)
-                     else image_to_numpy(msg))
-            check_image(image)
-        except (ImageConversionError, GlueRosError) as exc:
+            frame = Frame(raw_images.stamp_of(raw, self._image_type), arrival, raw, side)
+        except ImageConversionError as exc:
             self._bad_frame(f'{side + " " if side else ""}image skipped: {exc}')
             return
-        frame = Frame(msg.header, image, arrival)
         if side is None:
             self.slot.put(('sequential', frame))
             return
@@ -455,6 +469,8 @@ class MatcherNode(LifecycleNode):
             if job is None:
                 continue
             self.health.add(time.monotonic(), 'dropped', dropped)
+            if not self._decode(job[1] if job[0] == 'stereo' else (job[1],)):
+                continue
             with self.inference:
                 if self.matcher is None:
                     continue
@@ -469,6 +485,22 @@ class MatcherNode(LifecycleNode):
                 except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
                     self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
                                     f'{exc}')
+            self.trim_heap()
+
+    def _decode(self, frames) -> bool:
+        """Decode the frames of a job; a malformed one makes the job a bad frame (False)."""
+        for frame in frames:
+            side = frame.side + ' ' if frame.side else ''
+            try:
+                frame.decode(self._image_type)
+            except GlueRosError as exc:
+                self._bad_frame(f'{side}image skipped: {exc}')
+                return False
+            except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
+                self._bad_frame(f'{side}image skipped after an unexpected '
+                                f'{type(exc).__name__}: {exc}')
+                return False
+        return True
 
     # -- on request (service callback group) ------------------------------------------------
     def _on_match_images(self, request, response):

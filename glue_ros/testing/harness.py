@@ -178,9 +178,13 @@ class MatcherProcess:
         return code
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process, MiB (Linux)."""
+def rss_mb(pid: int, field: str = 'VmRSS') -> float:
+    """Resident memory of a process, MiB (Linux).
+
+    field 'RssAnon': its anonymous part only (heaps, tensors), without the mapped libraries and
+    the DDS shared-memory segments that VmRSS also counts.
+    """
     for line in Path(f'/proc/{pid}/status').read_text().splitlines():
-        if line.startswith('VmRSS:'):
+        if line.startswith(field + ':'):
             return int(line.split()[1]) / 1024
-    raise RuntimeError('no VmRSS')
+    raise RuntimeError(f'no {field}')

@@ -136,6 +136,32 @@ def homography_sequence(name: str = 'astronaut', num_frames: int = 20,
     return Sequence(frames, Hs)
 
 
+class PanningCamera:
+    """A camera panning back and forth over one scene, with a new view at every instant.
+
+    A robot that keeps looking at the same place: the view is a window of a real photograph that
+    moves along two sines of incommensurate periods (`periods`, seconds), so a view is never
+    repeated exactly and the matcher keeps seeing new keypoint layouts. Views are crops: a
+    frame costs a copy, so a test can render 60 of them a second.
+    """
+
+    def __init__(self, name: str = 'astronaut', size: tuple[int, int] = (640, 480),
+                 scale: float = 1.6, periods: tuple[float, float] = (4.1, 6.7)):
+        source = photo(name)
+        self.source = cv2.resize(source, None, fx=scale, fy=scale,
+                                 interpolation=cv2.INTER_CUBIC)
+        self.size, self.periods = tuple(size), periods
+        self.room = (self.source.shape[1] - size[0], self.source.shape[0] - size[1])
+        if min(self.room) < 2:
+            raise ValueError(f'{name} scaled by {scale} is too small for {size} views')
+
+    def frame(self, t: float) -> np.ndarray:
+        """The view at time t (seconds)."""
+        x = int(0.5 * self.room[0] * (1 + 0.9 * np.sin(2 * np.pi * t / self.periods[0])))
+        y = int(0.5 * self.room[1] * (1 + 0.9 * np.sin(2 * np.pi * t / self.periods[1])))
+        return np.ascontiguousarray(self.source[y:y + self.size[1], x:x + self.size[0]])
+
+
 def homography_pair(name: str, size: tuple[int, int] = (640, 480), roll_deg: float = 0.0,
                     zoom: float = 1.0, tilt: float = 0.0, pan: float = 0.0,
                     upscale: float = 2.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -521,15 +521,16 @@ def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
 
 
 def run_soak(args) -> int:
-    """The soak mode: one soak per --soak-size, one after the other; JSON and a plot."""
+    """The soak mode: one soak per --soak-pattern and --soak-size, one after the other."""
     from glue_ros.tools import soak
     results = []
-    for size in args.soak_size or [(640, 480)]:
-        result = soak.soak(args.soak, tuple(size), args.soak_rate, args.json.parent,
-                           log=lambda text: print(text, file=sys.stderr))
-        result['summary'] = soak.summarise(result)
-        soak.print_report(result, result['summary'])
-        results.append(result)
+    for pattern in args.soak_pattern or list(soak.PATTERNS):
+        for size in args.soak_size or [(640, 480)]:
+            result = soak.soak(args.soak, tuple(size), args.soak_rate, args.json.parent,
+                               log=lambda text: print(text, file=sys.stderr), pattern=pattern)
+            result['summary'] = soak.summarise(result)
+            soak.print_report(result, result['summary'])
+            results.append(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     path = args.json.with_name('soak.json')
     path.write_text(json.dumps({'machine': machine(), 'soaks': results}, indent=1))
@@ -602,6 +603,11 @@ def main(argv=None) -> int:
                         help='the node over DDS fed a 640x480 camera in real time, once per '
                         'parameters file (none: the defaults); e.g. --live config/vio.yaml')
     parser.add_argument('--live-rate', type=float, default=30.0, help='camera rate, Hz')
+    parser.add_argument('--soak-pattern', action='append',
+                        choices=('back-and-forth', 'still', 'cycle'),
+                        help='camera of a soak (repeat for several; default all three): '
+                        'panning back and forth over one scene, standing still, or a 30-frame '
+                        'sequence in a loop')
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--sweep-features', help=argparse.SUPPRESS)

@@ -1,10 +1,19 @@
 """glue-ros-bench --soak SECONDS: the node under a sustained camera stream, memory over time.
 
-The node runs in its own process, fed over DDS faster than it can match (a moving-camera
-sequence at --soak-rate Hz, cycling through distinct frames so that early exit and pruning
-give the matcher a different shape on every frame). Every 5 s the node's resident memory is
-sampled; at the end come the latency percentiles and the frame accounting (sent = received
-by the node + lost in transport; received = processed + dropped + bad), and a plot.
+The node runs in its own process, fed over DDS faster than it can match, at --soak-rate Hz, with
+one of the input patterns a robot produces (--soak-pattern):
+
+- ``back-and-forth``: a camera panning back and forth over one scene, a new view every frame
+  (glue_ros.testing.real_images.PanningCamera);
+- ``still``: a camera standing still, the same image every frame;
+- ``cycle``: a 30-frame moving-camera sequence played in a loop.
+
+First a few frames are matched one at a time (each sent after the previous one was published),
+which gives the matching time without a stream; then the stream. Every 5 s the node's resident
+memory (RSS) and its anonymous part (RssAnon: heaps and tensors, without the mapped libraries
+and DDS shared memory) are sampled; at the end come the matching time per frame under the
+stream beside the one-at-a-time time, the latency percentiles and the frame accounting (sent =
+received by the node + lost in transport; received = processed + dropped + bad), and a plot.
 """
 from __future__ import annotations
 
@@ -16,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 SAMPLE_S = 5.0
+PATTERNS = ('back-and-forth', 'still', 'cycle')
+ONE_AT_A_TIME = 8
 
 
 def node_stats(log: str) -> dict:
@@ -26,78 +37,146 @@ def node_stats(log: str) -> dict:
     return {}
 
 
-def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Path('bench_out'),
-         params=None, log=print) -> dict:
-    """Run the soak; returns RSS samples, latencies and the accounting."""
+def pattern_frames(pattern: str, size=(640, 480)):
+    """frame(k, t): the k-th frame a camera of `pattern` sends, at t seconds."""
     import cv2
 
     from glue_ros.testing import real_images
+    if pattern == 'back-and-forth':
+        camera = real_images.PanningCamera('astronaut', tuple(size),
+                                           scale=1.6 * max(size[0] / 640, size[1] / 480))
+        return lambda k, t: camera.frame(t)
+    frames = real_images.homography_sequence('astronaut', 30).frames
+    if tuple(size) != (640, 480):
+        frames = [cv2.resize(f, tuple(size)) for f in frames]
+    if pattern == 'still':
+        return lambda k, t: frames[0]
+    if pattern == 'cycle':
+        return lambda k, t: frames[k % len(frames)]
+    raise ValueError(f'unknown soak pattern {pattern!r}: one of {", ".join(PATTERNS)}')
+
+
+def work_ms(msg) -> float:
+    """Matching time of a published frame: extraction and matching, as the message says."""
+    return msg.extract_ms + msg.match_ms
+
+
+def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Path('bench_out'),
+         params=None, log=print, pattern: str = 'cycle') -> dict:
+    """Run one soak; returns memory samples, matching times, latencies and the accounting."""
     from glue_ros.testing.harness import MatcherProcess, rss_mb, stop_process
 
-    sequence = real_images.homography_sequence('astronaut', 30)
-    frames = [f if tuple(size) == (640, 480) else cv2.resize(f, tuple(size))
-              for f in sequence.frames]
+    frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
     node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})})
-    samples, sent = [], 0
+    samples, sent, single = [], 0, []
     try:
         node.wait_connected(60)
+        # One frame at a time: each sent after the previous one was matched (best effort: a
+        # frame lost in transport is sent again).
+        stamp = 1000.0
+        for k in range(ONE_AT_A_TIME + 1):
+            for _ in range(3):
+                before = len(node.matches)
+                node.publish('image', frame_at(k, k * 0.5), stamp)
+                stamp += 0.5
+                sent += 1
+                if k == 0:
+                    node.spin(1.0)
+                    break
+                if node.wait_matches(before + 1, 60):
+                    break
+        single = list(node.matches)
+        first_streamed, single_sent = len(single), sent
         start = time.monotonic()
         next_sample = start
         period = 1.0 / rate
         while time.monotonic() - start < seconds:
-            node.publish('image', frames[sent % len(frames)], 1000.0 + sent * period)
+            k = sent - single_sent
+            node.publish('image', frame_at(k, k * period), stamp + k * period)
             sent += 1
             now = time.monotonic()
             if now >= next_sample:
-                samples.append((now - start, rss_mb(node.proc.pid)))
-                log(f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  '
-                    f'published {len(node.matches)}')
+                pid = node.proc.pid
+                samples.append((now - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
+                log(f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  RssAnon '
+                    f'{samples[-1][2]:7.1f} MB  published {len(node.matches) - first_streamed}')
                 next_sample += SAMPLE_S
             node.spin(max(0.0, start + sent * period - time.monotonic()))
+        streamed_s = time.monotonic() - start
         node.spin(3.0)
-        samples.append((time.monotonic() - start, rss_mb(node.proc.pid)))
+        pid = node.proc.pid
+        samples.append((time.monotonic() - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
         stop_process(node.proc)
         stats = node_stats(node.log())
     finally:
         node.close()
-    latencies = np.array([m.latency_ms for m in node.matches])
-    return {'seconds': seconds, 'size': list(size), 'rate': rate, 'sent': sent,
-            'node': stats, 'published_received': len(node.matches), 'rss': samples,
+    stream = node.matches[len(single):]
+    latencies = np.array([m.latency_ms for m in stream])
+    single_ms = statistics.median(work_ms(m) for m in single) if single else 0.0
+    single_latency = statistics.median(m.latency_ms for m in single) if single else 0.0
+    return {'seconds': seconds, 'size': list(size), 'rate': rate, 'pattern': pattern,
+            'sent': sent, 'node': stats, 'published_received': len(node.matches),
+            'published_in_stream': len(stream), 'stream_s': streamed_s,
+            'rss': [(t, r) for t, r, _ in samples], 'rss_anon': [(t, a) for t, _, a in samples],
             'latency_ms': {p: float(np.percentile(latencies, p)) for p in (50, 90, 99)}
             if len(latencies) else {},
-            'work_ms': statistics.median(m.extract_ms + m.match_ms for m in node.matches)
-            if node.matches else 0.0}
+            'work_ms': statistics.median(work_ms(m) for m in stream) if stream else 0.0,
+            'single_work_ms': single_ms, 'single_latency_ms': single_latency,
+            'single_frames': len(single)}
+
+
+def _at_minute(series):
+    at_minute = next((v for t, v in series if t >= 60.0), series[-1][1])
+    after = [v for t, v in series if t >= 60.0] or [series[-1][1]]
+    return at_minute, after
 
 
 def summarise(result: dict) -> dict:
-    """RSS at one minute and after (within 15% of the one-minute value?), frame accounting.
+    """Memory at one minute and after, matching time against one at a time, accounting.
 
-    accounted: every frame the node received was processed, dropped or rejected as bad; frames
-    sent but never received were lost in best-effort transport, counted on their own.
+    within_15pct: RSS after the first minute within 15% of its one-minute value (issue 16);
+    anon_end_ratio: RssAnon at the end over its one-minute value (target <= 1.1); work_ratio:
+    matching time per frame under the stream over one frame at a time (target <= 1.3);
+    rate_ratio: frames published per second under the stream over the one-at-a-time rate
+    (1000 / its median latency). accounted: every frame the node received was processed,
+    dropped or rejected as bad; frames sent but never received were lost in best-effort
+    transport, counted on their own.
     """
-    rss = result['rss']
-    at_minute = next((r for t, r in rss if t >= 60.0), rss[-1][1])
-    after = [r for t, r in rss if t >= 60.0] or [rss[-1][1]]
+    rss, anon = result['rss'], result.get('rss_anon') or result['rss']
+    at_minute, after = _at_minute(rss)
+    anon_minute, anon_after = _at_minute(anon)
     stats = result['node']
     accounted = (stats.get('received', -1) == stats.get('processed', 0)
                  + stats.get('dropped', 0) + stats.get('bad', 0))
+    single, work = result.get('single_work_ms', 0.0), result['work_ms']
+    single_rate = 1000.0 / result['single_latency_ms'] if result.get('single_latency_ms') else 0
+    stream_rate = result.get('published_in_stream', 0) / max(result.get('stream_s', 1.0), 1e-9)
     return {'rss_start_mb': rss[0][1], 'rss_1min_mb': at_minute, 'rss_max_after_mb': max(after),
             'rss_end_mb': rss[-1][1], 'growth_after_1min': max(after) / at_minute - 1.0,
-            'within_15pct': max(after) <= 1.15 * at_minute, 'accounted': accounted,
+            'within_15pct': max(after) <= 1.15 * at_minute,
+            'anon_start_mb': anon[0][1], 'anon_1min_mb': anon_minute,
+            'anon_max_after_mb': max(anon_after), 'anon_end_mb': anon[-1][1],
+            'anon_end_ratio': anon[-1][1] / anon_minute,
+            'work_ms': work, 'single_work_ms': single,
+            'work_ratio': work / single if single else float('nan'),
+            'stream_fps': stream_rate, 'single_fps': single_rate,
+            'rate_ratio': stream_rate / single_rate if single_rate else float('nan'),
+            'accounted': accounted,
             'lost_in_transport': result['sent'] - stats.get('received', 0)}
 
 
 def plot(results: list, path: Path) -> None:
-    """RSS against time, one line per soak."""
+    """RssAnon against time, one line per soak."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
-        t, rss = zip(*r['rss'])
-        ax.plot(t, rss, label=f'{r["size"][0]}x{r["size"][1]} at {r["rate"]:.0f} Hz')
-    ax.set(xlabel='seconds', ylabel='node RSS (MB)', title='glue_ros node under a stream')
+        t, anon = zip(*(r.get('rss_anon') or r['rss']))
+        ax.plot(t, anon, label=f'{r.get("pattern", "cycle")}, {r["size"][0]}x{r["size"][1]} '
+                f'at {r["rate"]:.0f} Hz')
+    ax.set(xlabel='seconds', ylabel='node RssAnon (MB)', title='glue_ros node under a stream')
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -106,14 +185,20 @@ def plot(results: list, path: Path) -> None:
 def print_report(result: dict, summary: dict) -> None:
     """One soak's figures."""
     s, n = summary, result['node']
-    print(f'soak {result["size"][0]}x{result["size"][1]} at {result["rate"]:.0f} Hz for '
-          f'{result["seconds"]:.0f} s: RSS {s["rss_start_mb"]:.0f} MB at start, '
-          f'{s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB after '
-          f'({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end')
+    print(f'soak {result.get("pattern", "cycle")} {result["size"][0]}x{result["size"][1]} at '
+          f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s: RSS {s["rss_start_mb"]:.0f} '
+          f'MB at start, {s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB '
+          f'after ({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end; RssAnon '
+          f'{s["anon_start_mb"]:.0f} / {s["anon_1min_mb"]:.0f} / max '
+          f'{s["anon_max_after_mb"]:.0f} / {s["anon_end_mb"]:.0f} MB (end / 1 min '
+          f'{s["anon_end_ratio"]:.2f}x)')
+    print(f'  matching {s["work_ms"]:.0f} ms per frame under the stream, '
+          f'{s["single_work_ms"]:.0f} ms one frame at a time ({s["work_ratio"]:.2f}x); '
+          f'published {s["stream_fps"]:.2f} frames/s, one at a time {s["single_fps"]:.2f} '
+          f'({s["rate_ratio"]:.0%})')
     lat = result['latency_ms']
     print(f'  frames: sent {result["sent"]} ({s["lost_in_transport"]} lost in best-effort '
           f'transport), received {n.get("received")}, processed '
           f'{n.get("processed")}, dropped {n.get("dropped")}, bad {n.get("bad")}, published '
           f'{n.get("published")} (accounted: {s["accounted"]}); latency ms p50 '
-          f'{lat.get(50, 0):.0f} p90 {lat.get(90, 0):.0f} p99 {lat.get(99, 0):.0f}; matching '
-          f'{result["work_ms"]:.0f} ms per frame')
+          f'{lat.get(50, 0):.0f} p90 {lat.get(90, 0):.0f} p99 {lat.get(99, 0):.0f}')

@@ -8,7 +8,7 @@ export ROS_DISTRO_WHEELS
 TESTS ?= test
 IN_ENV = source ./env.sh &&
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench gpu-check clean
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -24,6 +24,10 @@ demo: setup
 
 bench: setup
 	@$(IN_ENV) python -m glue_ros.tools.bench --compare --sweep --messages --slam $(BENCH_ARGS)
+
+# On a machine with an NVIDIA GPU: the CUDA and TensorRT tests and the CUDA benchmark, one JSON.
+gpu-check: setup
+	@$(IN_ENV) python scripts/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build build-jazzy install install-jazzy log log-jazzy demo_out bench_out

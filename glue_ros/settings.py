@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
-from glue_ros.frontend.frontend import MODES, REFERENCES, FrontendConfig
+from glue_ros.frontend.frontend import MODES, REFERENCES, TRACKING, FrontendConfig
 from glue_ros.frontend.geometry import CHECKS
 from glue_ros.matcher import (BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS,
                               MatcherConfig)
@@ -122,6 +122,17 @@ SETTINGS = {s.name: s for s in (
             'alive', 'frontend', low=1, live=True),
     Setting('min_track_distance', _F.min_track_distance, 'pixels: new tracks start only this '
             'far from tracked points', 'frontend', low=0.0, high=1000.0, live=True),
+    Setting('tracking', _F.tracking, "sequential mode: 'match' every frame with the learned "
+            "matcher, or 'flow': optical flow between learned frames (hybrid, a few ms a "
+            'frame)', 'frontend', TRACKING),
+    Setting('flow_max_frames', _F.flow_max_frames, "tracking 'flow': a learned frame at least "
+            'every this many frames', 'frontend', low=1, live=True),
+    Setting('flow_min_share', _F.flow_min_share, "tracking 'flow': a learned frame as soon as "
+            'fewer than this share of the tracks of the last one are still followed',
+            'frontend', low=0.0, high=1.0, live=True),
+    Setting('flow_back_threshold', _F.flow_back_threshold, "tracking 'flow': forward-backward "
+            'check, pixels (a point whose flow back misses its start by more is dropped)',
+            'frontend', low=0.01, high=100.0, live=True),
     Setting('max_epipolar_error', _F.max_epipolar_error, 'stereo, rectified: drop matches '
             'whose rows differ by more pixels than this, or with negative disparity; 0: off',
             'frontend', low=0.0, high=1000.0, live=True),
@@ -199,6 +210,9 @@ def frontend_config(values: dict) -> FrontendConfig:
         track_max_age=values['track_max_age'], max_tracks=values['max_tracks'],
         min_track_distance=float(values['min_track_distance']),
         max_epipolar_error=float(values['max_epipolar_error']),
+        tracking=values['tracking'], flow_max_frames=values['flow_max_frames'],
+        flow_min_share=float(values['flow_min_share']),
+        flow_back_threshold=float(values['flow_back_threshold']),
         track_stereo_left=values['mode'] == 'stereo' and values['publish_vins_features']
     ).validate()
 
@@ -207,7 +221,8 @@ def frontend_config(values: dict) -> FrontendConfig:
 MATCHER_FLAGS = tuple(n for n, s in SETTINGS.items() if s.group == 'matcher')
 VERIFY_FLAGS = ('geometric_check', 'ransac_threshold')
 TRACK_FLAGS = ('reference', 'keyframe_min_matches', 'track_max_age', 'max_tracks',
-               'min_track_distance')
+               'min_track_distance', 'tracking', 'flow_max_frames', 'flow_min_share',
+               'flow_back_threshold')
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str]) -> None:

@@ -6,7 +6,8 @@
 Arguments: mode (overrides the config file's when given), config (a parameters YAML whose
 section is keyed `/**/glue_ros_matcher`, so it applies in any namespace), namespace,
 use_sim_time, autostart (the managed node configures and activates itself; false: a lifecycle
-manager drives it), and remaps for the image and matches topics.
+manager drives it), and remaps for the image, camera_info and matches topics. CameraInfo is
+heard beside its image (`image:=/cam/image_raw` -> `/cam/camera_info`) unless given.
 """
 import os
 
@@ -39,6 +40,15 @@ def generate_launch_description():
                               description='stereo mode left input topic'),
         DeclareLaunchArgument('right_image', default_value='right/image_rect',
                               description='stereo mode right input topic'),
+        DeclareLaunchArgument('camera_info', default_value='',
+                              description='sequential mode CameraInfo topic; empty: beside '
+                              'the image, <image namespace>/camera_info'),
+        DeclareLaunchArgument('left_camera_info', default_value='',
+                              description='stereo mode left CameraInfo topic; empty: beside '
+                              'the left image'),
+        DeclareLaunchArgument('right_camera_info', default_value='',
+                              description='stereo mode right CameraInfo topic; empty: beside '
+                              'the right image'),
         DeclareLaunchArgument('matches', default_value='matches',
                               description='output topic of glue_ros/Matches'),
         DeclareLaunchArgument('log_level', default_value='info'),
@@ -56,6 +66,10 @@ def matcher_node(context):
     overrides = {'use_sim_time': flag('use_sim_time'), 'autostart': flag('autostart')}
     if arg('mode'):
         overrides['mode'] = arg('mode')
+    # CameraInfo follows its image (the node applies image_transport's rule) unless given.
+    infos = [(name, arg(argument)) for name, argument in (
+        ('camera_info', 'camera_info'), ('left/camera_info', 'left_camera_info'),
+        ('right/camera_info', 'right_camera_info')) if arg(argument)]
     return [Node(
         package='glue_ros',
         executable='matcher_node',
@@ -70,6 +84,7 @@ def matcher_node(context):
             ('left/image_rect', arg('left_image')),
             ('right/image_rect', arg('right_image')),
             ('matches', arg('matches')),
+            *infos,
         ],
         arguments=['--ros-args', '--log-level', arg('log_level')],
     )]

@@ -68,6 +68,36 @@ else
   say "Python dependencies up to date"
 fi
 
+# The ROS 2 launch system and command-line tools (`ros2 launch`, launch_testing, `ros2 topic`,
+# `ros2 param`, ...) are not on PyPI. A sourced ROS 2 brings them; otherwise they are installed,
+# offline, from a folder of their wheels when there is one: $GLUE_ROS_ROS2_TOOLS, by default
+# ros2-tools/<distro>/ in the data folder ($GLUE_ROS_SHARED, or shared/ beside the repository).
+if [ "$system_ros" = 0 ]; then
+  distro=${ROS_DISTRO_WHEELS:-kilted}
+  tools=${GLUE_ROS_ROS2_TOOLS:-${GLUE_ROS_SHARED:-$root/../shared}/ros2-tools/$distro}
+  py_tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+  if [ ! -f "$tools/SHA256SUMS" ]; then
+    say "no ROS 2 tools wheels in $tools: 'ros2 launch', 'ros2 topic' and launch_testing" \
+        "are not installed, and the tests that need them skip (set GLUE_ROS_ROS2_TOOLS)"
+  elif ! ls "$tools"/ros_composition_interfaces-*-"$py_tag"-*.whl >/dev/null 2>&1; then
+    say "the ROS 2 tools wheels in $tools are not built for $py_tag: not installed" \
+        "(the tests that need them skip)"
+  else
+    tools_hash=$(sha256sum "$tools/SHA256SUMS" | cut -c1-16)
+    if [ "$(cat "$venv/.ros2-tools-stamp" 2>/dev/null)" = "$tools_hash" ]; then
+      say "ROS 2 tools ($distro) up to date"
+    else
+      say "installing the ROS 2 launch system and CLI ($distro) from $tools, offline"
+      "$py" -m pip install --disable-pip-version-check -q --no-index --no-deps \
+        --find-links "$tools" launch launch-testing launch-xml launch-yaml launch-ros \
+        launch-testing-ros ros2launch ros2cli ros2topic ros2param ros2lifecycle ros2service \
+        ros2node ros2pkg ros2run ros2interface ros2action rosidl-runtime-py \
+        ros-composition-interfaces osrf-pycommon psutil
+      echo "$tools_hash" > "$venv/.ros2-tools-stamp"
+    fi
+  fi
+fi
+
 # CMake refuses exported include directories inside the source tree, and .venv/ is inside it:
 # give NumPy's headers a path outside (a link, recreated on every run) and point CMake there.
 cmake_extra=()

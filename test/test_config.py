@@ -31,7 +31,15 @@ def test_yaml_marks_exactly_the_live_parameters():
                       not n.startswith('diagnostics_')}
 
 
-@pytest.mark.parametrize('name', ['stereo.yaml', 'jetson_coarse_loftr.yaml'])
+def test_vio_preset_is_complete_and_valid():
+    """config/vio.yaml lists every parameter (a complete file, as the issue asks), all valid."""
+    values = parameters('vio.yaml')
+    assert set(values) == set(settings.SETTINGS)
+    settings.validate({k: list(v) if isinstance(v, list) else v for k, v in values.items()})
+    assert values['tracking'] == 'flow' and values['mode'] == 'sequential'
+
+
+@pytest.mark.parametrize('name', ['stereo.yaml', 'jetson_coarse_loftr.yaml', 'vio.yaml'])
 def test_presets_set_only_known_and_valid_parameters(name):
     values = parameters(name)
     assert set(values) <= set(settings.SETTINGS)

@@ -22,9 +22,9 @@ def test_rates_and_ratio_over_the_window():
     report = health.report(now, 'active', {'name': 'lightglue/xfeat', 'early_exit': True})
     assert report.level == WARN   # 67% dropped against the default 50%
     v = report.values
-    assert float(v['input rate (Hz)']) == pytest.approx(30.0)
-    assert float(v['processed rate (Hz)']) == pytest.approx(10.0)
-    assert float(v['drop ratio']) == pytest.approx(2 / 3, abs=1e-3)
+    assert float(v['input rate (images/s)']) == pytest.approx(30.0)
+    assert float(v['processed rate (frames/s)']) == pytest.approx(10.0)
+    assert float(v['drop ratio (frames)']) == pytest.approx(2 / 3, abs=1e-3)
     assert v['matcher'] == 'lightglue/xfeat' and v['early_exit'] == 'True'
     assert v['total processed'] == '50' and v['total dropped'] == '100'
 
@@ -40,7 +40,19 @@ def test_warn_on_drops_or_latency_then_recover_when_the_window_moves_on():
     # Later, a healthy stream: the old drops have left the window.
     now = feed(health, now + 1.0, 6.0, rate=10, latency_ms=20.0)
     report = health.report(now, 'active', max_drop_ratio=0.5, max_latency_ms=50.0)
-    assert report.level == OK and report.values['drop ratio'] == '0.000'
+    assert report.level == OK and report.values['drop ratio (frames)'] == '0.000'
+
+
+def test_stereo_rates_name_images_in_and_pairs_out():
+    """One pair a second is two images in and one pair processed, and says so."""
+    health = StreamHealth(window_s=5.0)
+    for k in range(5):
+        health.add(float(k), 'received', 2)
+        health.add(float(k), 'processed')
+    v = health.report(5.0, 'active', unit='pairs').values
+    assert float(v['input rate (images/s)']) == pytest.approx(2.0)
+    assert float(v['processed rate (pairs/s)']) == pytest.approx(1.0)
+    assert 'processed rate (frames/s)' not in v and 'drop ratio (pairs)' in v
 
 
 def test_failed_load_is_an_error_and_idle_states_are_ok():

@@ -107,8 +107,8 @@ def test_diagnostics_report_state_rates_and_warn_on_live_thresholds(start, seque
     v = values(status)
     assert v['state'] == 'active' and v['matcher'] == 'lightglue/xfeat'
     assert v['backend'] == 'torch' and v['early_exit'] == 'True'
-    assert float(v['processed rate (Hz)']) > 0 and float(v['mean latency (ms)']) > 0
-    assert int(v['total processed']) == 5 and float(v['drop ratio']) == 0.0
+    assert float(v['processed rate (frames/s)']) > 0 and float(v['mean latency (ms)']) > 0
+    assert int(v['total processed']) == 5 and float(v['drop ratio (frames)']) == 0.0
     # Live threshold: any real latency is above 1 ms, so the next report warns about it.
     result = node.set_parameter('diagnostics_max_latency_ms', 1.0)
     assert result is not None and result.successful, result

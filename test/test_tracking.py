@@ -99,3 +99,28 @@ def test_bad_settings_are_refused():
         TrackManager(max_age=-1)
     with pytest.raises(ValueError):
         TrackManager(max_tracks=0)
+
+
+def test_retired_ids_are_never_given_again():
+    tracks = TrackManager(max_age=2, min_distance=0)
+    step(tracks, 5, [])
+    first, _ = step(tracks, 5, [(0, 0), (1, 1), (2, 2)])
+    tracks.retire([first[1]])
+    # The retired point matched again: no id; the others keep theirs.
+    again, _ = step(tracks, 5, [(0, 0), (1, 1), (2, 2)])
+    assert again[0] == first[0] and again[2] == first[2]
+    assert again[1] not in set(first.tolist())
+
+
+def test_tracks_followed_elsewhere_take_budget_and_room():
+    tracks = TrackManager(max_age=0, max_tracks=3, min_distance=10)
+    step(tracks, 4, [])
+    f = features(4, [[0, 0], [50, 50], [100, 100], [5, 5]])
+    reference = tracks.reference()
+    m = np.array([[0, 0], [1, 1], [2, 2], [3, 3]])
+    elsewhere = (np.array([[101.0, 100.0]]), np.array([77], np.uint64))
+    ids = tracks.assign(reference, f, None, m[:, 0], m[:, 1], f.keypoints.numpy()[m[:, 0]],
+                        np.ones(4), elsewhere=elsewhere)
+    # One of three taken by the flow's track 77; the point beside it (100, 100) and the one
+    # beside the first new track (5, 5) start nothing.
+    assert list(ids > 0) == [True, True, False, False]

@@ -62,8 +62,11 @@ class StreamHealth:
 
     def report(self, now: float, state: str, describe: Optional[dict] = None,
                error: Optional[str] = None, max_drop_ratio: float = 0.5,
-               max_latency_ms: float = 1000.0) -> HealthReport:
+               max_latency_ms: float = 1000.0, unit: str = 'frames') -> HealthReport:
         """The verdict at `now` for a node in lifecycle `state` ('active', 'inactive', ...).
+
+        `unit` names what the worker processes and drops: 'frames', or 'pairs' in stereo mode,
+        where two images make one pair; the input rate always counts images.
 
         ERROR when the matcher failed to load; WARN when the window's drop ratio or mean latency
         passes its threshold; OK otherwise (an inactive node is OK and says so).
@@ -74,9 +77,9 @@ class StreamHealth:
         latency = sum(w['latencies']) / len(w['latencies']) if w['latencies'] else 0.0
         values = {
             'state': state,
-            'input rate (Hz)': f"{w['received'] / self.window_s:.2f}",
-            'processed rate (Hz)': f"{w['processed'] / self.window_s:.2f}",
-            'drop ratio': f'{drop_ratio:.3f}',
+            'input rate (images/s)': f"{w['received'] / self.window_s:.2f}",
+            f'processed rate ({unit}/s)': f"{w['processed'] / self.window_s:.2f}",
+            f'drop ratio ({unit})': f'{drop_ratio:.3f}',
             'mean latency (ms)': f'{latency:.1f}',
             'bad frames': str(int(w['bad'])),
             **{f'total {k}': str(v) for k, v in self.totals.items()},
@@ -92,7 +95,7 @@ class StreamHealth:
             return HealthReport(OK, f'{state}: not processing', values)
         problems = []
         if drop_ratio > max_drop_ratio:
-            problems.append(f'dropping {drop_ratio:.0%} of frames (limit {max_drop_ratio:.0%})')
+            problems.append(f'dropping {drop_ratio:.0%} of {unit} (limit {max_drop_ratio:.0%})')
         if latency > max_latency_ms:
             problems.append(f'latency {latency:.0f} ms (limit {max_latency_ms:.0f} ms)')
         if problems:

@@ -9,6 +9,16 @@ Sequential mode (:meth:`Frontend.process`): each frame is matched against the pr
 outliers removed; the survivors get track ids. Stereo mode (:meth:`Frontend.process_stereo`):
 left against right, the rectified row test first when ``max_epipolar_error`` is set, then the
 robust model; optionally the left image is also tracked over time (VINS-style stereo output).
+
+Hybrid tracking (``tracking='flow'``, sequential mode): the learned extractor and matcher run
+on *learned frames* only; in between, the tracked points follow pyramidal Lucas-Kanade flow
+(:mod:`glue_ros.frontend.flow`), checked forward and backward and verified with the same
+robust model, at a few milliseconds a frame. A learned frame comes every ``flow_max_frames``
+frames, or as soon as fewer than ``flow_min_share`` of the tracks it started with are still
+followed, or when verification rejects more than a tenth of the flow: it matches against the
+track manager's reference (ids re-found by descriptor, lost ones included), starts new tracks
+where the budget allows, and replaces the flow's positions (no drift). One id space: the flow
+only carries ids the track manager gave.
 """
 from __future__ import annotations
 
@@ -22,6 +32,7 @@ import numpy as np
 from glue_ros.core.camera import filter_stereo_matches
 from glue_ros.core.types import Features, MatchResult
 from glue_ros.frontend import geometry
+from glue_ros.frontend.flow import FlowTracker, to_gray
 from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend.tracks import TrackManager
 
@@ -30,6 +41,17 @@ MODES = ('sequential', 'stereo')
 # at least this many (RANSAC on fewer accepts nearly anything); smaller groups are dropped.
 MIN_REVIVED = 30
 REFERENCES = ('previous', 'keyframe')
+TRACKING = ('match', 'flow')
+# Flow frames whose verification rejects more than this share of the followed points hand over
+# to a learned frame: the flow is no longer trustworthy there (blur, a fast turn, occlusion).
+FLOW_MAX_REJECTED = 0.1
+# On a learned frame, a track the flow and the learned matcher place more than this many pixels
+# apart is on two different points by one of them: its id is retired (never reused).
+FLOW_AGREEMENT_PX = 2.0
+# A track followed by flow alone goes on through this many learned frames at most before a
+# learned match must confirm it: LK drifts by a fraction of a pixel a frame, and only a learned
+# match puts a point back on its keypoint.
+FLOW_MAX_UNCONFIRMED = 1
 
 
 @dataclass
@@ -47,6 +69,11 @@ class FrontendConfig:
     min_track_distance: float = 8.0    # pixels between tracked points (VINS MIN_DIST)
     max_epipolar_error: float = 0.0    # stereo, rectified: row difference limit; 0: off
     track_stereo_left: bool = False    # stereo: also track the left image over time
+    tracking: str = 'match'            # sequential: 'match' every frame, or 'flow' between
+    #                                    learned frames (hybrid)
+    flow_max_frames: int = 10          # flow: a learned frame at least every this many frames
+    flow_min_share: float = 0.7        # flow: a learned frame below this share of its tracks
+    flow_back_threshold: float = 0.5   # flow: forward-backward check, pixels (VINS FLOW_BACK)
 
     def validate(self) -> 'FrontendConfig':
         """Raise ValueError naming the first bad setting."""
@@ -64,6 +91,12 @@ class FrontendConfig:
         check('max_tracks', self.max_tracks >= 1, '>= 1')
         check('min_track_distance', self.min_track_distance >= 0, '>= 0 pixels')
         check('max_epipolar_error', self.max_epipolar_error >= 0, '>= 0 pixels (0: off)')
+        check('tracking', self.tracking in TRACKING, ' or '.join(TRACKING))
+        check('tracking', self.tracking == 'match' or self.mode == 'sequential',
+              "'match' in stereo mode (flow tracking is sequential only)")
+        check('flow_max_frames', self.flow_max_frames >= 1, '>= 1')
+        check('flow_min_share', 0 <= self.flow_min_share <= 1, 'in [0, 1]')
+        check('flow_back_threshold', self.flow_back_threshold > 0, '> 0 pixels')
         return self
 
 
@@ -75,12 +108,13 @@ class FrameOutput:
     verification: Verification           # of the query-reference pair (inliers over `raw`)
     track_ids: Optional[np.ndarray]      # (M,) uint64, 0 = no track (budget); None in stereo
     num_outliers: int                    # matches removed by verification
-    features: Features                   # the query image's features
+    features: Optional[Features]         # the query image's features; None on flow frames
     reference_tag: object = None         # tag of the reference frame (e.g. its header)
     keyframe: bool = False               # the reference is a held keyframe
     temporal: Optional[MatchResult] = None       # stereo + tracking: left over time
     temporal_ids: Optional[np.ndarray] = None
     timing_ms: dict = field(default_factory=dict)
+    learned: bool = True                 # False: points followed by optical flow (no features)
 
 
 class Frontend:
@@ -97,6 +131,12 @@ class Frontend:
                                    keyframe_min_matches=c.keyframe_min_matches)
         self.last_stamp: Optional[float] = None
         self.last_features: Optional[Features] = None   # of the last query image
+        # Hybrid tracking: the points followed since the last learned frame.
+        self.flow = FlowTracker(c.flow_back_threshold)
+        self._flow_started = 0       # tracks handed to the flow at the last learned frame
+        self._flow_frames = 0        # frames since the last learned frame
+        self._flow_rejected = False  # the last flow frame's verification rejected too much
+        self._flow_tag = None        # tag of the frame the flow stands on
 
     def retune(self, config: FrontendConfig) -> None:
         """Take new thresholds and track limits while running; tracks and ids are kept.
@@ -105,7 +145,7 @@ class Frontend:
         a new Frontend.
         """
         config = config.validate()
-        fixed = ('mode', 'reference', 'geometric_check', 'track_stereo_left')
+        fixed = ('mode', 'reference', 'geometric_check', 'track_stereo_left', 'tracking')
         changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
         if changed:
             raise ValueError(f"{', '.join(changed)} cannot change while running")
@@ -114,21 +154,39 @@ class Frontend:
         self.tracks.max_tracks = config.max_tracks
         self.tracks.min_distance = config.min_track_distance
         self.tracks.keyframe_min_matches = config.keyframe_min_matches
+        self.flow.back_threshold = config.flow_back_threshold
 
     def reset(self) -> None:
         """Start a new sequence: tracks forgotten, ids from 1."""
-        self.tracks.reset()
+        self._new_sequence()
         self.last_stamp = None
+
+    def _new_sequence(self) -> None:
+        self.tracks.reset()
+        self.flow.reset()
 
     # -- sequential ------------------------------------------------------------------------
     def process(self, image: np.ndarray, stamp: float, camera=None, tag=None
                 ) -> Optional[FrameOutput]:
-        """One frame of the sequence; None for the first frame (nothing to match yet)."""
+        """One frame of the sequence; None for the first frame (nothing to match yet).
+
+        With ``tracking='flow'`` most frames are flow frames (``learned`` False, no features).
+        """
         self._check_time(stamp)
         start = time.perf_counter()
+        gray = followed = None
+        if self.config.tracking == 'flow':
+            gray = to_gray(image)
+            if not self._learned_frame_due(gray):
+                return self._flow_frame(gray, camera, tag, start)
+            if self.tracks.image_size == gray.shape[1::-1]:
+                self.flow.track(gray)      # where the flow's tracks are now, checked
+                followed = (self.flow.points, self.flow.ids)
         features = self.last_features = self.matcher.extract(image)
         extract_ms = (time.perf_counter() - start) * 1e3
-        output = self._track(features, camera, tag)
+        output = self._track(features, camera, tag, followed)
+        if gray is not None:
+            output = self._hand_to_flow(gray, output, camera, tag)
         if output is not None:
             output.timing_ms['extract'] = output.result.timing_ms['extract'] = extract_ms
             output.timing_ms['total'] = (time.perf_counter() - start) * 1e3
@@ -138,16 +196,102 @@ class Frontend:
         if self.last_stamp is not None and stamp < self.last_stamp:
             self.on_event(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): '
                           f'tracks and ids reset')
-            self.tracks.reset()
+            self._new_sequence()
         self.last_stamp = stamp
 
-    def _track(self, features: Features, camera, tag) -> Optional[FrameOutput]:
+    # -- hybrid tracking ---------------------------------------------------------------------
+    def _learned_frame_due(self, gray: np.ndarray) -> bool:
+        c = self.config
+        return (len(self.flow) == 0 or self._flow_rejected
+                or self._flow_frames + 1 >= c.flow_max_frames
+                or len(self.flow) < c.flow_min_share * self._flow_started
+                or self.tracks.image_size != gray.shape[1::-1])
+
+    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput], camera, tag
+                      ) -> Optional[FrameOutput]:
+        """After a learned frame: its tracks and the flow's, one set, followed from here.
+
+        A track both place keeps the learned position (no drift), unless they disagree: then
+        one of them left the point and the id is retired. A track only the flow still follows
+        (its keypoint not detected or not matched this time) goes on, verified against where
+        it was at the last learned frame, and is published with the learned matches.
+        """
+        if output is None:   # the first frame of a sequence: nothing tracked yet
+            self.flow.reset(gray)
+        else:
+            output, unconfirmed = self._merge_flow(output, camera)
+            tracked = output.track_ids > 0
+            self.flow.reset(gray, output.result.points0[tracked], output.track_ids[tracked],
+                            unconfirmed[tracked])
+        self._flow_started, self._flow_frames = len(self.flow), 0
+        self._flow_rejected, self._flow_tag = False, tag
+        return output
+
+    def _merge_flow(self, output: FrameOutput, camera) -> tuple[FrameOutput, np.ndarray]:
+        """(the output with the flow's tracks merged in, learned frames unconfirmed per match)."""
+        flow_ids, flow_points, origins = self.flow.ids, self.flow.points, self.flow.origins
+        if len(flow_ids) == 0:
+            return output, np.zeros(len(output.track_ids), np.int64)
+        ids, points = output.track_ids, output.result.points0
+        # Both: agree, or retire the id.
+        where = {int(i): k for k, i in enumerate(flow_ids)}
+        both = np.array([int(i) in where for i in ids], bool) & (ids > 0)
+        at = np.array([where[int(i)] for i in ids[both]], np.int64)
+        apart = np.linalg.norm(points[both] - flow_points[at], axis=1) > FLOW_AGREEMENT_PX
+        retired = ids[both][apart]
+        if len(retired):
+            self.tracks.retire(retired)
+            ids = ids.copy()
+            ids[np.isin(ids, retired)] = 0
+        # Only the flow: verified against their places at the last learned frame.
+        only = np.flatnonzero(~np.isin(flow_ids, ids) & ~np.isin(flow_ids, retired)
+                              & (self.flow.unconfirmed < FLOW_MAX_UNCONFIRMED))
+        if len(only):
+            check = ('homography' if output.verification.status == geometry.ROTATION
+                     else None)
+            v = self._verify(flow_points[only], origins[only], camera, camera, 0.0, check)
+            only = only[v.inliers]
+        r = output.result
+        none = np.full(len(only), -1, np.int32)
+        result = dataclasses.replace(
+            r, points0=np.concatenate([r.points0, flow_points[only]]).astype(np.float32),
+            points1=np.concatenate([r.points1, origins[only]]).astype(np.float32),
+            scores=np.concatenate([r.scores, np.ones(len(only), r.scores.dtype)]),
+            indices0=np.concatenate([r.indices0, none]).astype(np.int32),
+            indices1=np.concatenate([r.indices1, none]).astype(np.int32))
+        unconfirmed = np.concatenate([np.zeros(len(ids), np.int64),
+                                      self.flow.unconfirmed[only] + 1])
+        return dataclasses.replace(output, result=result,
+                                   track_ids=np.concatenate([ids, flow_ids[only]])), unconfirmed
+
+    def _flow_frame(self, gray: np.ndarray, camera, tag, start: float) -> FrameOutput:
+        """Follow the tracked points into this frame and verify them as learned matches are."""
+        previous, points, ids = self.flow.track(gray)
+        flow_ms = (time.perf_counter() - start) * 1e3
+        verification = self._verify(points, previous, camera, camera, 0.0)
+        keep = verification.inliers
+        self.flow.keep(keep)
+        followed, count = len(keep), int(keep.sum())
+        self._flow_rejected = followed - count > FLOW_MAX_REJECTED * followed
+        self._flow_frames += 1
+        self.last_features = None
+        none = np.full(count, -1, np.int32)
+        done = time.perf_counter()
+        timing = {'extract': 0.0, 'match': flow_ms,   # the flow is this frame's matching
+                  'verify_track': (done - start) * 1e3 - flow_ms, 'total': (done - start) * 1e3}
+        result = MatchResult(points[keep], previous[keep], np.ones(count, np.float32), none,
+                             none.copy(), 0, 0, 0, 0, timing_ms=dict(timing))
+        reference_tag, self._flow_tag = self._flow_tag, tag
+        return FrameOutput(result, verification, ids[keep], followed - count, None,
+                           reference_tag=reference_tag, timing_ms=timing, learned=False)
+
+    def _track(self, features: Features, camera, tag, elsewhere=None) -> Optional[FrameOutput]:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
         size = self.tracks.image_size
         if size is not None and size != features.image_size:
             self.on_event(f'image size changed from {size} to {features.image_size}: '
                           f'starting a new sequence')
-            self.tracks.reset()
+            self._new_sequence()
         reference = self.tracks.reference()
         cells = int(getattr(self.matcher, 'cells', 0))
         if reference is None:
@@ -159,7 +303,7 @@ class Frontend:
         verification, keep = self._verify_groups(raw, sources, reference.frame, camera)
         result = subset(raw, keep)
         ids = self.tracks.assign(reference, features, tag, result.indices0, result.indices1,
-                                 result.points0, result.scores, cells)
+                                 result.points0, result.scores, cells, elsewhere)
         result.timing_ms['verify_track'] = (time.perf_counter() - start) * 1e3
         return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
                            reference_tag=reference.tag, keyframe=self.tracks.keyframe,

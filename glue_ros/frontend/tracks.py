@@ -109,16 +109,18 @@ class TrackManager:
 
     def assign(self, reference: Reference, features: Features, tag, indices0: np.ndarray,
                indices1: np.ndarray, points0: np.ndarray, scores: np.ndarray,
-               num_points: int = 0) -> np.ndarray:
+               num_points: int = 0, elsewhere=None) -> np.ndarray:
         """Track ids (uint64, 0 = no track) of verified matches, and advance to this frame.
 
         indices0 index the current frame's keypoints, indices1 the reference's points (in
         `reference`'s order); points0 are the current positions; matches sorted by score.
+        elsewhere: (points (K, 2), ids (K,)) of tracks followed by other means in this frame
+        (optical flow): they count against the budget and keep new tracks at a distance.
         """
         self.frame_index += 1
         ids = reference.ids[indices1].copy()
         fresh = np.flatnonzero(ids == 0)
-        start = self._budget(points0, ids, fresh, scores)
+        start = self._budget(points0, ids, fresh, scores, elsewhere)
         ids[start] = np.arange(self.next_id, self.next_id + len(start), dtype=np.uint64)
         self.next_id += len(start)
         count = max(len(features), num_points)
@@ -130,11 +132,31 @@ class TrackManager:
             self._advance(reference, features, tag, indices1, current_ids)
         return ids
 
+    def retire(self, ids) -> None:
+        """Forget these track ids everywhere: no point is ever given them again."""
+        ids = np.asarray(ids, np.uint64)
+        if len(ids) == 0:
+            return
+        frame = self._reference_frame
+        if frame is not None:
+            frame.ids[np.isin(frame.ids, ids)] = 0
+        if self._lost is not None:
+            keep = np.flatnonzero(~np.isin(self._lost[0], ids))
+            index = torch.from_numpy(keep).to(self._lost[1].device)
+            lost_ids, kpts, desc, sources, ages = self._lost
+            self._lost = (lost_ids[keep], kpts[index], desc[index], sources[keep], ages[keep])
+
     # -- helpers -----------------------------------------------------------------------------
     def _budget(self, points: np.ndarray, ids: np.ndarray, fresh: np.ndarray,
-                scores: np.ndarray) -> np.ndarray:
+                scores: np.ndarray, elsewhere=None) -> np.ndarray:
         """Indices (into the matches) of the new matches that may start a track."""
+        taken = points[ids > 0]
         room = self.max_tracks - int(np.count_nonzero(ids))
+        if elsewhere is not None and len(elsewhere[1]):
+            other_points, other_ids = elsewhere
+            extra = ~np.isin(np.asarray(other_ids, np.uint64), ids)
+            room -= int(extra.sum())
+            taken = np.concatenate([taken, np.asarray(other_points, taken.dtype)[extra]])
         if room <= 0 or len(fresh) == 0:
             return fresh[:0]
         fresh = fresh[np.argsort(-scores[fresh], kind='stable')]
@@ -142,7 +164,7 @@ class TrackManager:
             return np.sort(fresh[:room])
         cell = self.min_distance
         occupied = {}
-        for x, y in points[ids > 0]:
+        for x, y in taken:
             occupied.setdefault((int(x // cell), int(y // cell)), []).append((x, y))
         limit = cell * cell
         chosen = []

@@ -14,6 +14,7 @@ The match_images service shares the matcher with the worker, one inference at a 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud
 
 from glue_ros import settings
@@ -43,11 +45,13 @@ from glue_ros.ros import messages
 from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros import raw_images
 from glue_ros.ros.input_watch import InputWatch
+from glue_ros.ros.topics import camera_info_topic
 from glue_ros.frontend.vins import stereo_partner_points
 from glue_ros.ros.vins import VinsCloudBuilder
 from glue_ros.core.drawing import draw_matches
 
 THROTTLE_S = 5.0
+ROSOUT_GRACE_S = 0.25   # for the last log line to leave before the node's publishers go
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -191,6 +195,8 @@ class MatcherNode(LifecycleNode):
         self._running = False
         self._entities = []                 # (entity, destroy): made by configure
         self._image_subscriptions = {}
+        self._image_type = Image            # or CompressedImage (use_compressed), at activate
+        self.camera_info_topics = {}        # camera id -> CameraInfo topic (configure)
         self.sync: Optional[StereoSync] = None
         self._watch_timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -242,10 +248,13 @@ class MatcherNode(LifecycleNode):
                           for p in (self.matches_pub, self.keypoints_pub, self.debug_pub,
                                     self.vins_pub) if p is not None]
         self.cameras = {}
+        self.camera_info_topics = {}
         if self.vins is not None or self.params['geometric_check'] in ('auto', 'essential'):
-            infos = (('camera_info', 0),) if self.mode == 'sequential' else \
-                (('left/camera_info', 0), ('right/camera_info', 1))
-            for topic, camera_id in infos:
+            for camera_id, side in enumerate(self._sides()):
+                topic = camera_info_topic(self, self._image_name(side, transport=False),
+                                          'camera_info' if side is None
+                                          else f'{side}/camera_info')
+                self.camera_info_topics[camera_id] = topic
                 self._entities.append((self.create_subscription(
                     CameraInfo, topic, lambda m, i=camera_id: self._on_camera_info(m, i), 10),
                     self.destroy_subscription))
@@ -264,15 +273,13 @@ class MatcherNode(LifecycleNode):
             depth=self.params['image_qos_depth'],
             reliability=qos_profile_sensor_data.reliability,
             history=qos_profile_sensor_data.history)
-        compressed = self.params['use_compressed']
-        self._image_type = CompressedImage if compressed else Image
-        suffix = '/compressed' if compressed else ''
-        sides = (None,) if self.mode == 'sequential' else ('left', 'right')
+        self._image_type = CompressedImage if self.params['use_compressed'] else Image
+        sides = self._sides()
         # Serialized (raw): only the frame the worker takes is decoded.
         self._image_subscriptions = {
-            side: self.create_subscription(
-                self._image_type, ('image' if side is None else f'{side}/image_rect') + suffix,
-                lambda m, s=side: self._on_image(m, s), image_qos, raw=True)
+            side: self.create_subscription(self._image_type, self._image_name(side),
+                                           lambda m, s=side: self._on_image(m, s), image_qos,
+                                           raw=True)
             for side in sides}
         self._received = dict.fromkeys(sides, 0)
         self.input_watch = InputWatch()
@@ -312,6 +319,15 @@ class MatcherNode(LifecycleNode):
         self.state = 'unconfigured'
         return SUCCESS
 
+    def _sides(self) -> tuple:
+        return (None,) if self.mode == 'sequential' else ('left', 'right')
+
+    def _image_name(self, side: Optional[str], transport: bool = True) -> str:
+        """The relative, remappable image topic of a side (transport=False: the base topic)."""
+        name = 'image' if side is None else f'{side}/image_rect'
+        compressed = transport and self.params['use_compressed']
+        return name + ('/compressed' if compressed else '')
+
     def _stop_stream(self) -> None:
         self._running = False
         if self.worker is not None:
@@ -320,6 +336,10 @@ class MatcherNode(LifecycleNode):
             self.worker = None
         for subscription in self._image_subscriptions.values():
             self.destroy_subscription(subscription)
+        if self._image_subscriptions:
+            # What arrived after the worker's last take is dropped: every frame is accounted.
+            job, dropped = self.slot.take(timeout=0)
+            self.health.add(time.monotonic(), 'dropped', dropped + (job is not None))
         self._image_subscriptions = {}
         if self._watch_timer is not None:
             self.destroy_timer(self._watch_timer)
@@ -384,7 +404,8 @@ class MatcherNode(LifecycleNode):
             self.matcher.describe() if self.matcher is not None else None,
             error=self.matcher_error,
             max_drop_ratio=self.params['diagnostics_max_drop_ratio'],
-            max_latency_ms=self.params['diagnostics_max_latency_ms'])
+            max_latency_ms=self.params['diagnostics_max_latency_ms'],
+            unit='pairs' if self.params['mode'] == 'stereo' else 'frames')
         status = DiagnosticStatus(
             level=bytes([report.level]), name=f'{self.get_name()}: matching',
             message=report.message, hardware_id=self.params['device'],
@@ -431,8 +452,7 @@ class MatcherNode(LifecycleNode):
     def _camera(self, camera_id: int):
         camera = self.cameras.get(camera_id)
         if camera is None:
-            topic = 'camera_info' if self.mode == 'sequential' else \
-                ('left', 'right')[camera_id] + '/camera_info'
+            topic = self.camera_info_topics.get(camera_id, 'camera_info')
             self.get_logger().warning(f'no CameraInfo received on {topic} yet: VINS features '
                                       f'are not published until it arrives',
                                       throttle_duration_sec=THROTTLE_S)
@@ -524,7 +544,8 @@ class MatcherNode(LifecycleNode):
     def _process_sequential(self, frame: Frame, dropped: int) -> None:
         out = self.frontend.process(frame.image, stamp_seconds(frame.header),
                                     camera=self.cameras.get(0), tag=frame)
-        self._publish_keypoints(frame, self.frontend.last_features)
+        if self.frontend.last_features is not None:   # None on a flow frame
+            self._publish_keypoints(frame, self.frontend.last_features)
         if out is None:
             return
         self._sync_vins()
@@ -532,7 +553,7 @@ class MatcherNode(LifecycleNode):
         self._publish_matches(out, frame, reference.header, frame.image, reference.image,
                               track_ids=out.track_ids, dropped=dropped,
                               keyframe=out.keyframe, arrival=frame.arrival,
-                              mode=Matches.MODE_SEQUENTIAL,
+                              mode=Matches.MODE_SEQUENTIAL, learned=out.learned,
                               reference_size=reference.image.shape[1::-1])
         if self.vins is not None and self._camera(0) is not None:
             tracked = out.track_ids > 0
@@ -588,7 +609,8 @@ class MatcherNode(LifecycleNode):
             descriptors))
 
     def _publish_matches(self, out, frame: Frame, reference_header, image, reference_image,
-                         *, track_ids, dropped, keyframe, arrival, mode, reference_size):
+                         *, track_ids, dropped, keyframe, arrival, mode, reference_size,
+                         learned=True):
         result = out.result
         latency_ms = (time.monotonic() - arrival) * 1e3
         msg = messages.matches_message(
@@ -596,7 +618,7 @@ class MatcherNode(LifecycleNode):
             query_size=(image.shape[1], image.shape[0]), reference_size=reference_size,
             grid_step=result.grid_step, track_ids=track_ids, keyframe=keyframe,
             latency_ms=latency_ms, dropped_frames=dropped, verification=out.verification,
-            num_outliers=out.num_outliers)
+            num_outliers=out.num_outliers, learned=learned)
         self.matches_pub.publish(msg)
         now = time.monotonic()
         self.health.add(now, 'published')
@@ -622,12 +644,37 @@ class MatcherNode(LifecycleNode):
         self._stop_stream()
 
 
+class StopRequest:
+    """SIGINT / SIGTERM ask the spin loop to end; the node then winds down in order.
+
+    rclpy's own handler shuts the context down inside the signal, while the worker may still be
+    publishing a frame (its publish then fails and the final log line never reaches /rosout),
+    and a second SIGINT (a terminal's Ctrl-C, then `ros2 launch`'s own) raises
+    KeyboardInterrupt inside the shutdown. Here every signal only sets a flag.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = threading.Event()
+
+    def install(self) -> None:
+        """Handle SIGINT and SIGTERM from now on (main thread only)."""
+        for signum in self.SIGNALS:
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.requested.set()
+
+
 def main(args=None) -> int:
     """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
+    stop = StopRequest()
+    stop.install()
     # Before the big allocations: memory that stays flat over hours (glue_ros.core.allocator);
     # GLUE_ROS_ALLOCATOR=system keeps the C library's own settings.
     allocator = os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' and configure_for_streaming()
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = MatcherNode()
         if node.params['autostart']:
@@ -646,12 +693,19 @@ def main(args=None) -> int:
     executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        # A signal is seen within one wait (0.1 s).
+        while not stop.requested.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+    except rclpy.executors.ExternalShutdownException:
         pass
     finally:
+        # In this order: the frame in progress is published, the final line reaches /rosout,
+        # and only then does the context go.
         node.close()
         node.get_logger().info(f'stopping: {node.stats}')
+        # /rosout is reliable, but a sample still in flight when its writer is deleted is lost
+        # (seen in about 1 of 8 stops); rcl gives no handle to wait for its acknowledgement.
+        time.sleep(ROSOUT_GRACE_S)
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()

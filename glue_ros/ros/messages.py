@@ -50,8 +50,8 @@ def keypoints_message(header, image_size, extractor: str, keypoints, scores,
 def matches_message(result: MatchResult, header, reference_header, *, mode: int,
                     matcher: str, query_size, reference_size, grid_step: float = 0.0,
                     track_ids=None, keyframe: bool = False, latency_ms: float = 0.0,
-                    dropped_frames: int = 0, verification=None, num_outliers: int = 0
-                    ) -> Matches:
+                    dropped_frames: int = 0, verification=None, num_outliers: int = 0,
+                    learned: bool = True) -> Matches:
     """Matches message from a MatchResult (query = image 0, reference = image 1).
 
     verification: the front-end's Verification of these matches (None: not checked).
@@ -61,6 +61,7 @@ def matches_message(result: MatchResult, header, reference_header, *, mode: int,
     msg.reference_header = reference_header
     msg.mode = mode
     msg.keyframe = bool(keyframe)
+    msg.learned = bool(learned)
     msg.query_width, msg.query_height = (int(v) for v in query_size)
     msg.reference_width, msg.reference_height = (int(v) for v in reference_size)
     msg.matcher = matcher

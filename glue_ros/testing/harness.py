@@ -162,6 +162,10 @@ class MatcherProcess:
         """Spin until `count` match messages arrived in total."""
         return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
 
+    def spin_until(self, predicate, timeout: float) -> bool:
+        """Process callbacks until predicate() is true or timeout seconds pass."""
+        return spin_until(self.executor, predicate, timeout)
+
     def spin(self, seconds: float) -> None:
         """Process callbacks for a while."""
         spin_until(self.executor, lambda: False, seconds)

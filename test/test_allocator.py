@@ -50,6 +50,12 @@ def anon():
     with open('/proc/self/status') as status:
         return next(int(l.split()[1]) for l in status if l.startswith('RssAnon')) / 1024
 assert configure_for_streaming()
+# Where the small pins land depends on the interpreter's heap at start-up (a free chunk of the
+# right size takes them, and the big blocks then sit together at the top of the heap, which
+# free() trims by itself): keep the top untrimmed so that only holes are measured, whatever
+# the layout. malloc_trim releases the top and the holes alike.
+M_TRIM_THRESHOLD = -1
+assert libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
 base = anon()
 # Frame-sized blocks, each followed by a small block that stays (as tensors of a frame and the
 # objects that outlive it): freeing the big ones leaves holes glibc keeps, resident.

@@ -542,7 +542,8 @@ def run_soak(args) -> int:
 def run_live(args) -> int:
     """The live mode: one real-time camera run per parameters file, one JSON."""
     from glue_ros.tools import live_camera
-    results = [live_camera.live(config, args.live_rate, workdir=args.json.parent)
+    results = [live_camera.live(None if str(config) == 'defaults' else config, args.live_rate,
+                                workdir=args.json.parent)
                for config in (args.live or [None])]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     path = args.json.with_name('live.json')
@@ -601,7 +602,8 @@ def main(argv=None) -> int:
     parser.add_argument('--soak-rate', type=float, default=60.0, help='images per second')
     parser.add_argument('--live', nargs='*', type=Path, metavar='CONFIG',
                         help='the node over DDS fed a 640x480 camera in real time, once per '
-                        'parameters file (none: the defaults); e.g. --live config/vio.yaml')
+                        "parameters file ('defaults' or none: the defaults); e.g. --live "
+                        'defaults config/vio.yaml')
     parser.add_argument('--live-rate', type=float, default=30.0, help='camera rate, Hz')
     parser.add_argument('--soak-pattern', action='append',
                         choices=('back-and-forth', 'still', 'cycle'),

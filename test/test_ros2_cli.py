@@ -12,6 +12,7 @@ wheels); without them this file skips and test/test_lifecycle.py covers the same
 through rclpy clients.
 """
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -45,11 +46,17 @@ from glue_ros.testing.harness import spin_until  # noqa: E402
 
 NODE = '/glue_ros_matcher'
 CLI_TIMEOUT_S = 60.0
+# A DDS domain of this test's own, apart from the session's (conftest.py): participants that other
+# tests of the session created and removed in their domain made the CLI's service requests go
+# unanswered here (seen after test_raw_images.py's in-process node, in one pytest run).
+DOMAIN_ID = 101 + random.Random(os.getpid()).randint(0, 99)
+ENV = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN_ID), 'PYTHONUNBUFFERED': '1'}
 
 
 def ros2(*args, timeout=CLI_TIMEOUT_S, check=True) -> str:
     """Run `ros2 ...` and return what it printed; a non-zero exit fails the test."""
-    done = subprocess.run(['ros2', *args], capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(['ros2', *args], capture_output=True, text=True, timeout=timeout,
+                          env=ENV)
     out = done.stdout + done.stderr
     if check:
         assert done.returncode == 0, f'ros2 {" ".join(args[:3])} exited {done.returncode}:\n{out}'
@@ -89,7 +96,7 @@ def launched(tmp_path):
         proc = subprocess.Popen(
             ['ros2', 'launch', 'glue_ros', 'matcher.launch.py', 'autostart:=false'],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=restore_sigint, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+            preexec_fn=restore_sigint, env=ENV)
     try:
         yield proc, log_path
     finally:
@@ -147,7 +154,7 @@ def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
 
     # A camera in this process; `ros2 topic echo --once` waits for one message.
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
     camera = rclpy.create_node('glue_ros_cli_test_camera', context=context)
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(camera)
@@ -156,7 +163,8 @@ def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
                                       QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
         assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 30)
         echo = subprocess.Popen(['ros2', 'topic', 'echo', '--once', '--no-arr', '/matches'],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=ENV)
         frames = real_images.homography_sequence('astronaut', 2, size=(320, 240)).frames
         k = 0
         deadline = time.monotonic() + 90

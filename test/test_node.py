@@ -81,14 +81,9 @@ def test_stereo_pairs_within_slop_only(node_factory):
 
 def sequential_run(node, sequence, frames, start_stamp=100.0):
     """Publish frames one at a time, each after the previous one was matched."""
-    expected = len(node.matches)
-    for k, index in enumerate(frames):
-        node.publish('image', sequence.frames[index], start_stamp + 0.1 * k)
-        if k > 0:
-            expected += 1
-            assert node.wait_matches(expected, 30), node.log()
-        else:
-            node.spin(0.5)
+    frames = list(frames)
+    node.publish_in_turn('image', [sequence.frames[i] for i in frames],
+                         [start_stamp + 0.1 * k for k in range(len(frames))], timeout=30)
 
 
 def stamp_of(header) -> float:

@@ -27,12 +27,7 @@ def test_vio_preset_runs_hybrid_tracking_in_the_node(tmp_path):
                           node_args=['--params-file', str(PRESET)])
     try:
         node.wait_connected(120)
-        for k, image in enumerate(seq.frames):
-            node.publish('image', image, 100 + k / 30)
-            if k:
-                assert node.wait_matches(k, 60), node.log()
-            else:
-                node.spin(0.5)
+        node.publish_in_turn('image', seq.frames, [100 + k / 30 for k in range(FRAMES)])
     finally:
         node.close()
     msgs = node.matches

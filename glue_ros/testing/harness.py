@@ -162,6 +162,23 @@ class MatcherProcess:
         """Spin until `count` match messages arrived in total."""
         return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
 
+    def publish_in_turn(self, topic: str, images, stamps, timeout: float = 60.0) -> None:
+        """Publish images one at a time, each after the node matched the one before.
+
+        The first image of a sequence gives no match (nothing to match it against yet): the
+        second follows it after a moment instead. Raises AssertionError naming the image the
+        node did not match in time.
+        """
+        expected = len(self.matches)
+        for k, (image, stamp) in enumerate(zip(images, stamps)):
+            self.publish(topic, image, stamp)
+            if k == 0:
+                self.spin(0.5)
+                continue
+            expected += 1
+            if not self.wait_matches(expected, timeout):
+                raise AssertionError(f'image {k} not matched after {timeout} s:\n{self.log()}')
+
     def spin_until(self, predicate, timeout: float) -> bool:
         """Process callbacks until predicate() is true or timeout seconds pass."""
         return spin_until(self.executor, predicate, timeout)

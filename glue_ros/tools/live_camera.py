@@ -16,15 +16,11 @@ from typing import Optional
 import numpy as np
 
 
-def stamp_of(header) -> float:
-    """A header stamp in seconds."""
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
 def live(config: Optional[Path], rate: float = 30.0, frames: int = 150,
          workdir: Path = Path('bench_out'), log=print) -> dict:
     """Run one live camera against the node; the figures as a dict."""
     from glue_ros.evaluation import metrics
+    from glue_ros.ros.matcher_node import stamp_seconds
     from glue_ros.ros.messages import matches_arrays
     from glue_ros.testing import real_images
     from glue_ros.testing.harness import MatcherProcess
@@ -47,8 +43,8 @@ def live(config: Optional[Path], rate: float = 30.0, frames: int = 150,
         node.close()
     rows, errors, learned = [], [], 0
     for msg in node.matches:
-        k = int(round((stamp_of(msg.header) - base) / period))
-        ref = int(round((stamp_of(msg.reference_header) - base) / period))
+        k = int(round((stamp_seconds(msg.header) - base) / period))
+        ref = int(round((stamp_seconds(msg.reference_header) - base) / period))
         a = matches_arrays(msg)
         errors.append(real_images.homography_errors(sequence.relative(k, ref),
                                                     a['query_points'], a['reference_points']))

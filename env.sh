@@ -47,6 +47,12 @@ else
   export FASTDDS_DEFAULT_PROFILES_FILE="$_glue_ros_profile"
 fi
 unset _glue_ros_profile _glue_ros_fastdds2 _glue_ros_prefix
+# Data the project does not ship (weights, reference outputs): a checkout's ../shared folder,
+# unless the user named another one (the library's default is the user's cache).
+if [ -z "${GLUE_ROS_SHARED:-}" ] && [ -d "$_glue_ros_root/../shared" ]; then
+  GLUE_ROS_SHARED=$(cd "$_glue_ros_root/../shared" && pwd)
+  export GLUE_ROS_SHARED
+fi
 # Keep DDS traffic of tests and demos on this machine unless the user chose otherwise.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 unset _glue_ros_root _glue_ros_suffix

@@ -110,8 +110,7 @@ if [ "$system_ros" = 0 ]; then
 fi
 
 # colcon build, skipped when nothing it installs has changed since the last build.
-build_hash=$( (cat package.xml CMakeLists.txt msg/*.msg srv/*.srv; ls -lR scripts launch config;
-               cat launch/* config/* scripts/*) 2>/dev/null | sha256sum | cut -c1-16 || true)
+build_hash=$(bash "$root/scripts/build_stamp.sh" "$root")
 build_hash="$build_hash-$system_ros"
 if [ -f "$install_base/setup.sh" ] && \
    [ "$(cat "$install_base/.build-stamp" 2>/dev/null)" = "$build_hash" ]; then

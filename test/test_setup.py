@@ -1,5 +1,6 @@
 """Set-up scripts: clear errors for bad input, and the environment they promise."""
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -91,3 +92,20 @@ def test_ros2_tools_are_optional_and_say_so(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert f'no ROS 2 tools wheels in {tmp_path / "nothing-here"}' in proc.stdout
     assert 'the tests that need them skip' in proc.stdout
+
+
+def test_build_stamp_covers_the_python_sources(tmp_path):
+    """A changed module rebuilds install/ (colcon installs a copy of the sources)."""
+    tree = tmp_path / 'tree'
+    shutil.copytree(ROOT, tree, ignore=shutil.ignore_patterns(
+        '.venv*', 'install*', 'build*', 'log*', '.git', '__pycache__', '*_out', 'docs'))
+
+    def stamp() -> str:
+        return subprocess.run(['bash', str(ROOT / 'scripts' / 'build_stamp.sh'), str(tree)],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+
+    before = stamp()
+    assert len(before.strip()) == 16 and stamp() == before
+    module = tree / 'glue_ros' / 'frontend' / 'flow.py'
+    module.write_text(module.read_text() + '\n# changed\n')
+    assert stamp() != before

@@ -1,7 +1,8 @@
 """Data files the project uses but does not ship (licence, size), found one documented way.
 
-They live in one folder, ``$GLUE_ROS_SHARED``, by default ``shared/`` beside the repository
-(``../shared`` from its root), laid out as
+They live in one folder, ``$GLUE_ROS_SHARED``, by default the user's cache
+(``$XDG_CACHE_HOME/glue_ros``, i.e. ``~/.cache/glue_ros``). ``env.sh`` of a source checkout
+points ``$GLUE_ROS_SHARED`` at ``../shared`` when that folder exists. The layout:
 
     weights/coarse_loftr/LoFTR_teacher.pt     coarse LoFTR student (Kolkir/Coarse_LoFTR_TRT,
                                               weights/LoFTR_teacher.pt, Apache-2.0)
@@ -28,11 +29,12 @@ SOURCES = {
 
 
 def shared_dir() -> Path:
-    """The data folder: $GLUE_ROS_SHARED, else shared/ beside the repository."""
+    """The data folder: $GLUE_ROS_SHARED, else the user's cache (never a path beside the code)."""
     value = os.environ.get(ENV)
     if value:
         return Path(value).expanduser()
-    return Path(__file__).resolve().parents[3] / 'shared'
+    cache = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
+    return Path(cache).expanduser() / 'glue_ros'
 
 
 def data_file(relative: str) -> Path:
@@ -46,4 +48,4 @@ def missing_reason(relative: str) -> str:
     if path.is_file():
         return ''
     return (f'{path} not found: get {SOURCES.get(relative, relative)} and put it at '
-            f'<folder>/{relative}, with {ENV}=<folder> (default: shared/ beside the repository)')
+            f'<folder>/{relative}, with {ENV}=<folder> (default: {shared_dir()})')

@@ -109,13 +109,26 @@ def test_parameters_page_shows_type_default_range_and_live():
     assert "`'sequential'`, `'stereo'`" in row
 
 
+def anchors(page: Path) -> set:
+    """GitHub's anchors of a Markdown page's headings."""
+    text = re.sub(r'```.*?```', '', page.read_text(), flags=re.S)
+    titles = re.findall(r'^#{1,6} (.+)$', text, flags=re.M)
+    return {re.sub(r'[^\w\- ]', '', t.strip().lower()).replace(' ', '-') for t in titles}
+
+
 @pytest.mark.parametrize('name', ['README.md'] + sorted(
     'docs/' + p.name for p in (CONFIG.parent / 'docs').glob('*.md')))
 def test_relative_links_lead_to_files_that_exist(name):
     page = CONFIG.parent / name
-    targets = re.findall(r'\]\(([^)#\s]+)(?:#[^)]*)?\)', page.read_text())
-    local = [t for t in targets if '://' not in t and not t.startswith('mailto:')]
-    missing = [t for t in local if not (page.parent / t).exists()]
-    assert not missing, f'{name} links to missing files: {missing}'
+    links = re.findall(r'\]\(([^)\s]+)\)', page.read_text())
+    local = [link for link in links if '://' not in link and not link.startswith('mailto:')]
+    missing = []
+    for link in local:
+        path, _, anchor = link.partition('#')
+        target = (page.parent / path) if path else page
+        if not target.exists() or (anchor and target.suffix == '.md' and
+                                   anchor not in anchors(target)):
+            missing.append(link)
+    assert not missing, f'{name} links to missing files or headings: {missing}'
     if name == 'README.md':
-        assert any(t.startswith('docs/') for t in local)
+        assert any(link.startswith('docs/') for link in local)

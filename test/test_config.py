@@ -132,3 +132,12 @@ def test_relative_links_lead_to_files_that_exist(name):
     assert not missing, f'{name} links to missing files or headings: {missing}'
     if name == 'README.md':
         assert any(link.startswith('docs/') for link in local)
+
+
+def test_readme_python_example_runs(capsys):
+    """The README's Python example works as printed: it matches and verifies two images."""
+    readme = (CONFIG.parent / 'README.md').read_text()
+    (code,) = re.findall(r'^```python\n(.*?)^```', readme, flags=re.S | re.M)
+    exec(compile(code, 'README.md', 'exec'), {})
+    words = capsys.readouterr().out.split()
+    assert words[1:2] == ['matches,'] and int(words[0]) > 100 and words[-1] == 'ok'

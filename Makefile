@@ -8,7 +8,7 @@ export ROS_DISTRO_WHEELS
 TESTS ?= test
 IN_ENV = source ./env.sh &&
 
-.PHONY: setup test lint demo bench gpu-check clean
+.PHONY: setup test lint demo bench gpu-check docs clean
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -28,6 +28,10 @@ bench: setup
 # On a machine with an NVIDIA GPU: the CUDA and TensorRT tests and the CUDA benchmark, one JSON.
 gpu-check: setup
 	@$(IN_ENV) python scripts/gpu_check.py $(GPU_CHECK_ARGS)
+
+# docs/parameters.md from the settings schema (test/test_config.py checks it is up to date).
+docs: setup
+	@$(IN_ENV) python -m glue_ros.tools.docs
 
 clean:
 	rm -rf build build-jazzy install install-jazzy log log-jazzy demo_out bench_out

@@ -1,5 +1,6 @@
 """The shipped parameter files and the one settings schema agree; the schema checks values."""
 import argparse
+import re
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ import yaml
 
 from glue_ros import settings
 from glue_ros.matcher import MatcherConfig
+from glue_ros.tools import docs
 
 CONFIG = Path(__file__).resolve().parents[1] / 'config'
 
@@ -90,14 +92,52 @@ def test_cli_flags_are_generated_from_the_schema():
         assert '--' + name.replace('_', '-') in help_text
 
 
-def test_readme_parameter_table_has_every_setting_with_its_default():
+def test_parameters_page_is_generated_from_the_schema():
+    """docs/parameters.md is the generator's output: a schema change needs `make docs`."""
+    page = CONFIG.parent / 'docs' / 'parameters.md'
+    assert page.exists() and page.read_text() == docs.render(), (
+        'docs/parameters.md does not match glue_ros/settings.py: run `make docs`')
+    for name in settings.SETTINGS:
+        assert f'| `{name}` |' in page.read_text(), name
+
+
+def test_parameters_page_shows_type_default_range_and_live():
+    row = next(line for line in docs.render().splitlines()
+               if line.startswith('| `depth_confidence` |'))
+    assert row.split(' | ')[1:5] == ['float', '`0.95`', '[-1.0, 1.0]', 'yes']
+    row = next(line for line in docs.render().splitlines() if line.startswith('| `mode` |'))
+    assert "`'sequential'`, `'stereo'`" in row
+
+
+def anchors(page: Path) -> set:
+    """GitHub's anchors of a Markdown page's headings."""
+    text = re.sub(r'```.*?```', '', page.read_text(), flags=re.S)
+    titles = re.findall(r'^#{1,6} (.+)$', text, flags=re.M)
+    return {re.sub(r'[^\w\- ]', '', t.strip().lower()).replace(' ', '-') for t in titles}
+
+
+@pytest.mark.parametrize('name', ['README.md'] + sorted(
+    'docs/' + p.name for p in (CONFIG.parent / 'docs').glob('*.md')))
+def test_relative_links_lead_to_files_that_exist(name):
+    page = CONFIG.parent / name
+    links = re.findall(r'\]\(([^)\s]+)\)', page.read_text())
+    local = [link for link in links if '://' not in link and not link.startswith('mailto:')]
+    missing = []
+    for link in local:
+        path, _, anchor = link.partition('#')
+        target = (page.parent / path) if path else page
+        if not target.exists() or (anchor and target.suffix == '.md' and
+                                   anchor not in anchors(target)):
+            missing.append(link)
+    assert not missing, f'{name} links to missing files or headings: {missing}'
+    if name == 'README.md':
+        assert any(link.startswith('docs/') for link in local)
+
+
+def test_readme_python_example_runs(capsys):
+    """The README's Python example works as printed: it matches and verifies two images."""
     readme = (CONFIG.parent / 'README.md').read_text()
-    readme = readme.split('### Parameters')[1].split('\n#')[0]
-    rows = {line.split('|')[1].strip(' `'): line.split('|')[2].strip(' `')
-            for line in readme.splitlines() if line.startswith('| `')}
-    for name, setting in settings.SETTINGS.items():
-        assert name in rows, name
-        default = setting.default
-        shown = (repr(default) if isinstance(default, str) else
-                 str(default).lower() if isinstance(default, bool) else str(default))
-        assert rows[name] == shown, name
+    (code,) = re.findall(r'^```python\n(.*?)^```', readme, flags=re.S | re.M)
+    exec(compile(code, 'README.md', 'exec'), {})
+    words = capsys.readouterr().out.split()
+    assert words[1:2] == ['matches,'] and int(words[0]) > 100 and words[-1] == 'ok'

@@ -4,7 +4,7 @@ Lowest first: core (types, errors, weights, extractor helpers, camera, drawing, 
 conversion) -> models (networks) -> backends (runtimes) -> matcher (the matcher API) ->
 frontend (extract, match, verify, track) -> evaluation; the ROS layer (ros) and the fixtures
 (testing) sit beside the evaluation, the tools on top. Only the ROS layer, the fixtures and the
-ROS tools import ROS. The README's architecture section draws the same picture.
+ROS tools import ROS. docs/design.md draws the same picture.
 """
 import ast
 from pathlib import Path

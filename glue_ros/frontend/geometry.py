@@ -10,10 +10,10 @@ USAC MAGSAC++ (fixed random state, so a run repeats exactly), one of
 * ``homography``: planar scenes or pure rotation;
 * ``auto``: essential when both cameras are known, fundamental otherwise.
 
-Why MAGSAC++ of OpenCV rather than poselib: on this project's real pairs both find the same
+Why MAGSAC++ of OpenCV rather than poselib: on real pairs both find the same
 inliers (within a few matches) and poses within a tenth of a degree, poselib's essential
-estimation is about as fast; OpenCV is a dependency already, poselib would add one (see the
-README's verification section for the measurement).
+estimation is about as fast; OpenCV is a dependency already, poselib would add one (see
+docs/design.md for the measurement).
 
 Degenerate inputs never raise: too few matches, points on a line, or a near-pure rotation (a
 homography explains almost every match the fundamental matrix does, so epipolar geometry and the

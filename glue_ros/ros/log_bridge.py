@@ -20,6 +20,7 @@ class NodeLogHandler(logging.Handler):
         self.node_logger = node_logger
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Log the record at its severity, named by its library logger."""
         try:
             text = f'{record.name}: {record.getMessage()}'
             if record.levelno >= logging.CRITICAL:

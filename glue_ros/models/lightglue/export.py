@@ -84,7 +84,7 @@ def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoin
     Inputs: ``kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1`` as described in
     :class:`LightGlueFullDepth`; outputs: ``matches0, scores0, matches1, scores1``.
     """
-    module = lightglue.export_module(num_keypoints).eval()
+    module = LightGlueFullDepth(lightglue, num_keypoints).eval()
     k, dim = int(num_keypoints), lightglue.conf['input_dim']
     device = next(lightglue.parameters()).device
     gen = torch.Generator().manual_seed(0)

@@ -13,7 +13,6 @@ Two kinds of image are handled, because a SLAM front-end sees both:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -199,10 +198,7 @@ def filter_stereo_matches(result: MatchResult, max_error_px: float,
     matches (descending confidence) is preserved.
     """
     keep = epipolar_errors(result.points0, result.points1, min_disparity) <= max_error_px
-    return dataclasses.replace(
-        result, points0=result.points0[keep], points1=result.points1[keep],
-        scores=result.scores[keep], indices0=result.indices0[keep],
-        indices1=result.indices1[keep], timing_ms=dict(result.timing_ms)), keep
+    return result.subset(keep), keep
 
 
 __all__ = ['CameraModel', 'CameraModelError', 'DISTORTION_MODELS', 'epipolar_errors',

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from glue_ros.core.errors import BackendUnavailableError, InputImageError
-from glue_ros.core.types import Features, MatchResult
+from glue_ros.core.types import DenseImage, Features, MatchResult
 
 MATCHERS = ('lightglue', 'coarse_loftr')
 FEATURES = ('xfeat', 'superpoint', 'disk')
@@ -165,11 +165,20 @@ class Matcher:
         self.device = resolve_device(config.device)
         self.precision = config.resolved_precision()
 
-    def extract(self, image: np.ndarray) -> Features:
+    @property
+    def dense_cells(self) -> int:
+        """Match positions per image of a detector-free matcher (its grid cells), 0 otherwise.
+
+        A keypoint matcher's matches index the keypoints it extracted; a detector-free one's
+        index this many cells, whatever the image shows (track ids are kept per cell).
+        """
+        return 0
+
+    def extract(self, image: np.ndarray) -> Features | DenseImage:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
         raise NotImplementedError
 
-    def match(self, features0: Features, features1: Features) -> MatchResult:
+    def match(self, features0, features1) -> MatchResult:
         """Matches between two extracted images, query = 0, reference = 1."""
         raise NotImplementedError
 
@@ -294,8 +303,7 @@ class LightGlueMatcher(Matcher):
             points1=features1.keypoints[idx1].float().cpu().numpy(),
             scores=scores.cpu().numpy(), indices0=idx0.int().cpu().numpy(),
             indices1=idx1.int().cpu().numpy(), num_keypoints0=n0, num_keypoints1=n1,
-            layers_used=int(out['layers_used']), layers_total=self.layers_total,
-            pruned=out.get('pruned'))
+            layers_used=int(out['layers_used']), layers_total=self.layers_total)
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 
@@ -311,8 +319,7 @@ class LightGlueMatcher(Matcher):
             points0=points0[idx0], points1=points1[idx1], scores=out['scores'][order],
             indices0=idx0.astype(np.int32), indices1=idx1.astype(np.int32),
             num_keypoints0=len(features0), num_keypoints1=len(features1),
-            layers_used=self.layers_total, layers_total=self.layers_total,
-            pruned=(len(features0), len(features1)))
+            layers_used=self.layers_total, layers_total=self.layers_total)
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 
@@ -337,7 +344,12 @@ class CoarseLoFTRPipeline(Matcher):
         self.layers_total = len(self.impl.conf['layer_names'])
         self.name = 'coarse_loftr'
         w, h = config.input_size
-        self.cells = (w // self.impl.stride) * (h // self.impl.stride)
+        self._cells = (w // self.impl.stride) * (h // self.impl.stride)
+
+    @property
+    def dense_cells(self) -> int:
+        """The coarse cells of the network input: every match is a pair of them."""
+        return self._cells
 
     def describe(self) -> dict:
         """As Matcher.describe, plus the grid its matches lie on (cells of the network input)."""
@@ -350,18 +362,14 @@ class CoarseLoFTRPipeline(Matcher):
         self.impl.threshold = float(COARSE_LOFTR_THRESHOLD if config.match_threshold is None
                                     else config.match_threshold)
 
-    def extract(self, image: np.ndarray) -> Features:
+    def extract(self, image: np.ndarray) -> DenseImage:
         """Only checks and converts the image to grey; the network sees both images at once."""
-        image = to_gray_uint8(check_image(image))
-        size = (image.shape[1], image.shape[0])
-        features = Features.empty(size, 0)
-        features.image = image
-        return features
+        return DenseImage(to_gray_uint8(check_image(image)))
 
-    def match(self, features0: Features, features1: Features) -> MatchResult:
+    def match(self, features0: DenseImage, features1: DenseImage) -> MatchResult:
         """Run the network on both images and select mutual, confident coarse matches."""
         start = time.perf_counter()
-        out = self.impl.match(features0.image, features1.image)
+        out = self.impl.match(features0.pixels, features1.pixels)
         grid_step = self.impl.stride * features0.image_size[0] / self.config.input_size[0]
         order = np.argsort(-out['scores'], kind='stable')
         result = MatchResult(
@@ -370,7 +378,7 @@ class CoarseLoFTRPipeline(Matcher):
             scores=out['scores'][order].astype(np.float32),
             indices0=out['indices0'][order].astype(np.int32),
             indices1=out['indices1'][order].astype(np.int32),
-            num_keypoints0=self.cells, num_keypoints1=self.cells,
+            num_keypoints0=self._cells, num_keypoints1=self._cells,
             layers_used=self.layers_total, layers_total=self.layers_total, grid_step=grid_step)
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result

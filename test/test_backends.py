@@ -8,14 +8,16 @@ import torch
 
 from glue_ros.backends import engine_cache
 from glue_ros.backends.engine_cache import EngineCache, EngineKey, make_key
-from glue_ros.backends.onnx_export import cached_onnx_export, export_coarse_loftr
-from glue_ros.backends.onnxruntime_backend import OnnxRuntimeBackend, select_providers
-from glue_ros.backends.tensorrt_backend import (TensorRTBackend, check_tensorrt_available,
-                                                has_fast_fp16, resolve_precision)
+from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
+from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+from glue_ros.backends.onnxruntime_session import select_providers
+from glue_ros.backends.tensorrt_support import (check_tensorrt_available, has_fast_fp16,
+                                                resolve_precision)
 from glue_ros.core import data_files
 from glue_ros.core.errors import BackendUnavailableError
 from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
-from glue_ros.models.coarse_loftr import CoarseLoFTR, select_matches
+from glue_ros.models.coarse_loftr import (CoarseLoFTR, cached_onnx_export, export_onnx,
+                                          select_matches)
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
@@ -61,8 +63,8 @@ def torch_conf(model, images):
 
 @pytest.fixture(scope='module')
 def onnx_path(model, tmp_path_factory):
-    return export_coarse_loftr(model, tmp_path_factory.mktemp('onnx') / 'student.onnx',
-                               (640, 480), opset=17)
+    return export_onnx(model, tmp_path_factory.mktemp('onnx') / 'student.onnx',
+                       (640, 480), opset=17)
 
 
 # ----------------------------------------------------------------------------- ONNX
@@ -79,7 +81,7 @@ def test_onnx_export_is_fixed_size(onnx_path):
 
 @needs_data
 def test_onnxruntime_cpu_equals_torch(onnx_path, images, torch_conf):
-    backend = OnnxRuntimeBackend(onnx_path, device='cpu', intra_op_num_threads=2)
+    backend = CoarseLoFTROnnxRuntime(onnx_path, device='cpu', intra_op_num_threads=2)
     assert backend.providers == ['CPUExecutionProvider']
     conf = backend(*images)
     assert conf.shape == (1, 1200, 1200) and conf.dtype == np.float32
@@ -128,8 +130,8 @@ def test_onnxruntime_backend_without_weights(tmp_path):
     pytest.importorskip('onnxruntime')
     torch.manual_seed(0)
     model = CoarseLoFTR().eval()
-    backend = OnnxRuntimeBackend(cached_onnx_export(model, tmp_path, (64, 48)),
-                                 intra_op_num_threads=2)
+    backend = CoarseLoFTROnnxRuntime(cached_onnx_export(model, tmp_path, (64, 48)),
+                                     intra_op_num_threads=2)
     images = [torch.rand(1, 1, 48, 64) for _ in range(2)]
     with torch.no_grad():
         expected = model(*images).numpy()
@@ -300,7 +302,7 @@ def test_tensorrt_unavailable_is_reported(tmp_path):
     onnx_file = tmp_path / 'm.onnx'
     onnx_file.write_bytes(b'')
     with pytest.raises(BackendUnavailableError, match='TensorRT backend unavailable'):
-        TensorRTBackend(onnx_file, cache_dir=tmp_path)
+        CoarseLoFTRTensorRT(onnx_file, cache_dir=tmp_path)
     with pytest.raises(BackendUnavailableError, match='TensorRT backend unavailable'):
         CoarseLoFTRRuntime('tensorrt', weights=WEIGHTS, cache_dir=tmp_path)
 
@@ -310,7 +312,7 @@ def test_tensorrt_unavailable_is_reported(tmp_path):
 @pytest.mark.parametrize('precision', ['fp32', 'fp16'])
 def test_tensorrt_engine_matches_torch_and_is_cached(onnx_path, images, torch_conf, tmp_path,
                                                      precision):
-    backend = TensorRTBackend(onnx_path, precision=precision, cache_dir=tmp_path)
+    backend = CoarseLoFTRTensorRT(onnx_path, precision=precision, cache_dir=tmp_path)
     assert backend.how == 'built'
     conf = backend(*images).cpu().numpy()
     diff = np.abs(conf - torch_conf).max()
@@ -321,6 +323,6 @@ def test_tensorrt_engine_matches_torch_and_is_cached(onnx_path, images, torch_co
     else:  # FP16 moves confidences near the threshold; most matches must survive
         common = _pairs(ours[0], ours[1]) & _pairs(ref[0], ref[1])
         assert diff < 0.05 and len(common) >= 0.9 * len(ref[0])
-    again = TensorRTBackend(onnx_path, precision=precision, cache_dir=tmp_path)
+    again = CoarseLoFTRTensorRT(onnx_path, precision=precision, cache_dir=tmp_path)
     assert again.how == 'reused'
     np.testing.assert_array_equal(again(*images).cpu().numpy(), conf)

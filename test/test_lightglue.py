@@ -428,7 +428,7 @@ def test_full_depth_graph_matches_the_eager_model(features):
     """Padding and masks do not change the result of a full-depth, unpruned run."""
     lightglue = LightGlue.for_features('xfeat', depth_confidence=-1, width_confidence=-1)
     pair = features['motorcycle']
-    static = lightglue.export_module(1024)
+    static = LightGlueFullDepth(lightglue, 1024)
     assert isinstance(static, LightGlueFullDepth)
     with torch.inference_mode():
         m0, s0, m1, s1 = static(*padded(pair[0], 1024, 900), *padded(pair[1], 1024, 800))
@@ -472,7 +472,7 @@ def test_onnx_export_matches_eager_full_depth(features, tmp_path):
     assert [i.name for i in session.get_inputs()] == names
     onnx_out = session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
     with torch.inference_mode():
-        torch_out = lightglue.export_module(768)(*inputs)
+        torch_out = LightGlueFullDepth(lightglue, 768)(*inputs)
     assert (torch_out[0] >= 0).sum() > 300
     np.testing.assert_array_equal(onnx_out[0], torch_out[0].numpy())
     np.testing.assert_array_equal(onnx_out[2], torch_out[2].numpy())
@@ -496,7 +496,8 @@ def test_prepared_images_match_like_a_pair(features):
         forward = model.match_prepared(p1, p0)
         again = model.match_prepared(p1, p0)  # a prepared image is not consumed by a match
         count = max(len(f0['keypoints']), len(f1['keypoints']))
-        static = model.export_module(count)(*padded(f1, count, count), *padded(f0, count, count))
+        static = LightGlueFullDepth(model, count)(*padded(f1, count, count),
+                                                  *padded(f0, count, count))
     n1 = len(f1['keypoints'])
     expected = torch.nonzero(static[0][0, :n1] >= 0)[:, 0]
     expected = torch.stack([expected, static[0][0, expected]], 1)

@@ -1,1 +1,1 @@
-"""Inference backends for exported networks: ONNX export, ONNX Runtime, TensorRT."""
+"""Runtimes of exported graphs: ONNX Runtime and TensorRT, and the runtimes of each model."""

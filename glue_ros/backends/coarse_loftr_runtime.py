@@ -62,7 +62,7 @@ class CoarseLoFTRRuntime:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == 'tensorrt':  # fail fast, before any export work, on machines without it
-            from glue_ros.backends.tensorrt_backend import check_tensorrt_available
+            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
         if onnx_path is None or backend == 'torch':
             if weights is None:
@@ -76,19 +76,19 @@ class CoarseLoFTRRuntime:
         from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         if onnx_path is None:
-            from glue_ros.backends.onnx_export import cached_onnx_export
+            from glue_ros.models.coarse_loftr.export import cached_onnx_export
             onnx_path = cached_onnx_export(self.model, cache_root / 'onnx', self.input_size)
         self.onnx_path = Path(onnx_path)
         if backend == 'onnxruntime':
-            from glue_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-            self._backend = OnnxRuntimeBackend(
+            from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
+            self._backend = CoarseLoFTROnnxRuntime(
                 self.onnx_path, device=device, intra_op_num_threads=num_threads,
                 trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
         else:
-            from glue_ros.backends.tensorrt_backend import TensorRTBackend
-            self._backend = TensorRTBackend(self.onnx_path, precision=precision,
-                                            cache_dir=cache_root / 'engines',
-                                            device=device if device != 'cpu' else 'cuda')
+            from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+            self._backend = CoarseLoFTRTensorRT(self.onnx_path, precision=precision,
+                                                cache_dir=cache_root / 'engines',
+                                                device=device if device != 'cpu' else 'cuda')
         self._run = self._backend
 
     def _run_torch(self, image0: np.ndarray, image1: np.ndarray):

@@ -17,9 +17,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
+
+from glue_ros.core.atomic_files import write_bytes_atomically
 
 CACHE_FORMAT_VERSION = 1
 _log = logging.getLogger(__name__)
@@ -151,18 +152,8 @@ class EngineCache:
         meta = {'key': key.to_dict(), 'engine_sha256': hashlib.sha256(data).hexdigest()}
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(engine_path, data)
-            _atomic_write(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
+            write_bytes_atomically(engine_path, data)
+            write_bytes_atomically(meta_path,
+                                   json.dumps(meta, indent=1, sort_keys=True).encode())
         except OSError as exc:  # a read-only cache must not stop the node
             _log.warning('cannot cache the TensorRT engine in %s: %s', self.cache_dir, exc)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -15,34 +15,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from glue_ros.backends.onnx_export import _cpu_copy, cached_export, model_digest
 from glue_ros.core.errors import BackendUnavailableError
+from glue_ros.models.lightglue.export import cached_onnx_export
 
 BACKENDS = ('onnxruntime', 'tensorrt')
-EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes for the same weights
-# Options the static graph does not read (early exit, pruning, eager precision modes): a
-# change of them must not cost a new export.
-_EAGER_ONLY = ('depth_confidence', 'width_confidence', 'mp', 'cpu_bf16_attention',
-               'assignment_block_elements')
-INPUT_NAMES = ('kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1')
-
-
-def cached_lightglue_export(lightglue: torch.nn.Module, cache_dir: str | os.PathLike,
-                            num_keypoints: int, opset: int = 17) -> Path:
-    """Export the full-depth graph once per (weights, graph options, K, opset) to `cache_dir`.
-
-    The key hashes the weights, so another checkpoint or K never reuses a file; options only
-    the eager model reads (early exit, pruning, autocast) are left out of it.
-    """
-    from glue_ros.models.lightglue.export import export_onnx
-    k = int(num_keypoints)
-    conf = {key: v for key, v in lightglue.conf.items() if key not in _EAGER_ONLY}
-    digest = model_digest(lightglue, {'num_keypoints': k, 'opset': opset,
-                                      'format': EXPORT_FORMAT_VERSION}, conf)
-    path = Path(cache_dir) / f'lightglue_k{k}_{digest[:16]}.onnx'
-    # Export a CPU float32 copy so that a model living on the GPU is left where it is.
-    return cached_export(path, lambda tmp: export_onnx(_cpu_copy(lightglue).eval(), tmp, k,
-                                                       opset))
 
 
 class LightGlueRuntime:
@@ -50,7 +26,7 @@ class LightGlueRuntime:
 
     backend: 'onnxruntime' (CPU provider on device 'cpu'; TensorRT and CUDA providers first on
     'cuda', FP16 unless precision is 'fp32') or 'tensorrt'. The TensorRT engine runner
-    (tensorrt_backend.TensorRTBackend) is built around coarse LoFTR's two-image graph, so
+    (coarse_loftr_tensorrt.CoarseLoFTRTensorRT) is built around coarse LoFTR's graph, so
     'tensorrt' raises BackendUnavailableError: on machines without TensorRT with its reason,
     elsewhere pointing at ONNX Runtime's TensorRT provider, which runs this same graph.
     num_keypoints: K of the graph (the extractor's max_keypoints). cache_dir: cache root, the
@@ -67,25 +43,25 @@ class LightGlueRuntime:
         if int(num_keypoints) < 1:
             raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
         if backend == 'tensorrt':  # before any export work
-            from glue_ros.backends.tensorrt_backend import check_tensorrt_available
+            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
             raise BackendUnavailableError(
-                "LightGlue has no TensorRT engine runner yet (TensorRTBackend runs coarse "
-                "LoFTR's two-image graph); use backend='onnxruntime' with device='cuda', whose "
-                'TensorRT execution provider builds and caches an engine of the same graph')
+                "LightGlue has no TensorRT engine runner yet (CoarseLoFTRTensorRT runs "
+                "coarse LoFTR's two-image graph); use backend='onnxruntime' with "
+                "device='cuda', whose TensorRT execution provider builds and caches an engine "
+                'of the same graph')
         self.backend_name = backend
         self.num_keypoints = int(num_keypoints)
         self.input_dim = int(lightglue.conf['input_dim'])
         self.layers_total = int(lightglue.conf['n_layers'])
         from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
-        self.onnx_path = cached_lightglue_export(lightglue, cache_root / 'onnx',
-                                                 self.num_keypoints)
-        from glue_ros.backends.onnxruntime_backend import OnnxRuntimeSession
-        self.session = OnnxRuntimeSession(
+        self.onnx_path = cached_onnx_export(lightglue, cache_root / 'onnx', self.num_keypoints)
+        from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
+        self._backend = LightGlueOnnxRuntime(
             self.onnx_path, device=device, intra_op_num_threads=num_threads,
             trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
-        self.providers = self.session.providers
+        self.providers = self._backend.providers
 
     def pad(self, keypoints, descriptors, scores, image_size, suffix: str) -> tuple:
         """Graph inputs of one image and the original index of each valid slot.
@@ -126,9 +102,8 @@ class LightGlueRuntime:
                                   features0.scores, features0.image_size, '0')
         feeds1, index1 = self.pad(features1.keypoints, features1.descriptors,
                                   features1.scores, features1.image_size, '1')
-        out = self.session.run({**feeds0, **feeds1}, ['matches0', 'scores0'])
-        matches0 = out['matches0'][0, :len(index0)]
-        scores0 = out['scores0'][0, :len(index0)]
+        matches0, scores0 = self._backend({**feeds0, **feeds1})
+        matches0, scores0 = matches0[0, :len(index0)], scores0[0, :len(index0)]
         slots0 = np.nonzero(matches0 >= 0)[0]
         slots1 = matches0[slots0]
         # Padded slots of image 1 are masked in the graph; a match into one would be a bug.

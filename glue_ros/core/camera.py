@@ -13,7 +13,6 @@ Two kinds of image are handled, because a SLAM front-end sees both:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -153,7 +152,7 @@ def _undistort_pinhole(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.n
     src = points.reshape(-1, 1, 2)
     if hasattr(cv2, 'undistortPointsIter'):   # OpenCV 4: criteria only on the Iter variant
         dst = cv2.undistortPointsIter(src, K, coeffs, np.eye(3), np.eye(3), _CRITERIA)
-    else:
+    else:   # OpenCV 5 merged the two
         dst = cv2.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3), criteria=_CRITERIA)
     return dst.reshape(-1, 2)
 
@@ -162,11 +161,8 @@ def _undistort_fisheye(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.n
     coeffs = np.zeros(4)
     coeffs[:d.size] = d
     src = points.reshape(-1, 1, 2)
-    try:
-        dst = cv2.fisheye.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3),
-                                          criteria=_CRITERIA)
-    except (TypeError, cv2.error):  # OpenCV before 4.6 has no criteria argument
-        dst = cv2.fisheye.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3))
+    dst = cv2.fisheye.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3),
+                                      criteria=_CRITERIA)
     return dst.reshape(-1, 2)
 
 
@@ -199,10 +195,7 @@ def filter_stereo_matches(result: MatchResult, max_error_px: float,
     matches (descending confidence) is preserved.
     """
     keep = epipolar_errors(result.points0, result.points1, min_disparity) <= max_error_px
-    return dataclasses.replace(
-        result, points0=result.points0[keep], points1=result.points1[keep],
-        scores=result.scores[keep], indices0=result.indices0[keep],
-        indices1=result.indices1[keep], timing_ms=dict(result.timing_ms)), keep
+    return result.subset(keep), keep
 
 
 __all__ = ['CameraModel', 'CameraModelError', 'DISTORTION_MODELS', 'epipolar_errors',

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 # The levels of diagnostic_msgs/DiagnosticStatus.
-OK, WARN, ERROR, STALE = 0, 1, 2, 3
+OK, WARN, ERROR = 0, 1, 2
 
 
 @dataclass
@@ -105,4 +105,4 @@ class StreamHealth:
         return HealthReport(OK, 'matching', values)
 
 
-__all__ = ['StreamHealth', 'HealthReport', 'OK', 'WARN', 'ERROR', 'STALE']
+__all__ = ['StreamHealth', 'HealthReport', 'OK', 'WARN', 'ERROR']

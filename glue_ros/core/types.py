@@ -1,6 +1,7 @@
 """Data passed between extractors, matchers, the CLI, the benchmark and the node."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -17,8 +18,6 @@ class Features:
     image_size: (width, height) of the image they came from.
     prepared: the matcher's per-image work kept for every pair the image is in (LightGlue: the
     output of ``LightGlue.prepare``, tied to the model that made it); None when not prepared.
-    image: the grey uint8 image itself, for detector-free matchers (coarse LoFTR) that see both
-    images at once; None otherwise.
     """
 
     keypoints: torch.Tensor
@@ -26,16 +25,35 @@ class Features:
     descriptors: torch.Tensor
     image_size: tuple[int, int]
     prepared: Optional[dict] = None
-    image: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
     @staticmethod
     def empty(image_size: tuple[int, int], dim: int, device='cpu') -> 'Features':
-        """No keypoints (a blank image, or a detector-free matcher's placeholder)."""
+        """No keypoints (a blank image)."""
         return Features(torch.zeros(0, 2, device=device), torch.zeros(0, device=device),
                         torch.zeros(0, dim, device=device), image_size)
+
+
+@dataclass
+class DenseImage:
+    """What a detector-free matcher (coarse LoFTR) extracts: the image itself, grey.
+
+    Such a matcher sees both images at once, so nothing is computed per image. It has no
+    keypoints (``len`` is 0): its matches index cells of a grid (``Matcher.dense_cells``).
+    pixels: (H, W) uint8.
+    """
+
+    pixels: np.ndarray
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+    def __len__(self) -> int:
+        return 0
 
 
 @dataclass
@@ -45,9 +63,10 @@ class MatchResult:
     points0/points1: (M, 2) float32 pixel coordinates; scores: (M,) float32 in [0, 1];
     indices0/indices1: (M,) int32 indices into the keypoints of each image (for detector-free
     matchers: the row-major index of the coarse cell); layers_used/layers_total: attention
-    layers run (early exit) out of those the network has; grid_step: pixels of image 0 between
-    possible match positions (0 for keypoint matchers; coarse LoFTR: its 16 px cells scaled to
-    the image).
+    layers run (early exit) out of those the network has; timing_ms: milliseconds per stage
+    (extract, match, verify_track, total: those that ran), the one record of the work's time;
+    grid_step: pixels of image 0 between possible match positions (0 for keypoint matchers;
+    coarse LoFTR: its 16 px cells scaled to the image).
     """
 
     points0: np.ndarray
@@ -60,11 +79,20 @@ class MatchResult:
     layers_used: int
     layers_total: int
     timing_ms: dict = field(default_factory=dict)
-    pruned: Optional[tuple[int, int]] = None
     grid_step: float = 0.0
 
     def __len__(self) -> int:
         return int(self.points0.shape[0])
+
+    def subset(self, keep: np.ndarray) -> 'MatchResult':
+        """The matches where `keep` (a mask or indices) selects, in their order.
+
+        The timings are copied: the subset's later stages do not write into this result's.
+        """
+        return dataclasses.replace(
+            self, points0=self.points0[keep], points1=self.points1[keep],
+            scores=self.scores[keep], indices0=self.indices0[keep],
+            indices1=self.indices1[keep], timing_ms=dict(self.timing_ms))
 
     @staticmethod
     def empty(num_keypoints0: int = 0, num_keypoints1: int = 0, layers_total: int = 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -113,8 +113,12 @@ class FrameOutput:
     keyframe: bool = False               # the reference is a held keyframe
     temporal: Optional[MatchResult] = None       # stereo + tracking: left over time
     temporal_ids: Optional[np.ndarray] = None
-    timing_ms: dict = field(default_factory=dict)
     learned: bool = True                 # False: points followed by optical flow (no features)
+
+    @property
+    def timing_ms(self) -> dict:
+        """Milliseconds per stage of this frame: those of its published matches."""
+        return self.result.timing_ms
 
 
 class Frontend:
@@ -188,7 +192,7 @@ class Frontend:
         if gray is not None:
             output = self._hand_to_flow(gray, output, camera, tag)
         if output is not None:
-            output.timing_ms['extract'] = output.result.timing_ms['extract'] = extract_ms
+            output.timing_ms['extract'] = extract_ms
             output.timing_ms['total'] = (time.perf_counter() - start) * 1e3
         return output
 
@@ -280,10 +284,10 @@ class Frontend:
         timing = {'extract': 0.0, 'match': flow_ms,   # the flow is this frame's matching
                   'verify_track': (done - start) * 1e3 - flow_ms, 'total': (done - start) * 1e3}
         result = MatchResult(points[keep], previous[keep], np.ones(count, np.float32), none,
-                             none.copy(), 0, 0, 0, 0, timing_ms=dict(timing))
+                             none.copy(), 0, 0, 0, 0, timing_ms=timing)
         reference_tag, self._flow_tag = self._flow_tag, tag
         return FrameOutput(result, verification, ids[keep], followed - count, None,
-                           reference_tag=reference_tag, timing_ms=timing, learned=False)
+                           reference_tag=reference_tag, learned=False)
 
     def _track(self, features: Features, camera, tag, elsewhere=None) -> Optional[FrameOutput]:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
@@ -293,7 +297,7 @@ class Frontend:
                           f'starting a new sequence')
             self._new_sequence()
         reference = self.tracks.reference()
-        cells = int(getattr(self.matcher, 'cells', 0))
+        cells = self.matcher.dense_cells
         if reference is None:
             self.tracks.start(features, tag, cells)
             return None
@@ -301,14 +305,13 @@ class Frontend:
         start = time.perf_counter()
         sources = reference.sources[raw.indices1]
         verification, keep = self._verify_groups(raw, sources, reference.frame, camera)
-        result = subset(raw, keep)
+        result = raw.subset(keep)
         ids = self.tracks.assign(reference, features, tag, result.indices0, result.indices1,
                                  result.points0, result.scores, cells, elsewhere)
+        result.timing_ms.setdefault('match', 0.0)   # none when an image had no keypoints
         result.timing_ms['verify_track'] = (time.perf_counter() - start) * 1e3
         return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
-                           reference_tag=reference.tag, keyframe=self.tracks.keyframe,
-                           timing_ms={'match': raw.timing_ms.get('match', 0.0),
-                                      'verify_track': result.timing_ms['verify_track']})
+                           reference_tag=reference.tag, keyframe=self.tracks.keyframe)
 
     def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int, camera
                        ) -> tuple[Verification, np.ndarray]:
@@ -361,13 +364,12 @@ class Frontend:
         verify_start = time.perf_counter()
         verification = self._verify(raw.points0, raw.points1, cameras[0], cameras[1],
                                     raw.grid_step, forced=check)
-        result = subset(raw, verification.inliers)
+        result = raw.subset(verification.inliers)
         done = time.perf_counter()
-        timing = {'extract': extract_ms, 'match': raw.timing_ms.get('match', 0.0),
-                  'verify_track': (done - verify_start) * 1e3, 'total': (done - start) * 1e3}
-        result.timing_ms.update(timing)
-        return FrameOutput(result, verification, None, len(raw) - len(result), features0,
-                           timing_ms=timing)
+        result.timing_ms.update(extract=extract_ms, match=raw.timing_ms.get('match', 0.0),
+                                verify_track=(done - verify_start) * 1e3,
+                                total=(done - start) * 1e3)
+        return FrameOutput(result, verification, None, len(raw) - len(result), features0)
 
     # -- stereo ----------------------------------------------------------------------------
     def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,
@@ -393,8 +395,9 @@ class Frontend:
                                     raw.grid_step)
         keep[sel] = verification.inliers
         verification = dataclasses.replace(verification, inliers=keep)
-        result = subset(raw, keep)
+        result = raw.subset(keep)
         result.timing_ms['extract'] = extract_ms
+        result.timing_ms.setdefault('match', 0.0)
         result.timing_ms['verify_track'] = (time.perf_counter() - verify_start) * 1e3
         output = FrameOutput(result, verification, None, int(len(raw) - keep.sum()),
                              features_left, reference_tag=tag)
@@ -402,18 +405,8 @@ class Frontend:
             tracked = self._track(features_left, cameras[0], tag)
             if tracked is not None:
                 output.temporal, output.temporal_ids = tracked.result, tracked.track_ids
-        output.timing_ms = {'extract': extract_ms, 'match': raw.timing_ms.get('match', 0.0),
-                            'verify_track': result.timing_ms['verify_track'],
-                            'total': (time.perf_counter() - start) * 1e3}
+        output.timing_ms['total'] = (time.perf_counter() - start) * 1e3
         return output
 
 
-def subset(result: MatchResult, keep: np.ndarray) -> MatchResult:
-    """The matches of `result` where keep is True, in their order."""
-    return dataclasses.replace(
-        result, points0=result.points0[keep], points1=result.points1[keep],
-        scores=result.scores[keep], indices0=result.indices0[keep],
-        indices1=result.indices1[keep], timing_ms=dict(result.timing_ms))
-
-
-__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput', 'subset']
+__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput']

@@ -21,12 +21,12 @@ to it. Detector-free matchers (coarse LoFTR: no descriptors) use the previous fr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 import torch
 
-from glue_ros.core.types import Features
+from glue_ros.core.types import DenseImage, Features
 
 
 @dataclass
@@ -42,10 +42,26 @@ class Reference:
 
 @dataclass
 class _Frame:
-    features: Features
+    features: Union[Features, DenseImage]
     ids: np.ndarray          # per keypoint (or coarse cell), 0 = no track
     index: int
     tag: object
+
+
+class _LostTracks(NamedTuple):
+    """Alive tracks the reference frame does not contain: matched against until too old."""
+
+    ids: np.ndarray              # (K,) uint64
+    keypoints: torch.Tensor      # (K, 2) where each was last seen
+    descriptors: torch.Tensor    # (K, D)
+    sources: np.ndarray          # (K,) int64 index of the frame each was last seen in
+    ages: np.ndarray             # (K,) int64 frames since then
+
+    def select(self, keep: np.ndarray) -> '_LostTracks':
+        """The tracks at indices `keep`."""
+        index = torch.from_numpy(keep).to(self.keypoints.device)
+        return _LostTracks(self.ids[keep], self.keypoints[index], self.descriptors[index],
+                           self.sources[keep], self.ages[keep])
 
 
 class TrackManager:
@@ -69,12 +85,7 @@ class TrackManager:
         self.next_id = 1
         self.frame_index = 0
         self._reference_frame: Optional[_Frame] = None
-        self._lost = None   # (ids, keypoints, descriptors, sources, ages) of alive, unseen tracks
-
-    @property
-    def has_reference(self) -> bool:
-        """False before the first frame of a sequence."""
-        return self._reference_frame is not None
+        self._lost: Optional[_LostTracks] = None
 
     @property
     def image_size(self):
@@ -89,15 +100,16 @@ class TrackManager:
             return None
         count = max(len(frame.features), len(frame.ids))
         sources = np.full(count, frame.index, np.int64)
-        if self._lost is None or len(self._lost[0]) == 0:
+        lost = self._lost
+        if lost is None or len(lost.ids) == 0:
             return Reference(frame.features, frame.ids, sources, frame.index, frame.tag)
-        ids, kpts, desc, lost_sources, _ = self._lost
         f = frame.features
-        features = Features(torch.cat([f.keypoints, kpts.to(f.keypoints)]),
-                            torch.cat([f.scores, torch.ones(len(ids)).to(f.scores)]),
-                            torch.cat([f.descriptors, desc.to(f.descriptors)]), f.image_size)
-        return Reference(features, np.concatenate([frame.ids, ids]),
-                         np.concatenate([sources, lost_sources]), frame.index, frame.tag)
+        features = Features(torch.cat([f.keypoints, lost.keypoints.to(f.keypoints)]),
+                            torch.cat([f.scores, torch.ones(len(lost.ids)).to(f.scores)]),
+                            torch.cat([f.descriptors, lost.descriptors.to(f.descriptors)]),
+                            f.image_size)
+        return Reference(features, np.concatenate([frame.ids, lost.ids]),
+                         np.concatenate([sources, lost.sources]), frame.index, frame.tag)
 
     def start(self, features: Features, tag, num_points: int = 0) -> None:
         """First frame of a sequence: it becomes the reference, no ids yet."""
@@ -141,10 +153,7 @@ class TrackManager:
         if frame is not None:
             frame.ids[np.isin(frame.ids, ids)] = 0
         if self._lost is not None:
-            keep = np.flatnonzero(~np.isin(self._lost[0], ids))
-            index = torch.from_numpy(keep).to(self._lost[1].device)
-            lost_ids, kpts, desc, sources, ages = self._lost
-            self._lost = (lost_ids[keep], kpts[index], desc[index], sources[keep], ages[keep])
+            self._lost = self._lost.select(np.flatnonzero(~np.isin(self._lost.ids, ids)))
 
     # -- helpers -----------------------------------------------------------------------------
     def _budget(self, points: np.ndarray, ids: np.ndarray, fresh: np.ndarray,
@@ -194,7 +203,8 @@ class TrackManager:
                  current_ids: np.ndarray) -> None:
         """The current frame becomes the reference; unmatched tracks become (or stay) lost."""
         frame = self._reference_frame
-        has_descriptors = features.descriptors.ndim == 2 and features.descriptors.shape[1] > 0
+        has_descriptors = (isinstance(features, Features) and features.descriptors.ndim == 2
+                           and features.descriptors.shape[1] > 0)
         matched = np.zeros(len(reference.ids), bool)
         matched[indices1] = True
         if self.max_age > 0 and has_descriptors:
@@ -202,12 +212,11 @@ class TrackManager:
             unseen = np.flatnonzero(~matched & (reference.ids > 0))
             ages = np.ones(len(reference.ids), np.int64)
             if self._lost is not None:
-                ages[n_frame:] = self._lost[4] + 1
+                ages[n_frame:] = self._lost.ages + 1
             unseen = unseen[ages[unseen] <= self.max_age]
             rf = reference.features
-            index = torch.from_numpy(unseen).to(rf.keypoints.device)
-            self._lost = (reference.ids[unseen], rf.keypoints[index], rf.descriptors[index],
-                          reference.sources[unseen], ages[unseen])
+            self._lost = _LostTracks(reference.ids, rf.keypoints, rf.descriptors,
+                                     reference.sources, ages).select(unseen)
         else:
             self._lost = None
         self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)

@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def start_process(args, log_path: Path, env=None) -> subprocess.Popen:
     """Start `python args...` in its own process group, output to log_path."""

@@ -16,12 +16,11 @@ from glue_ros.core.errors import GlueRosError
 
 def export_coarse_loftr(args) -> Path:
     """Write the coarse LoFTR ONNX file; returns its path."""
-    from glue_ros.backends.onnx_export import export_coarse_loftr as export
-    from glue_ros.models.coarse_loftr import CoarseLoFTR
+    from glue_ros.models.coarse_loftr import CoarseLoFTR, export_onnx
     if not args.weights:
         raise GlueRosError('coarse_loftr needs --weights (the LoFTR_teacher.pt checkpoint)')
     model = CoarseLoFTR.from_checkpoint(args.weights).eval()
-    return export(model, args.out, tuple(args.input_size), opset=args.opset)
+    return export_onnx(model, args.out, tuple(args.input_size), opset=args.opset)
 
 
 def export_lightglue(args) -> Path:
@@ -33,8 +32,8 @@ def export_lightglue(args) -> Path:
 
 def build_engine(onnx_path: Path, args) -> Path:
     """Build (or reuse) the cached TensorRT engine of an ONNX file; returns the engine path."""
-    from glue_ros.backends.tensorrt_backend import TensorRTBackend
-    backend = TensorRTBackend(onnx_path, precision=args.precision, cache_dir=args.cache_dir)
+    from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+    backend = CoarseLoFTRTensorRT(onnx_path, precision=args.precision, cache_dir=args.cache_dir)
     print(f'TensorRT engine {backend.how}: {backend.engine_path} ({backend.precision})')
     return backend.engine_path
 

@@ -14,8 +14,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glue_ros.models.export_cache import cached_export, cpu_copy, model_digest
 from glue_ros.models.lightglue.assignment import mutual_matches
 from glue_ros.models.lightglue.network import LightGlue
+
+INPUT_NAMES = ('kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1')
+OUTPUT_NAMES = ('matches0', 'scores0', 'matches1', 'scores1')
+EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes for the same weights
+# Options the static graph does not read (early exit, pruning, eager precision modes): a
+# change of them must not cost a new export.
+_EAGER_ONLY = ('depth_confidence', 'width_confidence', 'mp', 'cpu_bf16_attention',
+               'assignment_block_elements')
 
 # Additive attention bias of padded keys in the static graph: exp(-1e4) is 0 in float32 and
 # float16, and -1e4 stays finite in float16 (unlike -inf, which gives NaN for an all-padded row).
@@ -84,7 +93,7 @@ def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoin
     Inputs: ``kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1`` as described in
     :class:`LightGlueFullDepth`; outputs: ``matches0, scores0, matches1, scores1``.
     """
-    module = lightglue.export_module(num_keypoints).eval()
+    module = LightGlueFullDepth(lightglue, num_keypoints).eval()
     k, dim = int(num_keypoints), lightglue.conf['input_dim']
     device = next(lightglue.parameters()).device
     gen = torch.Generator().manual_seed(0)
@@ -96,11 +105,26 @@ def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoin
         return kpts.to(device), desc.to(device), mask, torch.tensor([[640.0, 480.0]],
                                                                     device=device)
 
-    names = ['kpts0', 'desc0', 'mask0', 'size0', 'kpts1', 'desc1', 'mask1', 'size1']
     path = Path(path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # tracer and deprecation chatter of the exporter
-        torch.onnx.export(module, image() + image(), str(path), input_names=names,
-                          output_names=['matches0', 'scores0', 'matches1', 'scores1'],
+        torch.onnx.export(module, image() + image(), str(path), input_names=list(INPUT_NAMES),
+                          output_names=list(OUTPUT_NAMES),
                           opset_version=opset, dynamo=False)
     return path
+
+
+def cached_onnx_export(lightglue: LightGlue, cache_dir: str | os.PathLike,
+                       num_keypoints: int, opset: int = 17) -> Path:
+    """Export the full-depth graph once per (weights, graph options, K, opset) to `cache_dir`.
+
+    The key hashes the weights, so another checkpoint or K never reuses a file; options only
+    the eager model reads (early exit, pruning, autocast) are left out of it.
+    """
+    k = int(num_keypoints)
+    conf = {key: v for key, v in lightglue.conf.items() if key not in _EAGER_ONLY}
+    digest = model_digest(lightglue, {'num_keypoints': k, 'opset': opset,
+                                      'format': EXPORT_FORMAT_VERSION}, conf)
+    path = Path(cache_dir) / f'lightglue_k{k}_{digest[:16]}.onnx'
+    return cached_export(path, lambda tmp: export_onnx(cpu_copy(lightglue).eval(), tmp, k,
+                                                       opset))

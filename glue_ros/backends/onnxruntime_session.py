@@ -1,4 +1,4 @@
-"""Run exported ONNX models (coarse LoFTR, LightGlue) with ONNX Runtime."""
+"""ONNX Runtime sessions and execution providers, shared by every exported model."""
 from __future__ import annotations
 
 import os
@@ -108,21 +108,3 @@ class OnnxRuntimeSession:
             checked[name] = array
         names = list(outputs) if outputs is not None else self.output_names
         return dict(zip(names, self.session.run(names, checked)))
-
-
-class OnnxRuntimeBackend(OnnxRuntimeSession):
-    """Callable ``(image0, image1) -> conf_matrix`` over an ONNX Runtime session.
-
-    Inputs are (1, 1, H, W) float32 numpy arrays at the model's fixed input size; the output
-    is the (1, L, S) float32 numpy confidence matrix.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.output_name = self.output_names[0]
-
-    def __call__(self, image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
-        """Run the model on two (1, 1, H, W) float32 images; returns conf_matrix (1, L, S)."""
-        feeds = {name: np.asarray(image, dtype=np.float32)
-                 for name, image in zip(self.input_names, (image0, image1))}
-        return self.run(feeds, [self.output_name])[self.output_name]

@@ -8,7 +8,6 @@ Device buffers are torch CUDA tensors, so no pycuda is needed. Requires TensorRT
 """
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Optional
@@ -16,52 +15,7 @@ from typing import Optional
 import numpy as np
 
 from glue_ros.backends.engine_cache import EngineCache, make_key
-from glue_ros.core.errors import BackendUnavailableError
-
-_log = logging.getLogger(__name__)
-PRECISIONS = ('auto', 'fp16', 'fp32')
-
-
-def check_tensorrt_available():
-    """Return the (tensorrt, torch) modules, or raise BackendUnavailableError saying why not."""
-    problems = []
-    trt = None
-    try:
-        import tensorrt as trt
-    except ImportError as exc:
-        problems.append(f"the Python package 'tensorrt' is not installed ({exc})")
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core requirement
-        torch = None
-        problems.append('torch is not installed')
-    else:
-        if not torch.cuda.is_available():
-            problems.append('torch sees no CUDA GPU (torch.cuda.is_available() is False; '
-                            'a CUDA build of torch is used for the device buffers)')
-    if trt is not None:
-        version = tuple(int(v) for v in trt.__version__.split('.')[:2] if v.isdigit())
-        if version < (8, 5):
-            problems.append(f'TensorRT {trt.__version__} is too old (need >= 8.5)')
-    if problems:
-        raise BackendUnavailableError('TensorRT backend unavailable: ' + '; '.join(problems)
-                                      + ". Use backend='onnxruntime' or 'torch' instead.")
-    return trt, torch
-
-
-def has_fast_fp16(compute_capability) -> bool:
-    """Whether a GPU of this CUDA compute capability runs FP16 at full or double rate."""
-    major, minor = (int(v) for v in compute_capability)
-    return (major, minor) in ((5, 3), (6, 0), (6, 2)) or major >= 7
-
-
-def resolve_precision(precision: str, compute_capability) -> str:
-    """'auto' -> 'fp16' on GPUs with fast FP16, else 'fp32'; 'fp16' / 'fp32' unchanged."""
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
-    if precision == 'auto':
-        return 'fp16' if has_fast_fp16(compute_capability) else 'fp32'
-    return precision
+from glue_ros.backends.tensorrt_support import check_tensorrt_available, resolve_precision
 
 
 def onnx_input_size(onnx_path: str | os.PathLike) -> tuple[int, int]:
@@ -74,8 +28,8 @@ def onnx_input_size(onnx_path: str | os.PathLike) -> tuple[int, int]:
     return int(dims[3].dim_value), int(dims[2].dim_value)
 
 
-class TensorRTBackend:
-    """Callable ``(image0, image1) -> conf_matrix`` running a cached TensorRT engine.
+class CoarseLoFTRTensorRT:
+    """Coarse LoFTR's graph as a cached TensorRT engine: ``(image0, image1) -> conf_matrix``.
 
     Inputs are (1, 1, H, W) float32 numpy arrays or torch tensors (any device) at the model's
     fixed size; the output is the (1, L, S) confidence matrix as a float32 torch CUDA tensor
@@ -94,7 +48,7 @@ class TensorRTBackend:
             raise FileNotFoundError(f'ONNX model not found: {self.onnx_path}')
         self.device = torch.device(device)
         if self.device.type != 'cuda':
-            raise ValueError(f'the TensorRT backend runs on a CUDA device, got {device!r}')
+            raise ValueError(f'TensorRT runs on a CUDA device, got {device!r}')
         if self.device.index is None:
             self.device = torch.device('cuda', torch.cuda.current_device())
         torch.cuda.set_device(self.device)

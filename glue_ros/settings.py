@@ -71,6 +71,7 @@ TRACK_FLAGS = ('reference', 'keyframe_min_matches', 'track_max_age', 'max_tracks
 ALIASES = {'max_keypoints': ('--keypoints', '--num-keypoints'),
            'engine_cache_dir': ('--cache-dir',),
            'vins_velocity_units': ('--vins-velocity',)}
+METAVARS = {'input_size': ('W', 'H'), 'max_keypoints': 'N'}
 
 
 def flag(name: str) -> str:
@@ -93,6 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
             help_text += f" ({', '.join(flags[1:])}: older spelling)"
         kwargs = {'default': default(name), 'help': help_text.replace('%', '%%'),
                   'dest': name}
+        if name in METAVARS:
+            kwargs['metavar'] = METAVARS[name]
         if s.kind is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
             continue

@@ -38,8 +38,8 @@ from glue_ros.tools.bench.sweep import (make_sweep_features, print_roofline, roo
 BENCH_SETTINGS = ('max_keypoints', 'device', 'precision')
 
 
-def main(argv=None) -> int:
-    """Entry point of glue-ros-bench."""
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of glue-ros-bench (those of settings from the settings schema)."""
     parser = argparse.ArgumentParser(prog='glue-ros-bench', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--pipelines',
@@ -99,6 +99,12 @@ def main(argv=None) -> int:
     parser.add_argument('--sweep-features', help=argparse.SUPPRESS)
     parser.add_argument('--make-sweep-features', help=argparse.SUPPRESS)
     parser.add_argument('--size-point', type=int, nargs=2, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of glue-ros-bench."""
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.worker:  # inside a worker process

@@ -147,3 +147,10 @@ def test_readme_parameter_table_has_every_setting_with_its_default():
         shown = (repr(default) if isinstance(default, str) else
                  str(default).lower() if isinstance(default, bool) else str(default))
         assert rows[name] == shown, name
+
+
+def test_choices_named_elsewhere_are_the_schemas():
+    """Modules that name a setting's choices for their own checks use the schema's."""
+    from glue_ros.core import schema
+    from glue_ros.frontend import vins
+    assert tuple(vins.VELOCITY_UNITS) == schema.SETTINGS['vins_velocity_units'].choices

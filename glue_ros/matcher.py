@@ -30,7 +30,8 @@ _D = schema.default
 class MatcherConfig:
     """Everything a user tunes about matching; the node's parameters and the CLI flags map here.
 
-    Unset (None) thresholds take the model's default.
+    Unset (None) thresholds take the model's default. The defaults, their descriptions and the
+    rules ``validate()`` applies are the settings schema's (glue_ros.core.schema).
     """
 
     matcher: str = _D('matcher')          # 'lightglue' (sparse features) or 'coarse_loftr'

@@ -154,3 +154,14 @@ def test_choices_named_elsewhere_are_the_schemas():
     from glue_ros.core import schema
     from glue_ros.frontend import vins
     assert tuple(vins.VELOCITY_UNITS) == schema.SETTINGS['vins_velocity_units'].choices
+
+
+def test_model_defaults_are_the_schemas():
+    """match_threshold -1 stands for the models' own thresholds, which the schema names."""
+    from glue_ros.core import schema
+    from glue_ros.models.lightglue.network import LightGlue
+    from glue_ros.matcher import COARSE_LOFTR_THRESHOLD
+    assert LightGlue.default_conf['filter_threshold'] == schema.MODEL_MATCH_THRESHOLD['lightglue']
+    assert COARSE_LOFTR_THRESHOLD == schema.MODEL_MATCH_THRESHOLD['coarse_loftr']
+    for name in ('depth_confidence', 'width_confidence'):
+        assert LightGlue.default_conf[name] == schema.default(name)

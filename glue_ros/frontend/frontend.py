@@ -56,7 +56,11 @@ _D = schema.default
 
 @dataclass
 class FrontendConfig:
-    """How matches are verified and tracked; the node's parameters and CLI flags map here."""
+    """How matches are verified and tracked; the node's parameters and CLI flags map here.
+
+    The defaults, their descriptions and the rules ``validate()`` applies are the settings
+    schema's (glue_ros.core.schema).
+    """
 
     mode: str = _D('mode')                      # 'sequential' or 'stereo'
     geometric_check: str = _D('geometric_check')  # none, fundamental, essential, homography, auto

@@ -65,7 +65,7 @@ class MatcherConfig:
         return self
 
     def values(self) -> dict:
-        """The settings of this config as parameter values ('' and -1 for the unset ones)."""
+        """The settings of this config as parameter values: '' and -1 for the unset ones."""
         return {'matcher': self.matcher, 'features': self.features,
                 'max_keypoints': self.max_keypoints, 'weights': self.weights or '',
                 'feature_weights': self.feature_weights or '', 'device': self.device,

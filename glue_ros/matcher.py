@@ -16,41 +16,36 @@ from typing import Optional
 import numpy as np
 import torch
 
+from glue_ros.core import schema
 from glue_ros.core.errors import BackendUnavailableError, InputImageError
+from glue_ros.core.schema import BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS
 from glue_ros.core.types import DenseImage, Features, MatchResult
 
-MATCHERS = ('lightglue', 'coarse_loftr')
-FEATURES = ('xfeat', 'superpoint', 'disk')
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
-DEVICES = ('cpu', 'cuda')
-PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16')
 MIN_IMAGE_SIDE = 16
-COARSE_LOFTR_THRESHOLD = 0.2   # coarse LoFTR's default match confidence (CoarseLoFTRRuntime)
+COARSE_LOFTR_THRESHOLD = schema.MODEL_MATCH_THRESHOLD['coarse_loftr']
+_D = schema.default
 
 
 @dataclass
 class MatcherConfig:
     """Everything a user tunes about matching; the node's parameters and the CLI flags map here.
 
-    Unset (None) thresholds take the model's default.
+    Unset (None) thresholds take the model's default. The defaults, their descriptions and the
+    rules ``validate()`` applies are the settings schema's (glue_ros.core.schema).
     """
 
-    matcher: str = 'lightglue'            # 'lightglue' (sparse features) or 'coarse_loftr'
-    features: str = 'xfeat'               # LightGlue's extractor: xfeat, superpoint, disk
-    max_keypoints: int = 2048             # per image, strongest kept
+    matcher: str = _D('matcher')          # 'lightglue' (sparse features) or 'coarse_loftr'
+    features: str = _D('features')        # LightGlue's extractor: xfeat, superpoint, disk
+    max_keypoints: int = _D('max_keypoints')  # per image, strongest kept
     weights: Optional[str] = None         # matcher weights file (None: packaged default)
     feature_weights: Optional[str] = None  # extractor weights file (None: packaged default)
-    device: str = 'cpu'                   # 'cpu' or 'cuda'
-    depth_confidence: float = 0.95        # early exit; -1 disables (LightGlue, torch only)
-    width_confidence: float = 0.99        # pruning; -1 disables (LightGlue, torch only)
-    match_threshold: Optional[float] = None  # LightGlue filter (0.1) / coarse LoFTR conf (0.2)
-    backend: str = 'torch'                # torch, onnxruntime or tensorrt; LightGlue exported
-    #                                       runs all layers (no early exit, no pruning)
-    precision: str = 'auto'               # 'fp16' on CUDA (LightGlue autocast, TensorRT FP16);
-    #                                       'bf16' on CPU: LightGlue attention in bfloat16;
-    #                                       'auto': fp16 on CUDA, bf16 on CPUs with AMX,
-    #                                       fp32 elsewhere
-    input_size: tuple = (640, 480)        # coarse_loftr network input (width, height), x16
+    device: str = _D('device')            # 'cpu' or 'cuda'
+    depth_confidence: float = _D('depth_confidence')  # early exit; -1 disables
+    width_confidence: float = _D('width_confidence')  # pruning; -1 disables
+    match_threshold: Optional[float] = None  # None: the model's own (MODEL_MATCH_THRESHOLD)
+    backend: str = _D('backend')          # torch, onnxruntime or tensorrt
+    precision: str = _D('precision')      # auto, fp32, fp16, bf16 (resolved_precision)
+    input_size: tuple = tuple(_D('input_size'))  # coarse_loftr network input (width, height)
     engine_cache_dir: Optional[str] = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
 
     def resolved_precision(self, cpu_flags: Optional[set] = None) -> str:
@@ -64,32 +59,22 @@ class MatcherConfig:
         return 'bf16' if native and eager_lightglue else 'fp32'
 
     def validate(self) -> 'MatcherConfig':
-        """Raise ValueError naming the first bad setting."""
-        def check(name, ok, expected):
-            if not ok:
-                raise ValueError(f'{name}={getattr(self, name)!r} is invalid: expected '
-                                 f'{expected}')
-        check('matcher', self.matcher in MATCHERS, ' or '.join(MATCHERS))
-        check('features', self.features in FEATURES, ' or '.join(FEATURES))
-        check('max_keypoints', isinstance(self.max_keypoints, int) and self.max_keypoints > 0,
-              'a positive integer')
-        check('device', self.device in DEVICES, ' or '.join(DEVICES))
-        for name in ('depth_confidence', 'width_confidence'):
-            value = getattr(self, name)
-            check(name, value == -1 or 0.0 < value <= 1.0, 'in (0, 1], or -1 to disable')
-        check('match_threshold', self.match_threshold is None or
-              0.0 <= self.match_threshold < 1.0, 'in [0, 1)')
-        check('backend', self.backend in BACKENDS, ' or '.join(BACKENDS))
-        check('precision', self.precision in PRECISIONS, ' or '.join(PRECISIONS))
-        check('precision', self.precision != 'bf16' or (self.device == 'cpu' and
-                                                        self.matcher == 'lightglue' and
-                                                        self.backend == 'torch'),
-              "fp32 or fp16 here: 'bf16' is eager LightGlue's CPU attention mode")
-        size = tuple(self.input_size)
-        size_ok = len(size) == 2 and all(int(v) > 0 and int(v) % 16 == 0 for v in size)
-        check('input_size', size_ok, '(width, height), both positive multiples of 16')
-        self.input_size = tuple(int(v) for v in size)
+        """Raise ValueError naming the first bad setting (the schema's rules)."""
+        schema.check(self.values())
+        self.input_size = tuple(int(v) for v in self.input_size)
         return self
+
+    def values(self) -> dict:
+        """The settings of this config as parameter values: '' and -1 for the unset ones."""
+        return {'matcher': self.matcher, 'features': self.features,
+                'max_keypoints': self.max_keypoints, 'weights': self.weights or '',
+                'feature_weights': self.feature_weights or '', 'device': self.device,
+                'depth_confidence': self.depth_confidence,
+                'width_confidence': self.width_confidence,
+                'match_threshold': -1.0 if self.match_threshold is None else
+                self.match_threshold, 'backend': self.backend, 'precision': self.precision,
+                'input_size': list(self.input_size),
+                'engine_cache_dir': self.engine_cache_dir or ''}
 
 
 def cpu_flags() -> set:
@@ -407,4 +392,5 @@ def build_matcher(config: MatcherConfig | None = None, **overrides) -> Matcher:
 
 
 __all__ = ['MatcherConfig', 'Matcher', 'LightGlueMatcher', 'CoarseLoFTRPipeline',
-           'build_matcher', 'build_extractor']
+           'build_matcher', 'build_extractor',
+           'MATCHERS', 'FEATURES', 'BACKENDS', 'DEVICES', 'PRECISIONS']  # the schema's choices

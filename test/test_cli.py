@@ -121,3 +121,52 @@ def test_export_cli_writes_valid_coarse_loftr_onnx(tmp_path):
                '--out', out, '--input-size', 320, 240)
     assert proc.returncode == 0, proc.stderr
     onnx.checker.check_model(onnx.load(str(out)))
+
+
+# Flags named as a setting whose meaning is the tool's own: glue-ros-bag's --mode defaults to
+# what the topics given say (stereo with --left-topic/--right-topic).
+TOOL_OWN = {('bag_process', 'mode')}
+
+
+def _setting_flags(parser):
+    """{setting name: argparse action} of the parser's flags that are settings."""
+    from glue_ros import settings
+    return {a.dest: a for a in parser._actions
+            if a.dest in settings.SETTINGS and settings.flag(a.dest) in a.option_strings}
+
+
+@pytest.mark.parametrize('tool', ['match_cli', 'export_cli', 'bench', 'bag_process'])
+def test_tool_flags_of_settings_come_from_the_schema(tool):
+    """Same names, defaults and descriptions in every tool; no tool spells a setting its way."""
+    import importlib
+
+    from glue_ros import settings
+    parser = importlib.import_module(f'glue_ros.tools.{tool}').build_parser()
+    flags = _setting_flags(parser)
+    assert flags, tool
+    for name, action in flags.items():
+        if (tool, name) in TOOL_OWN:
+            continue
+        assert action.default == settings.default(name), (tool, name)
+        assert action.help.startswith(settings.SETTINGS[name].description), (tool, name)
+    by_option = {o: a for a in parser._actions for o in a.option_strings}
+    for name, aliases in settings.ALIASES.items():   # an older spelling is the same flag
+        for alias in aliases:
+            if alias in by_option:
+                assert by_option[alias].dest == name, (tool, alias)
+
+
+def test_bench_and_export_take_the_schema_spellings_and_the_old_ones():
+    from glue_ros import settings
+    from glue_ros.tools import bench, export_cli
+    parser = bench.cli.build_parser()
+    assert parser.parse_args([]).max_keypoints == settings.default('max_keypoints')
+    assert parser.parse_args(['--keypoints', '512']).max_keypoints == 512
+    assert parser.parse_args(['--max-keypoints', '256']).max_keypoints == 256
+    parser = export_cli.build_parser()
+    args = parser.parse_args(['lightglue', '--out', 'x.onnx', '--num-keypoints', '128',
+                              '--cache-dir', 'c'])
+    assert (args.max_keypoints, args.engine_cache_dir) == (128, 'c')
+    assert parser.parse_args(['lightglue', '--out', 'x.onnx']).max_keypoints == 2048
+    with pytest.raises(SystemExit):     # bf16 is an eager mode: no export of it
+        parser.parse_args(['lightglue', '--out', 'x.onnx', '--precision', 'bf16'])

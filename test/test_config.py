@@ -29,8 +29,54 @@ def test_matcher_yaml_lists_every_parameter_with_its_default():
 def test_yaml_marks_exactly_the_live_parameters():
     text = (CONFIG / 'matcher.yaml').read_text()
     marked = {line.split(':')[0].strip() for line in text.splitlines() if line.endswith('# live')}
-    assert marked == {n for n, s in settings.SETTINGS.items() if s.live and
-                      not n.startswith('diagnostics_')}
+    assert marked == {n for n, s in settings.SETTINGS.items() if s.live}
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in CONFIG.glob('*.yaml')))
+def test_yaml_files_are_made_from_the_schema(name):
+    """Every parameter file's comments are the schema's descriptions, in the schema's order.
+
+    After a change of the schema: python -m glue_ros.settings config/*.yaml
+    """
+    text = (CONFIG / name).read_text()
+    header, values = settings.read_parameters_file(text)
+    assert text == settings.parameters_yaml(values, header), (
+        f'{name} differs from the schema: run python -m glue_ros.settings config/{name}')
+
+
+def test_every_default_comes_from_the_schema():
+    """The config classes, the track manager and the coarse LoFTR runtime read the schema."""
+    import inspect
+
+    from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
+    from glue_ros.frontend.frontend import SETTING_FIELDS, FrontendConfig
+    from glue_ros.frontend.tracks import TrackManager
+    assert MatcherConfig().values() == {n: settings.default(n) for n in settings.MATCHER_FLAGS}
+    frontend = FrontendConfig()
+    assert {n: getattr(frontend, n) for n in SETTING_FIELDS} == {
+        n: settings.default(n) for n in SETTING_FIELDS}
+    tracks = TrackManager()
+    assert (tracks.max_age, tracks.max_tracks, tracks.min_distance,
+            tracks.keyframe_min_matches) == (
+        settings.default('track_max_age'), settings.default('max_tracks'),
+        settings.default('min_track_distance'), settings.default('keyframe_min_matches'))
+    runtime = inspect.signature(CoarseLoFTRRuntime).parameters
+    assert runtime['backend'].default == settings.default('backend')
+    assert list(runtime['input_size'].default) == settings.default('input_size')
+    assert runtime['device'].default == settings.default('device')
+    assert runtime['precision'].default == settings.default('precision')
+
+
+def test_every_check_is_the_schemas():
+    """The configs and the track manager refuse values with the schema's own words."""
+    from glue_ros.frontend.frontend import FrontendConfig
+    from glue_ros.frontend.tracks import TrackManager
+    with pytest.raises(ValueError, match="'max_keypoints' is 0; expected >= 1"):
+        MatcherConfig(max_keypoints=0).validate()
+    with pytest.raises(ValueError, match="'tracking' is 'flow'; expected 'match' in stereo"):
+        FrontendConfig(mode='stereo', tracking='flow').validate()
+    with pytest.raises(ValueError, match="'track_max_age' is -1; expected >= 0"):
+        TrackManager(max_age=-1)
 
 
 def test_vio_preset_is_complete_and_valid():
@@ -141,3 +187,21 @@ def test_readme_python_example_runs(capsys):
     exec(compile(code, 'README.md', 'exec'), {})
     words = capsys.readouterr().out.split()
     assert words[1:2] == ['matches,'] and int(words[0]) > 100 and words[-1] == 'ok'
+
+
+def test_choices_named_elsewhere_are_the_schemas():
+    """Modules that name a setting's choices for their own checks use the schema's."""
+    from glue_ros.core import schema
+    from glue_ros.frontend import vins
+    assert tuple(vins.VELOCITY_UNITS) == schema.SETTINGS['vins_velocity_units'].choices
+
+
+def test_model_defaults_are_the_schemas():
+    """match_threshold -1 stands for the models' own thresholds, which the schema names."""
+    from glue_ros.core import schema
+    from glue_ros.models.lightglue.network import LightGlue
+    from glue_ros.matcher import COARSE_LOFTR_THRESHOLD
+    assert LightGlue.default_conf['filter_threshold'] == schema.MODEL_MATCH_THRESHOLD['lightglue']
+    assert COARSE_LOFTR_THRESHOLD == schema.MODEL_MATCH_THRESHOLD['coarse_loftr']
+    for name in ('depth_confidence', 'width_confidence'):
+        assert LightGlue.default_conf[name] == schema.default(name)

@@ -32,7 +32,8 @@ ROS_PACKAGES = {'rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_i
                 'rosgraph_msgs', 'lifecycle_msgs', 'diagnostic_msgs', 'launch', 'launch_ros'}
 # Modules outside the ROS layer that are ROS programs themselves: the process harness, the demo
 # and the bag player, and the benchmark's message-cost measurement.
-ROS_MODULES = {'testing/harness.py', 'tools/demo.py', 'tools/bag_play.py', 'tools/bench.py'}
+ROS_MODULES = {'testing/harness.py', 'tools/demo.py', 'tools/bag_play.py',
+               'tools/bench/report.py'}
 
 
 def layer_of(path: Path) -> str:

@@ -15,10 +15,12 @@ import cv2
 import numpy as np
 import torch
 
+from glue_ros.core import schema
 from glue_ros.core.errors import InputImageError, WeightsError
+from glue_ros.core.schema import BACKENDS
 from glue_ros.models.coarse_loftr import CoarseLoFTR, cell_centers, default_conf, select_matches
 
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+_D = schema.default
 
 
 class CoarseLoFTRRuntime:
@@ -39,11 +41,13 @@ class CoarseLoFTRRuntime:
     num_threads: ONNX Runtime's intra-op threads on the CPU (torch uses the process's setting).
     """
 
-    def __init__(self, backend: str = 'torch', input_size: tuple[int, int] = (640, 480),
-                 weights: str | os.PathLike | None = None, threshold: float = 0.2,
-                 device: str = 'cpu', border_rm: int = 2,
+    def __init__(self, backend: str = _D('backend'),
+                 input_size: tuple[int, int] = tuple(_D('input_size')),
+                 weights: str | os.PathLike | None = None,
+                 threshold: float = schema.MODEL_MATCH_THRESHOLD['coarse_loftr'],
+                 device: str = _D('device'), border_rm: int = 2,
                  onnx_path: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None, precision: str = 'auto',
+                 cache_dir: str | os.PathLike | None = None, precision: str = _D('precision'),
                  num_threads: Optional[int] = None, conf: Optional[dict] = None):
         conf = dict(conf or {})
         self.conf = {**default_conf, **conf}

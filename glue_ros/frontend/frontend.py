@@ -29,19 +29,18 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from glue_ros.core import schema
 from glue_ros.core.camera import filter_stereo_matches
+from glue_ros.core.schema import MODES, REFERENCES, TRACKING
 from glue_ros.core.types import Features, MatchResult
 from glue_ros.frontend import geometry
 from glue_ros.frontend.flow import FlowTracker, to_gray
 from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend.tracks import TrackManager
 
-MODES = ('sequential', 'stereo')
 # Matches of tracks last seen in an older frame are verified against that frame, in a group of
 # at least this many (RANSAC on fewer accepts nearly anything); smaller groups are dropped.
 MIN_REVIVED = 30
-REFERENCES = ('previous', 'keyframe')
-TRACKING = ('match', 'flow')
 # Flow frames whose verification rejects more than this share of the followed points hand over
 # to a learned frame: the flow is no longer trustworthy there (blur, a fast turn, occlusion).
 FLOW_MAX_REJECTED = 0.1
@@ -52,52 +51,48 @@ FLOW_AGREEMENT_PX = 2.0
 # learned match must confirm it: LK drifts by a fraction of a pixel a frame, and only a learned
 # match puts a point back on its keypoint.
 FLOW_MAX_UNCONFIRMED = 1
+_D = schema.default
 
 
 @dataclass
 class FrontendConfig:
-    """How matches are verified and tracked; the node's parameters and CLI flags map here."""
+    """How matches are verified and tracked; the node's parameters and CLI flags map here.
 
-    mode: str = 'sequential'           # 'sequential' or 'stereo'
-    geometric_check: str = 'auto'      # none, fundamental, essential, homography, auto
-    ransac_threshold: float = 1.0      # inlier threshold, pixels
+    The defaults, their descriptions and the rules ``validate()`` applies are the settings
+    schema's (glue_ros.core.schema).
+    """
+
+    mode: str = _D('mode')                      # 'sequential' or 'stereo'
+    geometric_check: str = _D('geometric_check')  # none, fundamental, essential, homography, auto
+    ransac_threshold: float = _D('ransac_threshold')  # inlier threshold, pixels
     ransac_seed: int = 0               # fixed: the same input gives the same output
-    reference: str = 'keyframe'        # sequential: 'keyframe' (longer tracks) or 'previous'
-    keyframe_min_matches: int = 500    # keyframe: a new one below this many verified matches
-    track_max_age: int = 2             # 'previous': frames an unmatched track stays alive
-    max_tracks: int = 1024             # feature budget (VINS MAX_CNT)
-    min_track_distance: float = 8.0    # pixels between tracked points (VINS MIN_DIST)
-    max_epipolar_error: float = 0.0    # stereo, rectified: row difference limit; 0: off
+    reference: str = _D('reference')   # sequential: 'keyframe' (longer tracks) or 'previous'
+    keyframe_min_matches: int = _D('keyframe_min_matches')  # keyframe: new one below this
+    track_max_age: int = _D('track_max_age')  # 'previous': frames an unmatched track lives
+    max_tracks: int = _D('max_tracks')  # feature budget (VINS MAX_CNT)
+    min_track_distance: float = _D('min_track_distance')  # pixels (VINS MIN_DIST)
+    max_epipolar_error: float = _D('max_epipolar_error')  # stereo, rectified; 0: off
     track_stereo_left: bool = False    # stereo: also track the left image over time
-    tracking: str = 'match'            # sequential: 'match' every frame, or 'flow' between
-    #                                    learned frames (hybrid)
-    flow_max_frames: int = 10          # flow: a learned frame at least every this many frames
-    flow_min_share: float = 0.7        # flow: a learned frame below this share of its tracks
-    flow_back_threshold: float = 0.5   # flow: forward-backward check, pixels (VINS FLOW_BACK)
+    tracking: str = _D('tracking')     # sequential: 'match' every frame, or 'flow' (hybrid)
+    flow_max_frames: int = _D('flow_max_frames')  # flow: a learned frame at least this often
+    flow_min_share: float = _D('flow_min_share')  # flow: learned below this share of tracks
+    flow_back_threshold: float = _D('flow_back_threshold')  # flow: forward-backward, pixels
 
     def validate(self) -> 'FrontendConfig':
-        """Raise ValueError naming the first bad setting."""
-        def check(name, ok, expected):
-            if not ok:
-                raise ValueError(f'{name}={getattr(self, name)!r} is invalid: expected '
-                                 f'{expected}')
-        check('mode', self.mode in MODES, ' or '.join(MODES))
-        check('geometric_check', self.geometric_check in geometry.CHECKS,
-              ', '.join(geometry.CHECKS))
-        check('ransac_threshold', self.ransac_threshold > 0, 'a positive number of pixels')
-        check('reference', self.reference in REFERENCES, ' or '.join(REFERENCES))
-        check('keyframe_min_matches', self.keyframe_min_matches >= 1, '>= 1')
-        check('track_max_age', self.track_max_age >= 0, '>= 0')
-        check('max_tracks', self.max_tracks >= 1, '>= 1')
-        check('min_track_distance', self.min_track_distance >= 0, '>= 0 pixels')
-        check('max_epipolar_error', self.max_epipolar_error >= 0, '>= 0 pixels (0: off)')
-        check('tracking', self.tracking in TRACKING, ' or '.join(TRACKING))
-        check('tracking', self.tracking == 'match' or self.mode == 'sequential',
-              "'match' in stereo mode (flow tracking is sequential only)")
-        check('flow_max_frames', self.flow_max_frames >= 1, '>= 1')
-        check('flow_min_share', 0 <= self.flow_min_share <= 1, 'in [0, 1]')
-        check('flow_back_threshold', self.flow_back_threshold > 0, '> 0 pixels')
+        """Raise ValueError naming the first bad setting (the schema's rules)."""
+        schema.check(self.values())
         return self
+
+    def values(self) -> dict:
+        """The settings of this config as parameter values."""
+        return {name: getattr(self, name) for name in SETTING_FIELDS}
+
+
+# The FrontendConfig fields that are settings (ransac_seed and track_stereo_left are not).
+SETTING_FIELDS = ('mode', 'geometric_check', 'ransac_threshold', 'reference',
+                  'keyframe_min_matches', 'track_max_age', 'max_tracks', 'min_track_distance',
+                  'max_epipolar_error', 'tracking', 'flow_max_frames', 'flow_min_share',
+                  'flow_back_threshold')
 
 
 @dataclass
@@ -409,4 +404,5 @@ class Frontend:
         return output
 
 
-__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput']
+__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput',
+           'MODES', 'REFERENCES', 'TRACKING']  # the schema's choices

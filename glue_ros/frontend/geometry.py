@@ -27,7 +27,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-CHECKS = ('none', 'fundamental', 'essential', 'homography', 'auto')
+from glue_ros.core.schema import CHECKS
+
 # Minimal sample sizes of the solvers, and a margin so that RANSAC has something to verify.
 MIN_MATCHES = {'fundamental': 15, 'essential': 10, 'homography': 8}
 # A pair counts as rotation-only / planar when a homography, at PLANAR_SCALE times the

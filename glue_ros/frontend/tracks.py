@@ -26,7 +26,10 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 import torch
 
+from glue_ros.core import schema
 from glue_ros.core.types import DenseImage, Features
+
+_D = schema.default
 
 
 @dataclass
@@ -67,10 +70,13 @@ class _LostTracks(NamedTuple):
 class TrackManager:
     """Track ids over a sequence of frames (see the module docstring)."""
 
-    def __init__(self, max_age: int = 3, max_tracks: int = 1024, min_distance: float = 8.0,
-                 keyframe: bool = False, keyframe_min_matches: int = 100):
-        if max_age < 0 or max_tracks < 1 or min_distance < 0:
-            raise ValueError('max_age >= 0, max_tracks >= 1 and min_distance >= 0 expected')
+    def __init__(self, max_age: int = _D('track_max_age'), max_tracks: int = _D('max_tracks'),
+                 min_distance: float = _D('min_track_distance'),
+                 keyframe: bool = False,
+                 keyframe_min_matches: int = _D('keyframe_min_matches')):
+        schema.check({'track_max_age': max_age, 'max_tracks': max_tracks,
+                      'min_track_distance': min_distance,
+                      'keyframe_min_matches': keyframe_min_matches})
         self.max_age = int(max_age)
         self.max_tracks = int(max_tracks)
         self.min_distance = float(min_distance)

@@ -25,13 +25,13 @@ from typing import Optional
 
 import numpy as np
 
+from glue_ros import settings
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversionError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.matcher import build_matcher, check_image
 from glue_ros.frontend.frontend import Frontend
-from glue_ros.frontend.vins import (VELOCITY_UNITS, VinsFeatureBuilder, stamp_ns,
-                                    stereo_partner_points)
+from glue_ros.frontend.vins import VinsFeatureBuilder, stamp_ns, stereo_partner_points
 from glue_ros.tools.bag_play import ros2_type_name
 from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
                                       config_from_args, frontend_config_from_args)
@@ -345,11 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "bag's only image topic)")
     parser.add_argument('--left-topic', help='stereo mode left image topic')
     parser.add_argument('--right-topic', help='stereo mode right image topic')
-    parser.add_argument('--sync-slop', type=float, default=0.0, metavar='S',
-                        help='stereo: largest stamp difference of a pair, seconds (0: exact)')
-    parser.add_argument('--max-epipolar-error', type=float, default=None, metavar='PX',
-                        help='stereo, RECTIFIED images: drop matches more than PX rows apart '
-                        'or with negative disparity')
+    settings.add_arguments(parser, ('sync_slop', 'max_epipolar_error'))
     parser.add_argument('--matches-topic', default='/matches')
     parser.add_argument('--vins', action='store_true', help='also write VINS-Fusion features '
                         '(sensor_msgs/PointCloud); needs camera calibration')
@@ -360,9 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                         '(default: camera_info next to each image topic)')
     parser.add_argument('--rectified', action='store_true', help='--vins: the images are '
                         'rectified, normalize with CameraInfo P instead of K and D')
-    parser.add_argument('--vins-velocity', choices=VELOCITY_UNITS, default='pixels',
-                        help="units of the feature velocities: 'pixels' per second, or "
-                        "'normalized' coordinates per second as VINS-Fusion's own tracker")
+    settings.add_arguments(parser, ('vins_velocity_units',))   # --vins-velocity: older spelling
     parser.add_argument('--copy-input', action='store_true',
                         help='also copy every input topic into the output bag')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -386,12 +380,11 @@ def check_args(args) -> None:
         raise BagProcessError('--left-topic/--right-topic are for --mode stereo')
     if args.mode == 'stereo' and args.left_topic == args.right_topic:
         raise BagProcessError('--left-topic and --right-topic must differ')
-    if args.sync_slop < 0:
-        raise BagProcessError('--sync-slop must be >= 0')
-    if args.keyframe_min_matches < 1:
-        raise BagProcessError('--keyframe-min-matches must be >= 1')
-    if args.max_epipolar_error is not None and args.max_epipolar_error < 0:
-        raise BagProcessError('--max-epipolar-error must be >= 0')
+    try:
+        settings.validate({name: getattr(args, name) for name in (
+            'sync_slop', 'keyframe_min_matches', 'max_epipolar_error')})
+    except ValueError as exc:
+        raise BagProcessError(str(exc)) from None
     cameras = 2 if args.mode == 'stereo' else 1
     if args.camera_info_topic and len(args.camera_info_topic) != cameras:
         raise BagProcessError(f'{args.mode} mode needs {cameras} --camera-info-topic '
@@ -505,7 +498,7 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
         args, mode=args.mode, max_epipolar_error=args.max_epipolar_error or 0.0,
         track_stereo_left=args.vins and args.mode == 'stereo')
     processor = Processor(Frontend(matcher, config, on_event=log_line), out, cameras=cameras,
-                          vins_units=args.vins_velocity if args.vins else None, log=log_line)
+                          vins_units=args.vins_velocity_units if args.vins else None, log=log_line)
     image_conns = [c for c in reader.connections if c.topic in topics]
     connections = reader.connections if args.copy_input else image_conns
     written = {args.matches_topic} | ({args.features_topic} if args.vins else set())

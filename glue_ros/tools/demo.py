@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from glue_ros import settings
 from glue_ros.testing import real_images
+
+# The node's settings the demo passes on (the schema's flags).
+DEMO_SETTINGS = ('matcher', 'features', 'weights')
 
 
 def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
@@ -115,9 +119,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--frames', type=int, default=20)
     parser.add_argument('--out', type=Path, default=Path('demo_out'))
-    parser.add_argument('--matcher', default='lightglue')
-    parser.add_argument('--features', default='xfeat')
-    parser.add_argument('--weights', default='')
+    settings.add_arguments(parser, DEMO_SETTINGS)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     params = {'matcher': args.matcher, 'features': args.features}

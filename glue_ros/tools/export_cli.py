@@ -4,6 +4,9 @@ coarse_loftr: two grey images of a fixed size -> the coarse confidence matrix; m
 (threshold, mutual nearest neighbour, border) runs outside the graph on every backend.
 lightglue: a fixed number of keypoints per image, padded, with a validity mask; the graph runs
 all layers (a static graph has no early exit or pruning: those exist only in eager PyTorch).
+--features, --max-keypoints, --input-size, --weights, --precision and --engine-cache-dir are the
+node's settings (the same names, defaults and meanings); --num-keypoints and --cache-dir are
+accepted as their older spellings.
 """
 from __future__ import annotations
 
@@ -11,7 +14,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from glue_ros import settings
 from glue_ros.core.errors import GlueRosError
+
+# The node's settings an export takes; precision without 'bf16' (an eager CPU mode only).
+EXPORT_SETTINGS = ('features', 'max_keypoints', 'input_size', 'weights', 'precision',
+                   'engine_cache_dir')
+EXPORT_PRECISIONS = ('auto', 'fp16', 'fp32')
 
 
 def export_coarse_loftr(args) -> Path:
@@ -26,39 +35,38 @@ def export_coarse_loftr(args) -> Path:
 def export_lightglue(args) -> Path:
     """Write the full-depth LightGlue ONNX file; returns its path."""
     from glue_ros.models.lightglue import LightGlue, export_onnx
-    model = LightGlue.for_features(args.features, weights=args.weights).eval()
-    return export_onnx(model, args.out, args.num_keypoints, opset=args.opset)
+    model = LightGlue.for_features(args.features, weights=args.weights or None).eval()
+    return export_onnx(model, args.out, args.max_keypoints, opset=args.opset)
 
 
 def build_engine(onnx_path: Path, args) -> Path:
     """Build (or reuse) the cached TensorRT engine of an ONNX file; returns the engine path."""
     from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
-    backend = CoarseLoFTRTensorRT(onnx_path, precision=args.precision, cache_dir=args.cache_dir)
+    cache = Path(args.engine_cache_dir) / 'engines' if args.engine_cache_dir else None
+    backend = CoarseLoFTRTensorRT(onnx_path, precision=args.precision, cache_dir=cache)
     print(f'TensorRT engine {backend.how}: {backend.engine_path} ({backend.precision})')
     return backend.engine_path
 
 
-def main(argv=None) -> int:
-    """Entry point of glue-ros-export."""
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of glue-ros-export (those of settings from the settings schema)."""
     parser = argparse.ArgumentParser(prog='glue-ros-export', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', choices=('coarse_loftr', 'lightglue'))
     parser.add_argument('--out', type=Path, required=True, help='ONNX file to write')
-    parser.add_argument('--weights', help='checkpoint (coarse_loftr: required; lightglue: '
-                        'default packaged for xfeat/disk)')
-    parser.add_argument('--features', default='xfeat', choices=('xfeat', 'superpoint', 'disk'),
-                        help='lightglue: which extractor it pairs with')
-    parser.add_argument('--num-keypoints', type=int, default=1024,
-                        help='lightglue: fixed keypoints per image (pad with the mask)')
-    parser.add_argument('--input-size', type=int, nargs=2, default=(640, 480),
-                        metavar=('W', 'H'), help='coarse_loftr: network input size')
+    settings.add_arguments(parser, EXPORT_SETTINGS, choices={'precision': EXPORT_PRECISIONS})
     parser.add_argument('--opset', type=int, default=17)
     parser.add_argument('--engine', action='store_true',
                         help='also build the TensorRT engine (needs TensorRT and a GPU)')
-    parser.add_argument('--precision', choices=('auto', 'fp16', 'fp32'), default='auto')
-    parser.add_argument('--cache-dir', help='engine cache (default ~/.cache/glue_ros/engines)')
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of glue-ros-export."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        settings.values_from_args(args, EXPORT_SETTINGS)    # the schema's checks
         args.out.parent.mkdir(parents=True, exist_ok=True)
         path = (export_coarse_loftr if args.model == 'coarse_loftr' else export_lightglue)(args)
         print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB)')

@@ -117,8 +117,8 @@ def run(args) -> dict:
     return report
 
 
-def main(argv=None) -> int:
-    """Entry point of glue-ros-match."""
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of glue-ros-match (those of settings from the settings schema)."""
     parser = argparse.ArgumentParser(prog='glue-ros-match', description=__doc__)
     parser.add_argument('image0')
     parser.add_argument('image1')
@@ -128,6 +128,12 @@ def main(argv=None) -> int:
                         help='time the pair N times after a warm-up (medians reported)')
     parser.add_argument('--json', help='write the matches and timings to this JSON file')
     parser.add_argument('--viz', help='write a picture of the matches (PNG)')
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of glue-ros-match."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         report = run(args)

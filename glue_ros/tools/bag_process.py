@@ -9,8 +9,10 @@ topics of the input bag, e.g. to play both into VINS-Fusion or to compare with g
 Input: ROS 1 (.bag) or ROS 2 (sqlite3 / MCAP) bags, sensor_msgs/Image or CompressedImage.
 Output: a new ROS 2 bag (rosbags writer) with glue_ros/msg/Matches and, with --vins,
 sensor_msgs/msg/PointCloud features laid out for VINS-Fusion's estimator. The glue_ros message
-definitions are taken from msg/*.msg and stored in the bag, so rosbags and `ros2 bag` can read
-it. Nothing else is copied unless --copy-input is given.
+definitions are taken from msg/*.msg (the source tree, or share/glue_ros/msg where pip or colcon
+installed them) and stored in the bag, so rosbags and `ros2 bag` can read it. Nothing else is
+copied unless --copy-input is given. The messages hold what the node publishes: both build them
+from the same front-end records (glue_ros.frontend.records).
 """
 from __future__ import annotations
 

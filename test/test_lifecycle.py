@@ -275,7 +275,7 @@ def test_qos_is_passed_in_or_taken_from_parameters():
         node = MatcherNode(context=context, parameter_overrides=overrides)
         node.trigger_configure()
         node.trigger_activate()
-        assert node.matches_pub.qos_profile.depth == 3
+        assert node.outputs.matches.qos_profile.depth == 3
         (image_sub,) = node._image_subscriptions.values()
         assert image_sub.qos_profile.depth == 2
         assert image_sub.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
@@ -287,7 +287,7 @@ def test_qos_is_passed_in_or_taken_from_parameters():
                            image_qos=given)
         node.trigger_configure()
         node.trigger_activate()
-        assert node.matches_pub.qos_profile.depth == 7
+        assert node.outputs.matches.qos_profile.depth == 7
         (image_sub,) = node._image_subscriptions.values()
         assert image_sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE
         node.trigger_deactivate()

@@ -9,9 +9,12 @@ from ros_helpers import require_ros
 require_ros()
 
 from glue_ros.core.types import MatchResult  # noqa: E402
+from glue_ros.frontend import records  # noqa: E402
 from glue_ros.msg import Keypoints, Matches  # noqa: E402
 from glue_ros.ros import messages  # noqa: E402
 from glue_ros.testing import harness  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def random_result(m, rng):
@@ -47,6 +50,27 @@ def test_matches_message_holds_flat_arrays():
     assert len(msg.query_points) == 4000 and len(msg.confidences) == 2000
     assert (msg.layers_used, msg.layers_total) == (4, 9)
     assert msg.extract_ms == pytest.approx(12.5) and msg.dropped_frames == 3
+
+
+def msg_fields(name):
+    """The field names of msg/<name>.msg, in order (constants left out)."""
+    fields = []
+    for line in (ROOT / 'msg' / f'{name}.msg').read_text().splitlines():
+        line = line.split('#', 1)[0].strip()
+        if line and '=' not in line:
+            fields.append(line.split()[1])
+    return fields
+
+
+@pytest.mark.parametrize('record, name', [(records.MatchesRecord, 'Matches'),
+                                          (records.KeypointsRecord, 'Keypoints')])
+def test_records_have_exactly_the_message_fields(record, name):
+    """One record per message, field for field: the node and glue-ros-bag map them by name."""
+    import dataclasses
+    assert [f.name for f in dataclasses.fields(record)] == msg_fields(name)
+    message = {'Matches': Matches, 'Keypoints': Keypoints}[name]
+    assert set(message.get_fields_and_field_types()) == set(msg_fields(name))
+    assert records.MODE_STEREO == Matches.MODE_STEREO and records.MODE_PAIR == Matches.MODE_PAIR
 
 
 def test_keypoints_message_descriptors_optional():

@@ -255,3 +255,28 @@ def test_stereo_partner_points_joins_on_left_keypoints():
     partners = stereo_partner_points([1, 2, 4, 9], Stereo)
     np.testing.assert_array_equal(partners[[0, 2]], [[10, 11], [40, 41]])
     assert np.isnan(partners[[1, 3]]).all()
+
+
+def test_vins_output_skips_what_vins_cannot_use_and_restarts_with_the_tracks():
+    """One logic for node and bag: no tracks or no camera -> nothing; new id sequence -> reset."""
+    from types import SimpleNamespace
+
+    from glue_ros.core.types import MatchResult
+    from glue_ros.frontend.vins import VinsOutput
+
+    def output(x):
+        points = np.array([[10.0 + x, 20.0], [30.0 + x, 40.0]], np.float32)
+        result = MatchResult(points, points, np.ones(2, np.float32), np.arange(2, dtype=np.int32),
+                             np.arange(2, dtype=np.int32), 2, 2, 1, 1)
+        return SimpleNamespace(result=result, track_ids=np.array([5, 0], np.uint64),
+                               temporal=None, temporal_ids=None)
+    cameras = {0: camera(0)}
+    vins = VinsOutput('pixels')
+    assert vins.features(output(0), header(0), 0, cameras.get, stereo=True) is None
+    assert vins.features(output(0), header(0), 0, {}.get, stereo=False) is None
+    first = vins.features(output(0), header(0), 0, cameras.get, stereo=False)
+    assert first.track_ids.tolist() == [5]                 # id 0 starts no track
+    moved = vins.features(output(4), header(1), 0, cameras.get, stereo=False)
+    assert moved.velocity[0, 0] == pytest.approx(4 / (DT_NS * 1e-9))
+    restarted = vins.features(output(8), header(2), 1, cameras.get, stereo=False)
+    assert restarted.velocity[0, 0] == 0.0                 # a new sequence of ids

@@ -31,6 +31,7 @@ import numpy as np
 
 from glue_ros.core import schema
 from glue_ros.core.camera import filter_stereo_matches
+from glue_ros.core.scheduling import stereo_size_problem
 from glue_ros.core.schema import MODES, REFERENCES, TRACKING
 from glue_ros.core.types import Features, MatchResult
 from glue_ros.frontend import geometry
@@ -370,9 +371,9 @@ class Frontend:
     def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,
                        cameras=(None, None), tag=None) -> FrameOutput:
         """One rectified (or not) stereo pair; with track_stereo_left, left tracked too."""
-        if left.shape[:2] != right.shape[:2]:
-            raise ValueError(f'left is {left.shape[1]}x{left.shape[0]}, right is '
-                             f'{right.shape[1]}x{right.shape[0]}')
+        problem = stereo_size_problem(left, right)
+        if problem:
+            raise ValueError(problem)
         self._check_time(stamp)
         start = time.perf_counter()
         features_left = self.last_features = self.matcher.extract(left)

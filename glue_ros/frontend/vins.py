@@ -146,6 +146,52 @@ class VinsFeatureBuilder:
         return velocity
 
 
+class VinsOutput:
+    """The VINS feature record of each front-end output, velocities restarted with the tracks.
+
+    One logic for the node and glue-ros-bag: sequential outputs give their tracked matches;
+    stereo outputs with the left image tracked (track_stereo_left) give the tracked left points
+    and their right partners; a stereo output without tracking gives nothing.
+    """
+
+    def __init__(self, velocity_units: str = 'pixels'):
+        self.builder = VinsFeatureBuilder(velocity_units)
+        self._sequence = 0
+
+    def sync(self, sequences: int) -> None:
+        """Restart the velocities when the front-end started a new sequence of track ids."""
+        if self._sequence != sequences:
+            self.builder.reset()
+            self._sequence = sequences
+
+    def features(self, output, stamp, sequences: int, camera, stereo: bool
+                 ) -> Optional[VinsFeatures]:
+        """VinsFeatures of a FrameOutput, or None (nothing tracked, or a camera still unknown).
+
+        camera(i) gives camera i's CameraModel or None; it is asked only for the cameras this
+        output needs.
+        """
+        if stereo and output.temporal is None:
+            return None
+        self.sync(sequences)
+        if stereo:
+            camera0 = camera(0)
+            camera1 = camera(1) if camera0 is not None else None
+            if camera1 is None:
+                return None
+            tracked = output.temporal_ids > 0
+            temporal = output.temporal
+            return self.builder.compute(
+                stamp, output.temporal_ids[tracked], temporal.points0[tracked], camera0,
+                stereo_partner_points(temporal.indices0[tracked], output.result), camera1)
+        camera0 = camera(0)
+        if camera0 is None:
+            return None
+        tracked = output.track_ids > 0
+        return self.builder.compute(stamp, output.track_ids[tracked],
+                                    output.result.points0[tracked], camera0)
+
+
 def _points(points, count: int, name: str) -> np.ndarray:
     out = np.asarray(points, np.float64).reshape(-1, 2)
     if len(out) != count:
@@ -170,4 +216,4 @@ def stereo_partner_points(query_indices, stereo_result) -> np.ndarray:
 
 
 __all__ = ['CHANNEL_NAMES', 'FEATURE_ID_MODULUS', 'VELOCITY_UNITS', 'VinsFeatures',
-           'VinsFeatureBuilder', 'stereo_partner_points', 'stamp_ns']
+           'VinsFeatureBuilder', 'VinsOutput', 'stereo_partner_points', 'stamp_ns']

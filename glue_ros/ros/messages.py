@@ -11,6 +11,7 @@ import array
 import numpy as np
 
 from glue_ros.core.types import MatchResult
+from glue_ros.frontend import records
 from glue_ros.msg import Keypoints, Matches
 
 # array.array type codes of the message field types.
@@ -32,19 +33,22 @@ def from_array(field, dtype, columns: int = 0) -> np.ndarray:
     return out.reshape(-1, columns) if columns else out
 
 
+def array_field(values: np.ndarray) -> array.array:
+    """A record's numpy field as the array.array rclpy takes without checking each element."""
+    return to_array(values, values.dtype.type)
+
+
+def to_message(record):
+    """The rclpy message of a front-end record (glue_ros.frontend.records)."""
+    cls = Keypoints if isinstance(record, records.KeypointsRecord) else Matches
+    return cls(**records.message_fields(record, array=array_field))
+
+
 def keypoints_message(header, image_size, extractor: str, keypoints, scores,
                       descriptors=None) -> Keypoints:
     """Keypoints message; descriptors are included only when given."""
-    msg = Keypoints()
-    msg.header = header
-    msg.width, msg.height = (int(v) for v in image_size)
-    msg.extractor = extractor
-    msg.keypoints = to_array(keypoints, np.float32)
-    msg.scores = to_array(scores, np.float32)
-    if descriptors is not None and len(descriptors):
-        msg.descriptor_dim = int(np.shape(descriptors)[1])
-        msg.descriptors = to_array(descriptors, np.float32)
-    return msg
+    return to_message(records.keypoints_record(header, image_size, extractor, keypoints, scores,
+                                               descriptors))
 
 
 def matches_message(result: MatchResult, header, reference_header, *, mode: int,
@@ -52,45 +56,14 @@ def matches_message(result: MatchResult, header, reference_header, *, mode: int,
                     track_ids=None, keyframe: bool = False, latency_ms: float = 0.0,
                     dropped_frames: int = 0, verification=None, num_outliers: int = 0,
                     learned: bool = True) -> Matches:
-    """Matches message from a MatchResult (query = image 0, reference = image 1).
-
-    verification: the front-end's Verification of these matches (None: not checked).
-    """
-    msg = Matches()
-    msg.header = header
-    msg.reference_header = reference_header
-    msg.mode = mode
-    msg.keyframe = bool(keyframe)
-    msg.learned = bool(learned)
-    msg.query_width, msg.query_height = (int(v) for v in query_size)
-    msg.reference_width, msg.reference_height = (int(v) for v in reference_size)
-    msg.matcher = matcher
-    msg.grid_step = float(grid_step)
-    msg.query_points = to_array(result.points0, np.float32)
-    msg.reference_points = to_array(result.points1, np.float32)
-    msg.confidences = to_array(result.scores, np.float32)
-    msg.query_indices = to_array(result.indices0, np.int32)
-    msg.reference_indices = to_array(result.indices1, np.int32)
-    if track_ids is not None:
-        msg.track_ids = to_array(track_ids, np.uint64)
-    msg.num_query_keypoints = int(result.num_keypoints0)
-    msg.num_reference_keypoints = int(result.num_keypoints1)
-    msg.layers_used = int(result.layers_used)
-    msg.layers_total = int(result.layers_total)
-    msg.extract_ms = float(result.timing_ms.get('extract', 0.0))
-    msg.match_ms = float(result.timing_ms.get('match', 0.0))
-    msg.latency_ms = float(latency_ms)
-    msg.dropped_frames = int(dropped_frames)
-    msg.num_outliers = int(num_outliers)
-    if verification is None:
-        msg.geometric_model, msg.geometric_status = 'none', 'not_checked'
-    else:
-        msg.geometric_model, msg.geometric_status = verification.model, verification.status
-        if verification.rotation is not None:
-            msg.rotation = to_array(verification.rotation, np.float64)
-        if verification.translation is not None:
-            msg.translation = to_array(verification.translation, np.float64)
-    return msg
+    """Matches message from a MatchResult (query = image 0, reference = image 1)."""
+    record = records.matches_record(
+        result, header, reference_header, mode=mode, matcher=matcher, query_size=query_size,
+        reference_size=reference_size, track_ids=track_ids, keyframe=keyframe,
+        latency_ms=latency_ms, dropped_frames=dropped_frames, verification=verification,
+        num_outliers=num_outliers, learned=learned)
+    record.grid_step = float(grid_step)
+    return to_message(record)
 
 
 def matches_arrays(msg: Matches) -> dict:

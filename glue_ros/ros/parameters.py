@@ -80,4 +80,28 @@ def check_changes(current: dict, changes: dict) -> Optional[str]:
     return None
 
 
-__all__ = ['descriptor', 'plain', 'declare', 'read', 'check_changes']
+def apply_live_changes(node, changed) -> Optional[str]:
+    """Check a node's live parameter changes together and apply them; the reason if refused.
+
+    The matcher and the front-end are retuned while no inference runs (node.inference).
+    """
+    changes = {p.name: plain(p.value) for p in changed}
+    reason = check_changes(node.params, changes)
+    if reason:
+        return reason
+    params = {**node.params, **{k: v for k, v in changes.items() if k in settings.SETTINGS}}
+    with node.inference:
+        if node.matcher is not None:
+            try:
+                node.matcher.retune(settings.matcher_config(params))
+            except ValueError as exc:
+                return str(exc)
+            node.frontend.retune(settings.frontend_config(params))
+        if node.sync is not None:
+            node.sync.slop_ns = round(params['sync_slop'] * 1e9)
+        node.params = params
+    node.get_logger().info(f'parameters changed: {changes}')
+    return None
+
+
+__all__ = ['descriptor', 'plain', 'declare', 'read', 'check_changes', 'apply_live_changes']

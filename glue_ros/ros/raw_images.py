@@ -8,11 +8,12 @@ cores and the interpreter lock. The frame the worker takes is decoded and checke
 from __future__ import annotations
 
 import struct
+from typing import Optional
 
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage
 
-from glue_ros.core.errors import ImageConversionError
+from glue_ros.core.errors import GlueRosError, ImageConversionError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.matcher import check_image
 
@@ -21,8 +22,8 @@ from glue_ros.matcher import check_image
 _PLAIN = {b'\x00\x00': '>', b'\x00\x01': '<', b'\x00\x06': '>', b'\x00\x07': '<'}
 
 
-def stamp_of(raw: bytes, msg_type) -> float:
-    """The header stamp (s) of a serialized Image or CompressedImage, read without decoding.
+def stamp_ns_of(raw: bytes, msg_type) -> int:
+    """The header stamp (ns) of a serialized Image or CompressedImage, read without decoding.
 
     Another encapsulation than plain CDR is deserialized whole; a message that cannot be read
     raises ImageConversionError.
@@ -30,9 +31,15 @@ def stamp_of(raw: bytes, msg_type) -> float:
     order = _PLAIN.get(bytes(raw[:2]))
     if order is not None and len(raw) >= 12:
         sec, nanosec = struct.unpack_from(order + 'iI', raw, 4)
-        return sec + nanosec * 1e-9
-    stamp = _deserialize(raw, msg_type).header.stamp
-    return stamp.sec + stamp.nanosec * 1e-9
+    else:
+        stamp = _deserialize(raw, msg_type).header.stamp
+        sec, nanosec = stamp.sec, stamp.nanosec
+    return int(sec) * 1_000_000_000 + int(nanosec)
+
+
+def stamp_of(raw: bytes, msg_type) -> float:
+    """The header stamp (s) of a serialized image message (see :func:`stamp_ns_of`)."""
+    return stamp_ns_of(raw, msg_type) / 1e9
 
 
 def decode(raw: bytes, msg_type):
@@ -46,6 +53,22 @@ def decode(raw: bytes, msg_type):
     return msg.header, image
 
 
+def decode_frames(frames, msg_type) -> Optional[str]:
+    """Decode the serialized frames of a job (glue_ros.core.scheduling.Frame).
+
+    Returns why the job is a bad frame when one image is malformed, else None.
+    """
+    for frame in frames:
+        side = frame.side + ' ' if frame.side else ''
+        try:
+            frame.decode(lambda raw: decode(raw, msg_type))
+        except GlueRosError as exc:
+            return f'{side}image skipped: {exc}'
+        except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
+            return f'{side}image skipped after an unexpected {type(exc).__name__}: {exc}'
+    return None
+
+
 def _deserialize(raw: bytes, msg_type):
     try:
         return deserialize_message(raw, msg_type)
@@ -54,4 +77,4 @@ def _deserialize(raw: bytes, msg_type):
                                    f'({len(raw)} bytes): {exc}') from exc
 
 
-__all__ = ['stamp_of', 'decode']
+__all__ = ['stamp_of', 'stamp_ns_of', 'decode', 'decode_frames']

@@ -1,4 +1,5 @@
 """Geometric verification and the front-end on real images with ground truth."""
+import logging
 import dataclasses
 
 import cv2
@@ -138,17 +139,33 @@ def test_front_end_ids_stay_on_one_physical_point_despite_outliers(matcher, refe
     assert np.mean(np.array(spread) < 3.0) > 0.98, np.percentile(spread, [50, 90, 99])
 
 
-def test_time_jumps_and_size_changes_start_new_sequences(matcher):
-    events = []
-    frontend = Frontend(matcher, FrontendConfig(), on_event=events.append)
+class Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_time_jumps_and_size_changes_start_new_sequences(matcher, monkeypatch):
+    caplog = Records()
+    library = logging.getLogger('glue_ros')
+    library.setLevel(logging.INFO)
+    library.addHandler(caplog)
+    # launch's pytest plugin installs its logger class, whose loggers do not propagate
+    monkeypatch.setattr(logging.getLogger('glue_ros.frontend.frontend'), 'propagate', True)
+    frontend = Frontend(matcher, FrontendConfig())
     sequence = real_images.homography_sequence('astronaut', 3, size=(320, 240))
     assert frontend.process(sequence.frames[0], 5.0) is None
     out = frontend.process(sequence.frames[1], 5.1)
     assert out.track_ids.max() > 1
     assert frontend.process(sequence.frames[0], 1.0) is None      # back in time: new start
-    assert 'time jumped back' in events[-1]
+    assert 'time jumped back' in caplog.records[-1].getMessage()
+    assert caplog.records[-1].levelno == logging.WARNING
     assert frontend.process(cv2.resize(sequence.frames[1], (160, 120)), 1.1) is None
-    assert 'image size changed' in events[-1]
+    assert 'image size changed' in caplog.records[-1].getMessage()
     out = frontend.process(cv2.resize(sequence.frames[2], (160, 120)), 1.2)
     tracked = out.track_ids[out.track_ids > 0]
     assert tracked.min() == 1 and tracked.max() == len(tracked)
+    library.removeHandler(caplog)

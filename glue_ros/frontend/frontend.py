@@ -23,9 +23,10 @@ only carries ids the track manager gave.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -53,6 +54,7 @@ FLOW_AGREEMENT_PX = 2.0
 # match puts a point back on its keypoint.
 FLOW_MAX_UNCONFIRMED = 1
 _D = schema.default
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,11 +122,9 @@ class FrameOutput:
 class Frontend:
     """Drives a Matcher over a stream (see the module docstring)."""
 
-    def __init__(self, matcher, config: Optional[FrontendConfig] = None,
-                 on_event: Optional[Callable[[str], None]] = None):
+    def __init__(self, matcher, config: Optional[FrontendConfig] = None):
         self.matcher = matcher
         self.config = (config or FrontendConfig()).validate()
-        self.on_event = on_event or (lambda text: None)
         c = self.config
         self.tracks = TrackManager(c.track_max_age, c.max_tracks, c.min_track_distance,
                                    keyframe=c.reference == 'keyframe',
@@ -194,8 +194,8 @@ class Frontend:
 
     def _check_time(self, stamp: float) -> None:
         if self.last_stamp is not None and stamp < self.last_stamp:
-            self.on_event(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): '
-                          f'tracks and ids reset')
+            _log.warning(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): '
+                         f'tracks and ids reset')
             self._new_sequence()
         self.last_stamp = stamp
 
@@ -289,8 +289,8 @@ class Frontend:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
         size = self.tracks.image_size
         if size is not None and size != features.image_size:
-            self.on_event(f'image size changed from {size} to {features.image_size}: '
-                          f'starting a new sequence')
+            _log.info(f'image size changed from {size} to {features.image_size}: '
+                      f'starting a new sequence')
             self._new_sequence()
         reference = self.tracks.reference()
         cells = self.matcher.dense_cells

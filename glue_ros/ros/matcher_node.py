@@ -38,6 +38,7 @@ from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros import raw_images
 from glue_ros.ros.camera_infos import CameraInfos
 from glue_ros.ros.input_watch import InputWatch
+from glue_ros.ros.log_bridge import forward_library_logs, stop_forwarding
 from glue_ros.ros.publishing import Outputs, diagnostics_message
 from glue_ros.ros.service import answer_match_images
 from glue_ros.ros.topics import camera_info_topic
@@ -66,6 +67,8 @@ class MatcherNode(LifecycleNode):
     def __init__(self, *, image_qos: Optional[QoSProfile] = None,
                  output_qos: Optional[QoSProfile] = None, **kwargs):
         super().__init__('glue_ros_matcher', **kwargs)
+        # The library's log records (front-end events, engine builds) go to this node's log.
+        self._log_handler = forward_library_logs(self.get_logger())
         self.params = node_parameters.declare(self)
         self._image_qos, self._output_qos = image_qos, output_qos
         self.state = 'unconfigured'
@@ -242,8 +245,7 @@ class MatcherNode(LifecycleNode):
         start = time.monotonic()
         try:
             matcher = build_matcher(self.config)
-            frontend = Frontend(matcher, settings.frontend_config(self.params),
-                                on_event=self.get_logger().info)
+            frontend = Frontend(matcher, settings.frontend_config(self.params))
         except (GlueRosError, OSError, RuntimeError, ValueError) as exc:
             self.matcher_error = f'{type(exc).__name__}: {exc}'
             self.get_logger().error(f'matcher unavailable, configure failed: '
@@ -377,8 +379,9 @@ class MatcherNode(LifecycleNode):
         return dict(self.health.totals)
 
     def close(self) -> None:
-        """Stop the worker thread."""
+        """Stop the worker thread; the library's records stop going to this node's log."""
         self._stop_stream()
+        stop_forwarding(self._log_handler)
 
 
 def main(args=None) -> int:

@@ -35,6 +35,7 @@ from glue_ros.tools.bag_io import (BagProcessError, OutputBag, copy_converters, 
                                    load_cameras, msg_directory, select_image_topics)
 from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
                                       config_from_args, frontend_config_from_args)
+from glue_ros.tools.console_log import log_to_console
 
 PROG = 'glue-ros-bag'
 # Unpaired images kept per side while looking for a partner: the node's default.
@@ -212,7 +213,7 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
     config = frontend_config_from_args(
         args, mode=args.mode, max_epipolar_error=args.max_epipolar_error or 0.0,
         track_stereo_left=args.vins and args.mode == 'stereo')
-    processor = Processor(Frontend(matcher, config, on_event=log_line), out, cameras=cameras,
+    processor = Processor(Frontend(matcher, config), out, cameras=cameras,
                           vins_units=args.vins_velocity_units if args.vins else None, log=log_line)
     image_conns = [c for c in reader.connections if c.topic in topics]
     connections = reader.connections if args.copy_input else image_conns
@@ -279,6 +280,7 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
 
 def main(argv=None) -> int:
     """Entry point of glue-ros-bag; 0 on success, 2 with a message for unusable input."""
+    log_to_console(PROG)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

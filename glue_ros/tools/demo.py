@@ -18,6 +18,7 @@ import numpy as np
 
 from glue_ros import settings
 from glue_ros.testing import real_images
+from glue_ros.tools.console_log import log_to_console
 
 # The node's settings the demo passes on (the schema's flags).
 DEMO_SETTINGS = ('matcher', 'features', 'weights')
@@ -115,6 +116,7 @@ def run_stereo(workdir: Path, out: Path, params: dict) -> dict:
 
 def main(argv=None) -> int:
     """Entry point of make demo."""
+    log_to_console('glue-ros-demo')
     parser = argparse.ArgumentParser(prog='glue-ros-demo', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--frames', type=int, default=20)

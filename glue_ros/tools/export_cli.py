@@ -16,6 +16,7 @@ from pathlib import Path
 
 from glue_ros import settings
 from glue_ros.core.errors import GlueRosError
+from glue_ros.tools.console_log import log_to_console
 
 # The node's settings an export takes; precision without 'bf16' (an eager CPU mode only).
 EXPORT_SETTINGS = ('features', 'max_keypoints', 'input_size', 'weights', 'precision',
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of glue-ros-export."""
+    log_to_console('glue-ros-export')
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -17,6 +17,7 @@ from glue_ros.core.errors import GlueRosError
 from glue_ros import settings
 from glue_ros.frontend.frontend import FrontendConfig
 from glue_ros.matcher import MatcherConfig
+from glue_ros.tools.console_log import log_to_console
 
 
 def add_matcher_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of glue-ros-match."""
+    log_to_console('glue-ros-match')
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -33,6 +33,7 @@ from glue_ros.tools.bench.report import (machine, message_cost, print_ratios, pr
                                          run_live, run_soak)
 from glue_ros.tools.bench.sweep import (make_sweep_features, print_roofline, roofline,
                                         run_sweep, size_point, sweep_point)
+from glue_ros.tools.console_log import log_to_console
 
 # The settings the benchmark's pipelines take from the command line.
 BENCH_SETTINGS = ('max_keypoints', 'device', 'precision')
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point of glue-ros-bench."""
+    log_to_console('glue-ros-bench')
     parser = build_parser()
     args = parser.parse_args(argv)
 

@@ -8,7 +8,7 @@ export ROS_DISTRO_WHEELS
 TESTS ?= test
 IN_ENV = source ./env.sh &&
 
-.PHONY: setup test lint demo bench gpu-check docs clean
+.PHONY: setup test test-fast lint fmt demo bench gpu-check docs clean
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -16,8 +16,16 @@ setup:
 test: setup
 	@$(IN_ENV) python -m pytest $(TESTS) $(PYTEST_ARGS)
 
+# The pure-Python subset: no ROS graph, nothing slow (under a minute).
+test-fast: setup
+	@$(IN_ENV) python -m pytest test -m "not ros and not slow" $(PYTEST_ARGS)
+
 lint: setup
 	@$(IN_ENV) python -m pytest test/test_lint.py
+
+# Sort imports, apply the safe fixes and format (the checks test/test_lint.py makes).
+fmt: setup
+	@$(IN_ENV) ruff check --fix . && ruff format .
 
 demo: setup
 	@$(IN_ENV) python -m glue_ros.tools.demo $(DEMO_ARGS)

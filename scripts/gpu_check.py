@@ -1,9 +1,9 @@
 """`make gpu-check`: everything that needs an NVIDIA GPU, in one run, into one JSON.
 
-The tests that need CUDA or TensorRT (test/test_cuda.py, the TensorRT tests of
-test/test_backends.py), then `glue-ros-bench --device cuda` for both matchers in fp32 and fp16,
-coarse LoFTR on TensorRT too where the package is installed. Each step has its share of an
-8-minute budget. On a machine without a usable GPU it says why, writes that in the JSON and
+The tests that need CUDA or TensorRT (test/backends/test_cuda.py, the TensorRT tests of
+test/backends/test_backends.py), then `glue-ros-bench --device cuda` for both matchers in fp32
+and fp16, coarse LoFTR on TensorRT too where the package is installed. Each step has its share
+of an 8-minute budget. On a machine without a usable GPU it says why, writes that in the JSON and
 exits 0.
 
     python scripts/gpu_check.py [--json bench_out/gpu-check.json]
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
           flush=True)
     start = time.monotonic()
     steps = [run('tests', [sys.executable, '-m', 'pytest', '-ra', '-p', 'no:cacheprovider',
-                           'test/test_cuda.py', 'test/test_backends.py'],
+                           'test/backends/test_cuda.py', 'test/backends/test_backends.py'],
                  STEP_TIMEOUT_S['tests'])]
     pipelines = ['lightglue-xfeat', 'coarse_loftr-torch']
     if report['tensorrt']:

@@ -75,6 +75,7 @@ def test_bad_settings_name_the_setting(change, name):
         MatcherConfig(**change).validate()
 
 
+@pytest.mark.slow   # bf16 attention is slow on CPUs without AMX
 def test_bf16_attention_keeps_the_matches(pair):
     image0, image1, H = pair
     fp32 = build_matcher(MatcherConfig(max_keypoints=1024, precision='fp32'))

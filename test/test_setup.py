@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # runs scripts/setup.sh
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

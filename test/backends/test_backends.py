@@ -19,6 +19,8 @@ from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
 from glue_ros.models.coarse_loftr import (CoarseLoFTR, cached_onnx_export, export_onnx,
                                           select_matches)
 
+pytestmark = pytest.mark.slow   # exports coarse LoFTR to ONNX
+
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
 GRID = (30, 40)

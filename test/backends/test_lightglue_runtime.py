@@ -10,6 +10,8 @@ from glue_ros.core.types import Features
 from glue_ros.matcher import LightGlueMatcher, MatcherConfig, build_matcher
 from glue_ros.testing import real_images
 
+pytestmark = pytest.mark.slow   # exports LightGlue to ONNX
+
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
 pytest.importorskip('skimage.data')

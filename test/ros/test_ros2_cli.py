@@ -8,7 +8,7 @@ alike, then launch's own SIGINT to the node). ros2cli exits 0 when a node refuse
 so the output is read, not the exit code.
 
 Needs the ROS 2 launch system and CLI (a system ROS 2, or `make setup` with the ROS 2 tools
-wheels); without them this file skips and test/test_lifecycle.py covers the same behaviour
+wheels); without them this file skips and test/ros/test_lifecycle.py covers the same behaviour
 through rclpy clients.
 """
 import os
@@ -30,7 +30,7 @@ def _tools_problem() -> str:
     import importlib.util
     if importlib.util.find_spec('ros2launch') is None:
         return ('the ROS 2 launch system is not installed (no system ROS 2, no ROS 2 tools '
-                'wheels for make setup); test/test_lifecycle.py covers the node through rclpy')
+                'wheels for make setup); test/ros/test_lifecycle.py covers the node through rclpy')
     if shutil.which('ros2') is None:
         return 'no `ros2` command on PATH (source env.sh)'
     return ''

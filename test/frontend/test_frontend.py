@@ -106,6 +106,7 @@ class OutlierInjector:
 
 
 @pytest.mark.parametrize('reference', ['keyframe', 'previous'])
+@pytest.mark.slow   # a 30-frame sequence, twice
 def test_front_end_ids_stay_on_one_physical_point_despite_outliers(matcher, reference):
     sequence = real_images.homography_sequence('astronaut', 10, size=(320, 240))
     frontend = Frontend(OutlierInjector(matcher), FrontendConfig(reference=reference))

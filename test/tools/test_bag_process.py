@@ -18,7 +18,9 @@ from glue_ros.testing import real_images
 from glue_ros.tools import bag_io
 from glue_ros.tools.bag_process import main
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow   # writes and reads whole bags, one as a subprocess
+
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = (320, 240)
 FRAMES = 8
 T0_NS = 1_700_000_000 * 10**9

@@ -67,6 +67,7 @@ def test_track_metrics_of_hand_made_tracks():
     assert result['median_length'] == 3 and result['matches_per_frame'] == 2
 
 
+@pytest.mark.slow   # every pipeline over the evaluation data
 def test_evaluation_runs_and_ours_is_verified():
     """Small data: our published matches are right, the reference's are not all right."""
     report = run.evaluate(names=('ours', 'reference'), keypoints=512, homography_count=2,

@@ -257,6 +257,7 @@ def test_pose_errors_of_tracks_and_observation_rows(rendered):
     assert pose['rotation_median'] < 0.01 and pose['translation_median'] < 0.5
 
 
+@pytest.mark.slow   # every pipeline over a sequence
 def test_klt_and_learned_pipelines_run_over_a_sequence(rendered):
     from glue_ros.matcher import MatcherConfig
     from glue_ros.frontend.frontend import FrontendConfig

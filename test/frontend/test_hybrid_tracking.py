@@ -59,6 +59,7 @@ def test_flow_follows_a_shift_and_drops_a_point_that_slides_off_its_feature():
     assert len(flow) == len(ids)
 
 
+@pytest.mark.slow   # a 60-frame sequence
 def test_hybrid_ids_stay_on_one_physical_point_with_few_learned_frames(matcher):
     seq = real_images.homography_sequence('astronaut', 24, size=SIZE, roll_per_frame=0.2,
                                           zoom_per_frame=0.002)
@@ -86,6 +87,7 @@ def test_hybrid_ids_stay_on_one_physical_point_with_few_learned_frames(matcher):
 
 
 @pytest.mark.parametrize('max_age', [2, 0])
+@pytest.mark.slow   # an occluded sequence, twice
 def test_a_learned_frame_refinds_tracks_lost_behind_a_short_occlusion(matcher, max_age):
     """Points hidden for two frames come back with their ids, by descriptor, at a learned frame.
 

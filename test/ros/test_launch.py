@@ -7,7 +7,7 @@ glue_ros/Matches message must come out on the namespaced matches topic, with the
 keypoint limit and the essential matrix the calibration allows. After shutdown (launch's
 SIGINT) the node's exit code must be 0, with no warning, traceback or bad frame.
 
-Run with `launch_test test/test_launch.py` or pytest (launch_testing's plugin collects it);
+Run with `launch_test test/ros/test_launch.py` or pytest (launch_testing's plugin collects it);
 `make setup` installs launch_testing from the ROS 2 tools wheels when they are at hand.
 Without launch_testing, pytest skips this file.
 """
@@ -22,7 +22,7 @@ import unittest
 import pytest
 
 SKIP_REASON = ('launch_testing is not installed (no system ROS 2, and no ROS 2 tools wheels '
-               'for make setup); test/test_node.py, test_topics.py and test_shutdown.py cover '
+               'for make setup); test/ros/test_node.py, test_topics.py and test_shutdown.py cover '
                'the node itself')
 pytest.importorskip('launch_testing', reason=SKIP_REASON)
 pytest.importorskip('launch_ros', reason=SKIP_REASON)

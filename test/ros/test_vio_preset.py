@@ -16,7 +16,7 @@ from glue_ros.ros.messages import matches_arrays  # noqa: E402
 from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.testing.harness import MatcherProcess  # noqa: E402
 
-PRESET = Path(__file__).resolve().parents[1] / 'config' / 'vio.yaml'
+PRESET = Path(__file__).resolve().parents[2] / 'config' / 'vio.yaml'
 FRAMES = 14
 
 

@@ -12,6 +12,8 @@ import pytest
 from glue_ros.core import data_files
 from glue_ros.testing import real_images
 
+pytestmark = pytest.mark.slow   # each test runs a tool as a subprocess, exports included
+
 COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 COARSE_LOFTR_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
 

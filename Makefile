@@ -8,7 +8,7 @@ export ROS_DISTRO_WHEELS
 TESTS ?= test
 IN_ENV = source ./env.sh &&
 
-.PHONY: setup test lint demo bench gpu-check docs clean
+.PHONY: setup test lint typecheck demo bench gpu-check docs clean
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -18,6 +18,10 @@ test: setup
 
 lint: setup
 	@$(IN_ENV) python -m pytest test/test_lint.py
+
+# mypy --strict on the ROS-free core, the front-end and the settings (pyproject.toml).
+typecheck: setup
+	@$(IN_ENV) mypy
 
 demo: setup
 	@$(IN_ENV) python -m glue_ros.tools.demo $(DEMO_ARGS)

@@ -3,8 +3,9 @@
 Between learned frames the flow (:mod:`glue_ros.frontend.flow`) carries the track ids; a learned
 frame matches anew, so the two sets overlap. One id is one point: where the learned match and the
 flow place a track far apart, one of them left the point and the id is retired. Tracks only the
-flow still follows go on, verified against where they stood at the last learned frame, but only
-for a few learned frames without a learned match to confirm them (the flow drifts).
+flow still follows go on, verified against where they stood at the last learned frame, through
+at most FLOW_MAX_UNCONFIRMED learned frames without a learned match to confirm them (the flow
+drifts).
 """
 from __future__ import annotations
 

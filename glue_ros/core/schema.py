@@ -9,7 +9,7 @@ the API the ROS layer and the tools use (CLI flags, parameter files).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -35,7 +35,7 @@ def _threshold(value: float) -> Optional[str]:
     return None if value == -1 or 0.0 <= value < 1.0 else 'in [0, 1), or -1 for the default'
 
 
-def _input_size(value: list[int]) -> Optional[str]:
+def _input_size(value: Sequence[int]) -> Optional[str]:
     ok = len(value) == 2 and all(v > 0 and v % 16 == 0 for v in value)
     return None if ok else '[width, height], both positive multiples of 16'
 

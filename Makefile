@@ -8,7 +8,7 @@ export ROS_DISTRO_WHEELS
 TESTS ?= test
 IN_ENV = source ./env.sh &&
 
-.PHONY: setup test test-fast lint fmt demo bench gpu-check docs clean
+.PHONY: setup test test-fast lint fmt typecheck demo bench gpu-check docs clean
 
 setup:
 	@PYTHON=$(PYTHON) bash scripts/setup.sh
@@ -26,6 +26,10 @@ lint: setup
 # Sort imports, apply the safe fixes and format (the checks test/test_lint.py makes).
 fmt: setup
 	@$(IN_ENV) ruff check --fix . && ruff format .
+
+# mypy --strict on the ROS-free core, the front-end and the settings (pyproject.toml).
+typecheck: setup
+	@$(IN_ENV) mypy
 
 demo: setup
 	@$(IN_ENV) python -m glue_ros.tools.demo $(DEMO_ARGS)

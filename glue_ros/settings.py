@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Iterable, Optional
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional
 
 from glue_ros.core import schema
 from glue_ros.core.schema import SETTINGS, Setting, default
@@ -19,17 +20,17 @@ from glue_ros.frontend.frontend import FrontendConfig
 from glue_ros.matcher import MatcherConfig
 
 
-def defaults() -> dict:
+def defaults() -> dict[str, Any]:
     """Every setting at its default."""
     return schema.defaults()
 
 
-def validate(values: dict) -> None:
+def validate(values: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first bad value, the cross-setting rules included."""
     schema.check(values)
 
 
-def matcher_config(values: dict) -> MatcherConfig:
+def matcher_config(values: Mapping[str, Any]) -> MatcherConfig:
     """The MatcherConfig of a full set of values ('' files and -1 threshold: the defaults)."""
     return MatcherConfig(
         matcher=values['matcher'], features=values['features'],
@@ -43,7 +44,7 @@ def matcher_config(values: dict) -> MatcherConfig:
         engine_cache_dir=values['engine_cache_dir'] or None).validate()
 
 
-def frontend_config(values: dict) -> FrontendConfig:
+def frontend_config(values: Mapping[str, Any]) -> FrontendConfig:
     """The FrontendConfig of a full set of values."""
     return FrontendConfig(
         mode=values['mode'], geometric_check=values['geometric_check'],
@@ -80,7 +81,7 @@ def flag(name: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
-                  choices: Optional[dict] = None) -> None:
+                  choices: Optional[Mapping[str, Sequence[Any]]] = None) -> None:
     """A --flag per setting, with its type, default, choices and description.
 
     `choices` narrows a setting's choices for one tool (e.g. precisions an export supports).
@@ -92,8 +93,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
         help_text = s.description
         if len(flags) > 1:
             help_text += f" ({', '.join(flags[1:])}: older spelling)"
-        kwargs = {'default': default(name), 'help': help_text.replace('%', '%%'),
-                  'dest': name}
+        kwargs: dict[str, Any] = {'default': default(name),
+                                  'help': help_text.replace('%', '%%'), 'dest': name}
         if name in METAVARS:
             kwargs['metavar'] = METAVARS[name]
         if s.kind is bool:
@@ -108,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
         parser.add_argument(*flags, **kwargs)
 
 
-def values_from_args(args: argparse.Namespace, names: Iterable[str], **extra) -> dict:
+def values_from_args(args: argparse.Namespace, names: Iterable[str], **extra: Any
+                     ) -> dict[str, Any]:
     """The full set of values: the flags `names` (where parsed) and `extra` over the defaults.
 
     ValueError names a bad one.
@@ -125,7 +127,7 @@ def values_from_args(args: argparse.Namespace, names: Iterable[str], **extra) ->
 NODE_KEY = '/**/glue_ros_matcher:  # any namespace'
 
 
-def _yaml_value(value) -> str:
+def _yaml_value(value: object) -> str:
     if isinstance(value, bool):
         return 'true' if value else 'false'
     if isinstance(value, list):
@@ -142,7 +144,7 @@ def _sentence(text: str) -> str:
     return (text if '_' in first else text[0].upper() + text[1:]) + '.'
 
 
-def parameters_yaml(values: dict, header: str = '') -> str:
+def parameters_yaml(values: Mapping[str, Any], header: str = '') -> str:
     """A node parameters file of `values`, each under its schema description, live ones marked.
 
     `header`: the comment lines above the node key. The shipped config/*.yaml are made by this
@@ -162,10 +164,10 @@ def parameters_yaml(values: dict, header: str = '') -> str:
     return '\n'.join(lines) + '\n'
 
 
-def read_parameters_file(text: str) -> tuple:
+def read_parameters_file(text: str) -> tuple[str, dict[str, Any]]:
     """(header, values) of a parameters file: its leading comment lines, its parameters."""
     import yaml
-    header = []
+    header: list[str] = []
     for line in text.splitlines():
         if not line.startswith('#'):
             break
@@ -175,7 +177,7 @@ def read_parameters_file(text: str) -> tuple:
     return '\n'.join(header), dict(node['ros__parameters'])
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:
     """Rewrite parameters files from their own values with the schema's comments."""
     import sys
     from pathlib import Path

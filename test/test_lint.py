@@ -1,7 +1,10 @@
-"""Linters as tests: flake8 at 99 columns and pep257 docstrings over the project's Python."""
+"""Linters as tests: flake8 at 99 columns, pep257 docstrings, mypy as pyproject.toml sets it."""
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ['glue_ros', 'test', 'launch', 'scripts', 'setup.py']
@@ -26,4 +29,12 @@ def test_flake8():
 def test_pep257():
     # Package and module code carry docstrings; tests are named for what they check.
     proc = run('pydocstyle', 'glue_ros', 'launch', 'scripts', 'setup.py')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec('mypy') is None,
+                    reason='mypy is not installed (requirements/test.txt)')
+def test_mypy():
+    # The files and the strictness are pyproject.toml's.
+    proc = run('mypy')
     assert proc.returncode == 0, proc.stdout + proc.stderr

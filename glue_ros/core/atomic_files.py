@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Write `path` with ``write(tmp_path)`` under a temporary name, then move it into place.
 
     A concurrent reader never sees half a file; with two writers the last one wins.
@@ -25,7 +25,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], object]) ->
     return path
 
 
-def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> Path:
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
     """:func:`write_atomically` of a byte string."""
     return write_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 

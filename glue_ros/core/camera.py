@@ -14,10 +14,11 @@ Two kinds of image are handled, because a SLAM front-end sees both:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from glue_ros.core.errors import CameraModelError
 from glue_ros.core.types import MatchResult
@@ -31,7 +32,7 @@ _CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 1e-12)
 _PINHOLE_LENGTHS = (4, 5, 8, 12, 14)
 
 
-def _field(info, *names):
+def _field(info: object, *names: str) -> Any:
     """The first of `names` that `info` (object or mapping) has, else None."""
     for name in names:
         if isinstance(info, dict):
@@ -42,7 +43,7 @@ def _field(info, *names):
     return None
 
 
-def _matrix(values, shape, name) -> np.ndarray:
+def _matrix(values: Optional[ArrayLike], shape: tuple[int, int], name: str) -> np.ndarray:
     array = np.asarray(values if values is not None else [], np.float64).reshape(-1)
     if array.size != shape[0] * shape[1]:
         raise CameraModelError(f'{name} has {array.size} values, expected '
@@ -69,7 +70,7 @@ class CameraModel:
     camera_id: int = 0
     rectified: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.K = _matrix(self.K, (3, 3), 'K')
         self.R = _matrix(self.R, (3, 3), 'R') if np.size(self.R) else np.eye(3)
         self.P = _matrix(self.P, (3, 4), 'P') if np.size(self.P) else np.zeros((3, 4))
@@ -98,7 +99,7 @@ class CameraModel:
                 f': the camera is not calibrated')
 
     @classmethod
-    def from_camera_info(cls, info, camera_id: int = 0, rectified: bool = False
+    def from_camera_info(cls, info: object, camera_id: int = 0, rectified: bool = False
                          ) -> 'CameraModel':
         """Model of a sensor_msgs/CameraInfo (ROS 1 or 2, any message object) or dict."""
         fields = {'width': ('width',), 'height': ('height',),
@@ -117,7 +118,7 @@ class CameraModel:
         m = self.P if self.rectified else self.K
         return float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2])
 
-    def normalize(self, points_px) -> np.ndarray:
+    def normalize(self, points_px: ArrayLike) -> np.ndarray:
         """(N, 2) normalized coordinates x = X/Z, y = Y/Z of (N, 2) or flat pixel points.
 
         Non-finite input rows give NaN rows, so that callers can keep their match order.
@@ -150,6 +151,7 @@ def _undistort_pinhole(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.n
     coeffs = np.zeros(length)
     coeffs[:d.size] = d
     src = points.reshape(-1, 1, 2)
+    dst: np.ndarray
     if hasattr(cv2, 'undistortPointsIter'):   # OpenCV 4: criteria only on the Iter variant
         dst = cv2.undistortPointsIter(src, K, coeffs, np.eye(3), np.eye(3), _CRITERIA)
     else:   # OpenCV 5 merged the two
@@ -166,8 +168,8 @@ def _undistort_fisheye(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.n
     return dst.reshape(-1, 2)
 
 
-def epipolar_errors(left_points, right_points, min_disparity: Optional[float] = None
-                    ) -> np.ndarray:
+def epipolar_errors(left_points: ArrayLike, right_points: ArrayLike,
+                    min_disparity: Optional[float] = None) -> np.ndarray:
     """|y_left - y_right| in pixels of each match of a RECTIFIED stereo pair, shape (M,).
 
     In a rectified pair a true match lies on the same row, so the row difference is the match's

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 # The levels of diagnostic_msgs/DiagnosticStatus.
 OK, WARN, ERROR = 0, 1, 2
@@ -21,7 +22,7 @@ class HealthReport:
 
     level: int
     message: str
-    values: dict = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict)
 
 
 class StreamHealth:
@@ -35,7 +36,7 @@ class StreamHealth:
 
     def __init__(self, window_s: float = 5.0):
         self.window_s = float(window_s)
-        self._events = deque()   # (time, kind, amount)
+        self._events: deque[tuple[float, str, float]] = deque()   # (time, kind, amount)
         self._lock = threading.Lock()
         self.totals = dict.fromkeys(self.KINDS, 0)
 
@@ -46,13 +47,13 @@ class StreamHealth:
             if kind in self.totals:
                 self.totals[kind] += int(amount)
 
-    def _window(self, now: float) -> dict:
+    def _window(self, now: float) -> dict[str, Any]:
         with self._lock:
             while self._events and self._events[0][0] < now - self.window_s:
                 self._events.popleft()
             events = list(self._events)
-        counts = dict.fromkeys(self.KINDS, 0)
-        latencies = []
+        counts: dict[str, float] = dict.fromkeys(self.KINDS, 0)
+        latencies: list[float] = []
         for _, kind, amount in events:
             if kind == 'latency_ms':
                 latencies.append(amount)
@@ -60,7 +61,7 @@ class StreamHealth:
                 counts[kind] += amount
         return {**counts, 'latencies': latencies}
 
-    def report(self, now: float, state: str, describe: Optional[dict] = None,
+    def report(self, now: float, state: str, describe: Optional[Mapping[str, object]] = None,
                error: Optional[str] = None, max_drop_ratio: float = 0.5,
                max_latency_ms: float = 1000.0, unit: str = 'frames') -> HealthReport:
         """The verdict at `now` for a node in lifecycle `state` ('active', 'inactive', ...).

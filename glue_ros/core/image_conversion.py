@@ -6,6 +6,8 @@ first either way, so a malformed message gives the same clear error on every sys
 """
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import numpy as np
 
 from glue_ros.core.errors import ImageConversionError
@@ -26,7 +28,7 @@ ENCODINGS = {
 }
 
 
-def image_to_numpy(msg) -> np.ndarray:
+def image_to_numpy(msg: Any) -> np.ndarray:
     """An (H, W) grey or (H, W, 3) RGB uint8 image from a sensor_msgs/Image.
 
     mono16 and 32FC1 are scaled to 8 bits by the frame's own range (matching needs contrast,
@@ -53,7 +55,7 @@ def image_to_numpy(msg) -> np.ndarray:
     else:
         buffer = np.frombuffer(memoryview(data), dtype=np.uint8, count=step * height)
         rows = buffer.reshape(height, step)[:, :row_bytes]
-        order = '>' if msg.is_bigendian else '<'
+        order: Literal['>', '<'] = '>' if msg.is_bigendian else '<'
         image = rows.view(np.dtype(dtype).newbyteorder(order) if dtype != np.uint8 else dtype)
         image = image.reshape(height, width, channels) if channels > 1 \
             else image.reshape(height, width)
@@ -75,7 +77,7 @@ def _normalise(image: np.ndarray, encoding: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def compressed_to_numpy(msg) -> np.ndarray:
+def compressed_to_numpy(msg: Any) -> np.ndarray:
     """An (H, W) grey or (H, W, 3) RGB uint8 image from a JPEG/PNG sensor_msgs/CompressedImage."""
     import cv2
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
@@ -94,7 +96,7 @@ def compressed_to_numpy(msg) -> np.ndarray:
     return image
 
 
-def numpy_to_image_fields(image: np.ndarray, encoding: str | None = None) -> dict:
+def numpy_to_image_fields(image: np.ndarray, encoding: str | None = None) -> dict[str, Any]:
     """Fields of a sensor_msgs/Image for an (H, W) or (H, W, 3|4) array (rgb8 for 3 channels)."""
     image = np.ascontiguousarray(image)
     if encoding is None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import signal
 import threading
 from collections import deque
-from typing import Callable, Optional
+from types import FrameType
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -23,23 +24,25 @@ class Frame:
 
     __slots__ = ('stamp_ns', 'image', 'header', 'raw', 'side', 'arrival', 'bag_ns')
 
-    def __init__(self, stamp_ns: int, image: Optional[np.ndarray] = None, header=None, *,
+    def __init__(self, stamp_ns: int, image: Optional[np.ndarray] = None, header: Any = None, *,
                  raw: Optional[bytes] = None, side: Optional[str] = None,
-                 arrival: float = 0.0, bag_ns: Optional[int] = None):
+                 arrival: float = 0.0, bag_ns: Optional[int] = None) -> None:
         self.stamp_ns, self.image, self.header = int(stamp_ns), image, header
         self.raw, self.side, self.arrival, self.bag_ns = raw, side, arrival, bag_ns
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the decoded image."""
+        assert self.image is not None, 'the frame is not decoded yet'
         return self.image.shape[1], self.image.shape[0]
 
-    def decode(self, decoder: Callable[[bytes], tuple]) -> None:
+    def decode(self, decoder: Callable[[bytes], tuple[Any, np.ndarray]]) -> None:
         """Set header and image from `decoder(raw)` and let the serialized bytes go.
 
         A frame kept as the keyframe then holds its pixels once; the decoder raises a
         GlueRosError on a malformed image.
         """
+        assert self.raw is not None, 'the frame is decoded already'
         self.header, self.image = decoder(self.raw)
         self.raw = None
 
@@ -61,10 +64,10 @@ class StereoPairer:
     Thread-safe: image callbacks and a live slop change may run side by side.
     """
 
-    def __init__(self, slop_ns: int, queue_size: int):
+    def __init__(self, slop_ns: int, queue_size: int) -> None:
         self.slop_ns = int(slop_ns)
         self.queue_size = queue_size
-        self.queues = {'left': deque(), 'right': deque()}
+        self.queues: dict[str, deque[Frame]] = {'left': deque(), 'right': deque()}
         self.unpaired = 0
         self._lock = threading.Lock()
 
@@ -73,7 +76,8 @@ class StereoPairer:
         with self._lock:
             mine = self.queues[side]
             other = self.queues['right' if side == 'left' else 'left']
-            best, best_dt = None, None
+            best: Optional[Frame] = None
+            best_dt: Optional[int] = None
             for candidate in other:
                 dt = abs(candidate.stamp_ns - frame.stamp_ns)
                 if dt <= self.slop_ns and (best_dt is None or dt < best_dt):
@@ -103,13 +107,13 @@ class StereoPairer:
 class LatestSlot:
     """Holds only the newest job; counts the ones replaced before the worker took them."""
 
-    def __init__(self):
-        self._job = None
+    def __init__(self) -> None:
+        self._job: Any = None
         self._dropped = 0
         self._closed = False
         self._cv = threading.Condition()
 
-    def put(self, job) -> None:
+    def put(self, job: Any) -> None:
         """Store a job, replacing (and counting as dropped) an untaken one."""
         with self._cv:
             if self._job is not None:
@@ -117,7 +121,7 @@ class LatestSlot:
             self._job = job
             self._cv.notify()
 
-    def take(self, timeout: float = 0.5):
+    def take(self, timeout: float = 0.5) -> tuple[Any, int]:
         """(job, dropped since the last take), or (None, 0) on timeout or close."""
         with self._cv:
             if self._job is None and not self._closed:
@@ -140,12 +144,12 @@ class TurnLock:
     requests could keep the worker waiting for several inferences; here each waits its turn.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._cv = threading.Condition()
         self._next_ticket = 0
         self._serving = 0
 
-    def __enter__(self):
+    def __enter__(self) -> TurnLock:
         with self._cv:
             ticket = self._next_ticket
             self._next_ticket += 1
@@ -153,7 +157,7 @@ class TurnLock:
                 self._cv.wait()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         with self._cv:
             self._serving += 1
             self._cv.notify_all()
@@ -170,7 +174,7 @@ class StopRequest:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.requested = threading.Event()
 
     def install(self) -> None:
@@ -178,7 +182,7 @@ class StopRequest:
         for signum in self.SIGNALS:
             signal.signal(signum, self._on_signal)
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
         self.requested.set()
 
 

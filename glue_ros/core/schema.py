@@ -9,6 +9,7 @@ the API the ROS layer and the tools use (CLI flags, parameter files).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -26,20 +27,20 @@ VELOCITY_UNITS = ('pixels', 'normalized')
 MODEL_MATCH_THRESHOLD = {'lightglue': 0.1, 'coarse_loftr': 0.2}
 
 
-def _confidence(value) -> Optional[str]:
+def _confidence(value: float) -> Optional[str]:
     return None if value == -1 or 0.0 < value <= 1.0 else 'in (0, 1], or -1 to disable'
 
 
-def _threshold(value) -> Optional[str]:
+def _threshold(value: float) -> Optional[str]:
     return None if value == -1 or 0.0 <= value < 1.0 else 'in [0, 1), or -1 for the default'
 
 
-def _input_size(value) -> Optional[str]:
+def _input_size(value: Sequence[int]) -> Optional[str]:
     ok = len(value) == 2 and all(v > 0 and v % 16 == 0 for v in value)
     return None if ok else '[width, height], both positive multiples of 16'
 
 
-def _of_kind(value, kind: type) -> bool:
+def _of_kind(value: object, kind: type) -> bool:
     """Numbers of numpy count too (int for int, any real for float); bool is not a number."""
     if isinstance(value, bool):
         return kind is bool
@@ -58,7 +59,7 @@ class Setting:
     default: Any
     description: str
     group: str                      # 'matcher' (MatcherConfig), 'frontend', 'node'
-    choices: tuple = ()
+    choices: tuple[Any, ...] = ()
     low: Optional[float] = None     # inclusive bounds (a parameter descriptor's range)
     high: Optional[float] = None
     live: bool = False              # may change while the node runs
@@ -69,7 +70,7 @@ class Setting:
         """bool, int, float, str or list: the parameter type the default gives."""
         return type(self.default)
 
-    def problem(self, value) -> Optional[str]:
+    def problem(self, value: Any) -> Optional[str]:
         """Why `value` is not acceptable, or None."""
         expected = None
         if not _of_kind(value, self.kind):
@@ -87,15 +88,15 @@ class Setting:
         return f"parameter '{self.name}' is {value!r}; expected {expected}"
 
 
-def _m(name, default, description, **kw):
+def _m(name: str, default: Any, description: str, **kw: Any) -> Setting:
     return Setting(name, default, description, 'matcher', **kw)
 
 
-def _f(name, default, description, **kw):
+def _f(name: str, default: Any, description: str, **kw: Any) -> Setting:
     return Setting(name, default, description, 'frontend', **kw)
 
 
-def _n(name, default, description, **kw):
+def _n(name: str, default: Any, description: str, **kw: Any) -> Setting:
     return Setting(name, default, description, 'node', **kw)
 
 
@@ -193,18 +194,18 @@ SETTINGS = {s.name: s for s in (
 )}
 
 
-def default(name: str):
+def default(name: str) -> Any:
     """The default of one setting (a list is copied)."""
     value = SETTINGS[name].default
     return list(value) if isinstance(value, list) else value
 
 
-def defaults() -> dict:
+def defaults() -> dict[str, Any]:
     """Every setting at its default."""
     return {name: default(name) for name in SETTINGS}
 
 
-def _cross_problems(values: dict):
+def _cross_problems(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """The rules between settings: (name, expected) of each broken one."""
     if values['precision'] == 'bf16' and not (values['device'] == 'cpu' and
                                               values['matcher'] == 'lightglue' and
@@ -215,7 +216,7 @@ def _cross_problems(values: dict):
         yield 'tracking', "'match' in stereo mode (flow tracking is sequential only)"
 
 
-def check(values: dict) -> None:
+def check(values: Mapping[str, Any]) -> None:
     """Raise ValueError naming the first bad value, then the first broken cross-setting rule.
 
     `values` may be partial: the cross-setting rules see the defaults for what it leaves out.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -24,13 +24,14 @@ class Features:
     scores: torch.Tensor
     descriptors: torch.Tensor
     image_size: tuple[int, int]
-    prepared: Optional[dict] = None
+    prepared: Optional[dict[str, Any]] = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
     @staticmethod
-    def empty(image_size: tuple[int, int], dim: int, device='cpu') -> 'Features':
+    def empty(image_size: tuple[int, int], dim: int, device: str | torch.device = 'cpu'
+              ) -> 'Features':
         """No keypoints (a blank image)."""
         return Features(torch.zeros(0, 2, device=device), torch.zeros(0, device=device),
                         torch.zeros(0, dim, device=device), image_size)
@@ -78,7 +79,7 @@ class MatchResult:
     num_keypoints1: int
     layers_used: int
     layers_total: int
-    timing_ms: dict = field(default_factory=dict)
+    timing_ms: dict[str, float] = field(default_factory=dict)
     grid_step: float = 0.0
 
     def __len__(self) -> int:

@@ -39,13 +39,14 @@ def packaged_weights(name: str) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Mapping[str, object]:
+def load_checkpoint(path: str | os.PathLike[str]) -> Mapping[str, object]:
     """torch.load with weights_only=True on CPU; turns every failure into a WeightsError."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f'weights file not found: {path}')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        state: Mapping[str, object] = torch.load(path, map_location='cpu', weights_only=True)
+        return state
     except Exception as exc:  # torch raises many types for a bad file
         raise WeightsError(f'cannot read weights file {path}: {type(exc).__name__}: '
                            f'{str(exc).splitlines()[0] if str(exc) else ""}') from exc

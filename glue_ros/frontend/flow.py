@@ -13,6 +13,7 @@ from typing import Optional
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 WINDOW = 21   # pixels, VINS-Fusion's LK window
 LEVELS = 3    # pyramid levels above the image (VINS-Fusion: 3)
@@ -39,7 +40,7 @@ class FlowTracker:
     until a learned match puts it back on its keypoint).
     """
 
-    def __init__(self, back_threshold: float = 0.5):
+    def __init__(self, back_threshold: float = 0.5) -> None:
         self.back_threshold = float(back_threshold)
         self.points = np.zeros((0, 2), np.float32)
         self.origins = np.zeros((0, 2), np.float32)
@@ -50,8 +51,9 @@ class FlowTracker:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def reset(self, gray: Optional[np.ndarray] = None, points=None, ids=None,
-              unconfirmed=None) -> None:
+    def reset(self, gray: Optional[np.ndarray] = None, points: Optional[ArrayLike] = None,
+              ids: Optional[ArrayLike] = None, unconfirmed: Optional[ArrayLike] = None
+              ) -> None:
         """Follow `points` (with their ids) from the image `gray` on; nothing without them."""
         self.points = np.zeros((0, 2), np.float32) if points is None \
             else np.asarray(points, np.float32).reshape(-1, 2).copy()
@@ -74,7 +76,8 @@ class FlowTracker:
         moved = self.points.copy()
         if len(self.ids):
             start = self.points.reshape(-1, 1, 2)
-            forward, ok, _ = cv2.calcOpticalFlowPyrLK(
+            # The stubs want an array for nextPts; the binding takes None (no initial guess).
+            forward, ok, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
                 self._gray, gray, start, None, winSize=(WINDOW, WINDOW),
                 maxLevel=LEVELS, criteria=CRITERIA)
             back, ok_back, _ = cv2.calcOpticalFlowPyrLK(

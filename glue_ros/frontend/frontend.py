@@ -17,8 +17,9 @@ robust model, at a few milliseconds a frame. A learned frame comes every ``flow_
 frames, or as soon as fewer than ``flow_min_share`` of the tracks it started with are still
 followed, or when verification rejects more than a tenth of the flow: it matches against the
 track manager's reference (ids re-found by descriptor, lost ones included), starts new tracks
-where the budget allows, and replaces the flow's positions (no drift). One id space: the flow
-only carries ids the track manager gave.
+where the budget allows, and replaces the flow's positions (no drift); the flow's own tracks are
+merged in by :mod:`glue_ros.frontend.hybrid`. One id space: the flow only carries ids the track
+manager gave.
 """
 from __future__ import annotations
 
@@ -26,19 +27,23 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from glue_ros.core import schema
-from glue_ros.core.camera import filter_stereo_matches
+from glue_ros.core.camera import CameraModel, filter_stereo_matches
 from glue_ros.core.scheduling import stereo_size_problem
 from glue_ros.core.schema import MODES, REFERENCES, TRACKING
-from glue_ros.core.types import Features, MatchResult
+from glue_ros.core.types import DenseImage, Features, MatchResult
 from glue_ros.frontend import geometry
 from glue_ros.frontend.flow import FlowTracker, to_gray
 from glue_ros.frontend.geometry import Verification
+from glue_ros.frontend.hybrid import merge_flow
 from glue_ros.frontend.tracks import TrackManager
+
+if TYPE_CHECKING:
+    from glue_ros.matcher import Matcher
 
 # Matches of tracks last seen in an older frame are verified against that frame, in a group of
 # at least this many (RANSAC on fewer accepts nearly anything); smaller groups are dropped.
@@ -46,14 +51,9 @@ MIN_REVIVED = 30
 # Flow frames whose verification rejects more than this share of the followed points hand over
 # to a learned frame: the flow is no longer trustworthy there (blur, a fast turn, occlusion).
 FLOW_MAX_REJECTED = 0.1
-# On a learned frame, a track the flow and the learned matcher place more than this many pixels
-# apart is on two different points by one of them: its id is retired (never reused).
-FLOW_AGREEMENT_PX = 2.0
-# A track followed by flow alone goes on through this many learned frames at most before a
-# learned match must confirm it: LK drifts by a fraction of a pixel a frame, and only a learned
-# match puts a point back on its keypoint.
-FLOW_MAX_UNCONFIRMED = 1
 _D = schema.default
+# The (query, reference) or (left, right) cameras of a pair, None where unknown.
+Cameras = tuple[Optional[CameraModel], Optional[CameraModel]]
 _log = logging.getLogger(__name__)
 
 
@@ -86,7 +86,7 @@ class FrontendConfig:
         schema.check(self.values())
         return self
 
-    def values(self) -> dict:
+    def values(self) -> dict[str, Any]:
         """The settings of this config as parameter values."""
         return {name: getattr(self, name) for name in SETTING_FIELDS}
 
@@ -106,7 +106,7 @@ class FrameOutput:
     verification: Verification           # of the query-reference pair (inliers over `raw`)
     track_ids: Optional[np.ndarray]      # (M,) uint64, 0 = no track (budget); None in stereo
     num_outliers: int                    # matches removed by verification
-    features: Optional[Features]         # the query image's features; None on flow frames
+    features: Optional[Features | DenseImage]   # the query image's; None on flow frames
     reference_tag: object = None         # tag of the reference frame (e.g. its header)
     keyframe: bool = False               # the reference is a held keyframe
     temporal: Optional[MatchResult] = None       # stereo + tracking: left over time
@@ -114,7 +114,7 @@ class FrameOutput:
     learned: bool = True                 # False: points followed by optical flow (no features)
 
     @property
-    def timing_ms(self) -> dict:
+    def timing_ms(self) -> dict[str, float]:
         """Milliseconds per stage of this frame: those of its published matches."""
         return self.result.timing_ms
 
@@ -122,7 +122,7 @@ class FrameOutput:
 class Frontend:
     """Drives a Matcher over a stream (see the module docstring)."""
 
-    def __init__(self, matcher, config: Optional[FrontendConfig] = None):
+    def __init__(self, matcher: Matcher, config: Optional[FrontendConfig] = None) -> None:
         self.matcher = matcher
         self.config = (config or FrontendConfig()).validate()
         c = self.config
@@ -130,13 +130,13 @@ class Frontend:
                                    keyframe=c.reference == 'keyframe',
                                    keyframe_min_matches=c.keyframe_min_matches)
         self.last_stamp: Optional[float] = None
-        self.last_features: Optional[Features] = None   # of the last query image
+        self.last_features: Optional[Features | DenseImage] = None   # of the last query image
         # Hybrid tracking: the points followed since the last learned frame.
         self.flow = FlowTracker(c.flow_back_threshold)
         self._flow_started = 0       # tracks handed to the flow at the last learned frame
         self._flow_frames = 0        # frames since the last learned frame
         self._flow_rejected = False  # the last flow frame's verification rejected too much
-        self._flow_tag = None        # tag of the frame the flow stands on
+        self._flow_tag: object = None   # tag of the frame the flow stands on
 
     def retune(self, config: FrontendConfig) -> None:
         """Take new thresholds and track limits while running; tracks and ids are kept.
@@ -166,15 +166,16 @@ class Frontend:
         self.flow.reset()
 
     # -- sequential ------------------------------------------------------------------------
-    def process(self, image: np.ndarray, stamp: float, camera=None, tag=None
-                ) -> Optional[FrameOutput]:
+    def process(self, image: np.ndarray, stamp: float, camera: Optional[CameraModel] = None,
+                tag: object = None) -> Optional[FrameOutput]:
         """One frame of the sequence; None for the first frame (nothing to match yet).
 
         With ``tracking='flow'`` most frames are flow frames (``learned`` False, no features).
         """
         self._check_time(stamp)
         start = time.perf_counter()
-        gray = followed = None
+        gray: Optional[np.ndarray] = None
+        followed: Optional[tuple[np.ndarray, np.ndarray]] = None
         if self.config.tracking == 'flow':
             gray = to_gray(image)
             if not self._learned_frame_due(gray):
@@ -207,8 +208,8 @@ class Frontend:
                 or len(self.flow) < c.flow_min_share * self._flow_started
                 or self.tracks.image_size != gray.shape[1::-1])
 
-    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput], camera, tag
-                      ) -> Optional[FrameOutput]:
+    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput],
+                      camera: Optional[CameraModel], tag: object) -> Optional[FrameOutput]:
         """After a learned frame: its tracks and the flow's, one set, followed from here.
 
         A track both place keeps the learned position (no drift), unless they disagree: then
@@ -219,52 +220,21 @@ class Frontend:
         if output is None:   # the first frame of a sequence: nothing tracked yet
             self.flow.reset(gray)
         else:
-            output, unconfirmed = self._merge_flow(output, camera)
-            tracked = output.track_ids > 0
-            self.flow.reset(gray, output.result.points0[tracked], output.track_ids[tracked],
+            output, unconfirmed = merge_flow(
+                output, self.flow, self.tracks,
+                lambda points, origins, check: self._verify(points, origins, camera, camera,
+                                                            0.0, check))
+            ids = output.track_ids
+            assert ids is not None   # sequential
+            tracked = ids > 0
+            self.flow.reset(gray, output.result.points0[tracked], ids[tracked],
                             unconfirmed[tracked])
         self._flow_started, self._flow_frames = len(self.flow), 0
         self._flow_rejected, self._flow_tag = False, tag
         return output
 
-    def _merge_flow(self, output: FrameOutput, camera) -> tuple[FrameOutput, np.ndarray]:
-        """(the output with the flow's tracks merged in, learned frames unconfirmed per match)."""
-        flow_ids, flow_points, origins = self.flow.ids, self.flow.points, self.flow.origins
-        if len(flow_ids) == 0:
-            return output, np.zeros(len(output.track_ids), np.int64)
-        ids, points = output.track_ids, output.result.points0
-        # Both: agree, or retire the id.
-        where = {int(i): k for k, i in enumerate(flow_ids)}
-        both = np.array([int(i) in where for i in ids], bool) & (ids > 0)
-        at = np.array([where[int(i)] for i in ids[both]], np.int64)
-        apart = np.linalg.norm(points[both] - flow_points[at], axis=1) > FLOW_AGREEMENT_PX
-        retired = ids[both][apart]
-        if len(retired):
-            self.tracks.retire(retired)
-            ids = ids.copy()
-            ids[np.isin(ids, retired)] = 0
-        # Only the flow: verified against their places at the last learned frame.
-        only = np.flatnonzero(~np.isin(flow_ids, ids) & ~np.isin(flow_ids, retired)
-                              & (self.flow.unconfirmed < FLOW_MAX_UNCONFIRMED))
-        if len(only):
-            check = ('homography' if output.verification.status == geometry.ROTATION
-                     else None)
-            v = self._verify(flow_points[only], origins[only], camera, camera, 0.0, check)
-            only = only[v.inliers]
-        r = output.result
-        none = np.full(len(only), -1, np.int32)
-        result = dataclasses.replace(
-            r, points0=np.concatenate([r.points0, flow_points[only]]).astype(np.float32),
-            points1=np.concatenate([r.points1, origins[only]]).astype(np.float32),
-            scores=np.concatenate([r.scores, np.ones(len(only), r.scores.dtype)]),
-            indices0=np.concatenate([r.indices0, none]).astype(np.int32),
-            indices1=np.concatenate([r.indices1, none]).astype(np.int32))
-        unconfirmed = np.concatenate([np.zeros(len(ids), np.int64),
-                                      self.flow.unconfirmed[only] + 1])
-        return dataclasses.replace(output, result=result,
-                                   track_ids=np.concatenate([ids, flow_ids[only]])), unconfirmed
-
-    def _flow_frame(self, gray: np.ndarray, camera, tag, start: float) -> FrameOutput:
+    def _flow_frame(self, gray: np.ndarray, camera: Optional[CameraModel], tag: object,
+                    start: float) -> FrameOutput:
         """Follow the tracked points into this frame and verify them as learned matches are."""
         previous, points, ids = self.flow.track(gray)
         flow_ms = (time.perf_counter() - start) * 1e3
@@ -285,7 +255,9 @@ class Frontend:
         return FrameOutput(result, verification, ids[keep], followed - count, None,
                            reference_tag=reference_tag, learned=False)
 
-    def _track(self, features: Features, camera, tag, elsewhere=None) -> Optional[FrameOutput]:
+    def _track(self, features: Features | DenseImage, camera: Optional[CameraModel], tag: object,
+               elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None
+               ) -> Optional[FrameOutput]:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
         size = self.tracks.image_size
         if size is not None and size != features.image_size:
@@ -309,8 +281,8 @@ class Frontend:
         return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
                            reference_tag=reference.tag, keyframe=self.tracks.keyframe)
 
-    def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int, camera
-                       ) -> tuple[Verification, np.ndarray]:
+    def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int,
+                       camera: Optional[CameraModel]) -> tuple[Verification, np.ndarray]:
         """(the reference pair's verification, the matches to keep), each pair of views alone.
 
         The pairs: with the reference frame, and with every older frame that alive tracks were
@@ -334,8 +306,10 @@ class Frontend:
             keep[sel] = v.inliers
         return verification, keep
 
-    def _verify(self, points0, points1, camera0, camera1, grid_step: float,
-                check: Optional[str] = None, forced: Optional[str] = None) -> Verification:
+    def _verify(self, points0: np.ndarray, points1: np.ndarray,
+                camera0: Optional[CameraModel], camera1: Optional[CameraModel],
+                grid_step: float, check: Optional[str] = None, forced: Optional[str] = None
+                ) -> Verification:
         # Coarse LoFTR points are cell centres: their error is up to half a cell.
         threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
         if self.config.geometric_check == 'none':
@@ -344,7 +318,7 @@ class Frontend:
                                camera0, camera1, threshold, seed=self.config.ransac_seed)
 
     # -- one pair --------------------------------------------------------------------------
-    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras=(None, None),
+    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras: Cameras = (None, None),
                    check: Optional[str] = None) -> FrameOutput:
         """Two chosen images, verified, outside any stream (no tracks, no state changed).
 
@@ -369,7 +343,7 @@ class Frontend:
 
     # -- stereo ----------------------------------------------------------------------------
     def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,
-                       cameras=(None, None), tag=None) -> FrameOutput:
+                       cameras: Cameras = (None, None), tag: object = None) -> FrameOutput:
         """One rectified (or not) stereo pair; with track_stereo_left, left tracked too."""
         problem = stereo_size_problem(left, right)
         if problem:

@@ -22,12 +22,16 @@ translation are not observable) give a status and keep what can be trusted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
 from glue_ros.core.schema import CHECKS
+
+if TYPE_CHECKING:
+    from glue_ros.core.camera import CameraModel
 
 # Minimal sample sizes of the solvers, and a margin so that RANSAC has something to verify.
 MIN_MATCHES = {'fundamental': 15, 'essential': 10, 'homography': 8}
@@ -105,7 +109,7 @@ def _usac(threshold: float, seed: int, max_iters: int, confidence: float) -> cv2
     return params
 
 
-def _mask(mask, count: int) -> np.ndarray:
+def _mask(mask: Optional[ArrayLike], count: int) -> np.ndarray:
     if mask is None:
         return np.zeros(count, bool)
     return np.asarray(mask).reshape(-1).astype(bool)[:count]
@@ -114,10 +118,11 @@ def _mask(mask, count: int) -> np.ndarray:
 def _collinear(points: np.ndarray) -> bool:
     centred = points - points.mean(0)
     singular = np.linalg.svd(centred, compute_uv=False)
-    return singular[0] == 0 or singular[-1] / singular[0] < MIN_SPREAD
+    return bool(singular[0] == 0 or singular[-1] / singular[0] < MIN_SPREAD)
 
 
-def verify(points0, points1, check: str = 'auto', camera0=None, camera1=None,
+def verify(points0: ArrayLike, points1: ArrayLike, check: str = 'auto',
+           camera0: Optional[CameraModel] = None, camera1: Optional[CameraModel] = None,
            threshold_px: float = 1.0, seed: int = 0, max_iters: int = 2000,
            confidence: float = 0.9999) -> Verification:
     """Fit the model `check` asks for to matches query (points0) <-> reference (points1).
@@ -140,12 +145,14 @@ def verify(points0, points1, check: str = 'auto', camera0=None, camera1=None,
             return _homography(p0, p1, threshold_px, seed, max_iters, confidence)
         if model == 'fundamental':
             return _fundamental(p0, p1, threshold_px, seed, max_iters, confidence)
+        assert camera0 is not None and camera1 is not None   # choose_model: calibrated
         return _essential(p0, p1, camera0, camera1, threshold_px, seed, max_iters, confidence)
     except cv2.error:
         return Verification(FAILED, model, np.zeros(count, bool))
 
 
-def _homography(p0, p1, threshold, seed, max_iters, confidence) -> Verification:
+def _homography(p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int,
+                confidence: float) -> Verification:
     H, mask = cv2.findHomography(p1, p0, mask=None,
                                  params=_usac(threshold, seed, max_iters, confidence))
     inliers = _mask(mask, len(p0))
@@ -154,7 +161,8 @@ def _homography(p0, p1, threshold, seed, max_iters, confidence) -> Verification:
     return Verification(OK, 'homography', inliers, matrix=H)
 
 
-def _rotation_only(p0, p1, inliers, threshold, seed, max_iters, confidence):
+def _rotation_only(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, threshold: float,
+                   seed: int, max_iters: int, confidence: float) -> Optional[np.ndarray]:
     """Homography inliers where a homography explains almost all epipolar inliers, else None.
 
     No parallax: a rotating camera or a planar scene. The homography is fitted and the test made
@@ -193,7 +201,8 @@ def _pure_rotation(n0: np.ndarray, n1: np.ndarray) -> Optional[np.ndarray]:
     return R if np.linalg.det(R) > 0 else None
 
 
-def _fundamental(p0, p1, threshold, seed, max_iters, confidence) -> Verification:
+def _fundamental(p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int,
+                 confidence: float) -> Verification:
     F, mask = cv2.findFundamentalMat(p1, p0, mask=None,
                                      params=_usac(threshold, seed, max_iters, confidence))
     inliers = _mask(mask, len(p0))
@@ -205,7 +214,8 @@ def _fundamental(p0, p1, threshold, seed, max_iters, confidence) -> Verification
     return Verification(OK, 'fundamental', inliers, matrix=F)
 
 
-def _essential(p0, p1, camera0, camera1, threshold, seed, max_iters, confidence
+def _essential(p0: np.ndarray, p1: np.ndarray, camera0: CameraModel, camera1: CameraModel,
+               threshold: float, seed: int, max_iters: int, confidence: float
                ) -> Verification:
     n0 = np.asarray(camera0.normalize(p0), np.float64).reshape(-1, 2)
     n1 = np.asarray(camera1.normalize(p1), np.float64).reshape(-1, 2)

@@ -10,19 +10,25 @@ here once, and both outputs carry it. The VINS feature record is
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
-from glue_ros.core.types import MatchResult
+from glue_ros.core.types import Features, MatchResult
+
+if TYPE_CHECKING:   # annotations only: records need neither OpenCV nor the front-end
+    from glue_ros.frontend.frontend import FrameOutput
+    from glue_ros.frontend.geometry import Verification
 
 # glue_ros/msg/Matches constants.
 MODE_SEQUENTIAL, MODE_STEREO, MODE_PAIR = 0, 1, 2
 HEADER_FIELDS = ('header', 'reference_header')
 
 
-def _empty(dtype):
+def _empty(dtype: DTypeLike) -> np.ndarray:
     return field(default_factory=lambda: np.zeros(0, dtype))
 
 
@@ -76,15 +82,17 @@ class KeypointsRecord:
     descriptors: np.ndarray = _empty(np.float32)
 
 
-def flat(values, dtype) -> np.ndarray:
+def flat(values: ArrayLike, dtype: DTypeLike) -> np.ndarray:
     """A contiguous 1-D array of `values` as `dtype` (a message array field)."""
     return np.ascontiguousarray(np.asarray(values, dtype).reshape(-1))
 
 
-def matches_record(result: MatchResult, header, reference_header, *, mode: int, matcher: str,
-                   query_size, reference_size, track_ids=None, keyframe: bool = False,
-                   latency_ms: float = 0.0, dropped_frames: int = 0, verification=None,
-                   num_outliers: int = 0, learned: bool = True) -> MatchesRecord:
+def matches_record(result: MatchResult, header: Any, reference_header: Any, *, mode: int,
+                   matcher: str, query_size: Sequence[int], reference_size: Sequence[int],
+                   track_ids: Optional[ArrayLike] = None, keyframe: bool = False,
+                   latency_ms: float = 0.0, dropped_frames: int = 0,
+                   verification: Optional[Verification] = None, num_outliers: int = 0,
+                   learned: bool = True) -> MatchesRecord:
     """The Matches record of a MatchResult (query = image 0, reference = image 1).
 
     verification: the front-end's Verification of these matches (None: not checked).
@@ -119,9 +127,9 @@ def matches_record(result: MatchResult, header, reference_header, *, mode: int, 
     return record
 
 
-def output_record(output, header, reference_header, *, mode: int, matcher: str, query_size,
-                  reference_size, latency_ms: float = 0.0, dropped_frames: int = 0
-                  ) -> MatchesRecord:
+def output_record(output: FrameOutput, header: Any, reference_header: Any, *, mode: int,
+                  matcher: str, query_size: Sequence[int], reference_size: Sequence[int],
+                  latency_ms: float = 0.0, dropped_frames: int = 0) -> MatchesRecord:
     """The Matches record of a front-end FrameOutput (sequential, stereo or pair)."""
     return matches_record(
         output.result, header, reference_header, mode=mode, matcher=matcher,
@@ -131,8 +139,9 @@ def output_record(output, header, reference_header, *, mode: int, matcher: str, 
         learned=output.learned)
 
 
-def keypoints_record(header, image_size, extractor: str, keypoints, scores,
-                     descriptors=None) -> KeypointsRecord:
+def keypoints_record(header: Any, image_size: Sequence[int], extractor: str,
+                     keypoints: ArrayLike, scores: ArrayLike,
+                     descriptors: Optional[np.ndarray] = None) -> KeypointsRecord:
     """The Keypoints record; descriptors are included only when given and not empty."""
     record = KeypointsRecord(header=header, width=int(image_size[0]), height=int(image_size[1]),
                              extractor=str(extractor), keypoints=flat(keypoints, np.float32),
@@ -143,7 +152,8 @@ def keypoints_record(header, image_size, extractor: str, keypoints, scores,
     return record
 
 
-def features_record(header, features, extractor: str, descriptors: bool) -> KeypointsRecord:
+def features_record(header: Any, features: Features, extractor: str, descriptors: bool
+                    ) -> KeypointsRecord:
     """The Keypoints record of a Features (torch tensors on any device)."""
     return keypoints_record(
         header, features.image_size, extractor, features.keypoints.float().cpu().numpy(),
@@ -151,14 +161,14 @@ def features_record(header, features, extractor: str, descriptors: bool) -> Keyp
         features.descriptors.float().cpu().numpy() if descriptors else None)
 
 
-def message_fields(record, *, array: Callable[[np.ndarray], Any],
-                   header: Optional[Callable[[Any], Any]] = None) -> dict:
+def message_fields(record: Any, *, array: Callable[[np.ndarray], Any],
+                   header: Optional[Callable[[Any], Any]] = None) -> dict[str, Any]:
     """{field name: value} of a record for a message constructor.
 
     array converts each numpy field (to array.array for rclpy, as is for rosbags), header each
     header field (None: as it is).
     """
-    out = {}
+    out: dict[str, Any] = {}
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
         if isinstance(value, np.ndarray):

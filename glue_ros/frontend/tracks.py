@@ -21,10 +21,11 @@ to it. Detector-free matchers (coarse LoFTR: no descriptors) use the previous fr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union, cast
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from glue_ros.core import schema
 from glue_ros.core.types import DenseImage, Features
@@ -36,7 +37,7 @@ _D = schema.default
 class Reference:
     """What the next frame is matched against."""
 
-    features: Features       # keypoints (and descriptors) of the reference points
+    features: Union[Features, DenseImage]   # keypoints (and descriptors) of its points
     ids: np.ndarray          # (R,) uint64 track id per reference point, 0 = none yet
     sources: np.ndarray      # (R,) int64 index of the frame each point was last seen in
     frame: int               # index of the frame the reference was made from
@@ -73,7 +74,7 @@ class TrackManager:
     def __init__(self, max_age: int = _D('track_max_age'), max_tracks: int = _D('max_tracks'),
                  min_distance: float = _D('min_track_distance'),
                  keyframe: bool = False,
-                 keyframe_min_matches: int = _D('keyframe_min_matches')):
+                 keyframe_min_matches: int = _D('keyframe_min_matches')) -> None:
         schema.check({'track_max_age': max_age, 'max_tracks': max_tracks,
                       'min_track_distance': min_distance,
                       'keyframe_min_matches': keyframe_min_matches})
@@ -94,7 +95,7 @@ class TrackManager:
         self._lost: Optional[_LostTracks] = None
 
     @property
-    def image_size(self):
+    def image_size(self) -> Optional[tuple[int, int]]:
         """Image size of the sequence, None before its first frame."""
         frame = self._reference_frame
         return None if frame is None else frame.features.image_size
@@ -109,7 +110,8 @@ class TrackManager:
         lost = self._lost
         if lost is None or len(lost.ids) == 0:
             return Reference(frame.features, frame.ids, sources, frame.index, frame.tag)
-        f = frame.features
+        # Lost tracks are kept only for features with descriptors (see _advance).
+        f = cast(Features, frame.features)
         features = Features(torch.cat([f.keypoints, lost.keypoints.to(f.keypoints)]),
                             torch.cat([f.scores, torch.ones(len(lost.ids)).to(f.scores)]),
                             torch.cat([f.descriptors, lost.descriptors.to(f.descriptors)]),
@@ -117,7 +119,8 @@ class TrackManager:
         return Reference(features, np.concatenate([frame.ids, lost.ids]),
                          np.concatenate([sources, lost.sources]), frame.index, frame.tag)
 
-    def start(self, features: Features, tag, num_points: int = 0) -> None:
+    def start(self, features: Union[Features, DenseImage], tag: object, num_points: int = 0
+              ) -> None:
         """First frame of a sequence: it becomes the reference, no ids yet."""
         self.frame_index += 1
         count = max(len(features), num_points)
@@ -125,9 +128,10 @@ class TrackManager:
                                        self.frame_index, tag)
         self._lost = None
 
-    def assign(self, reference: Reference, features: Features, tag, indices0: np.ndarray,
-               indices1: np.ndarray, points0: np.ndarray, scores: np.ndarray,
-               num_points: int = 0, elsewhere=None) -> np.ndarray:
+    def assign(self, reference: Reference, features: Union[Features, DenseImage], tag: object,
+               indices0: np.ndarray, indices1: np.ndarray, points0: np.ndarray,
+               scores: np.ndarray, num_points: int = 0,
+               elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
         """Track ids (uint64, 0 = no track) of verified matches, and advance to this frame.
 
         indices0 index the current frame's keypoints, indices1 the reference's points (in
@@ -136,7 +140,7 @@ class TrackManager:
         (optical flow): they count against the budget and keep new tracks at a distance.
         """
         self.frame_index += 1
-        ids = reference.ids[indices1].copy()
+        ids: np.ndarray = reference.ids[indices1].copy()
         fresh = np.flatnonzero(ids == 0)
         start = self._budget(points0, ids, fresh, scores, elsewhere)
         ids[start] = np.arange(self.next_id, self.next_id + len(start), dtype=np.uint64)
@@ -150,7 +154,7 @@ class TrackManager:
             self._advance(reference, features, tag, indices1, current_ids)
         return ids
 
-    def retire(self, ids) -> None:
+    def retire(self, ids: ArrayLike) -> None:
         """Forget these track ids everywhere: no point is ever given them again."""
         ids = np.asarray(ids, np.uint64)
         if len(ids) == 0:
@@ -163,7 +167,8 @@ class TrackManager:
 
     # -- helpers -----------------------------------------------------------------------------
     def _budget(self, points: np.ndarray, ids: np.ndarray, fresh: np.ndarray,
-                scores: np.ndarray, elsewhere=None) -> np.ndarray:
+                scores: np.ndarray,
+                elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
         """Indices (into the matches) of the new matches that may start a track."""
         taken = points[ids > 0]
         room = self.max_tracks - int(np.count_nonzero(ids))
@@ -178,11 +183,11 @@ class TrackManager:
         if self.min_distance <= 0:
             return np.sort(fresh[:room])
         cell = self.min_distance
-        occupied = {}
+        occupied: dict[tuple[int, int], list[tuple[float, float]]] = {}
         for x, y in taken:
             occupied.setdefault((int(x // cell), int(y // cell)), []).append((x, y))
         limit = cell * cell
-        chosen = []
+        chosen: list[int] = []
         for i in fresh:
             x, y = points[i]
             cx, cy = int(x // cell), int(y // cell)
@@ -205,8 +210,8 @@ class TrackManager:
                 break
         return np.sort(np.asarray(chosen, np.int64))
 
-    def _advance(self, reference: Reference, features: Features, tag, indices1: np.ndarray,
-                 current_ids: np.ndarray) -> None:
+    def _advance(self, reference: Reference, features: Union[Features, DenseImage], tag: object,
+                 indices1: np.ndarray, current_ids: np.ndarray) -> None:
         """The current frame becomes the reference; unmatched tracks become (or stay) lost."""
         frame = self._reference_frame
         has_descriptors = (isinstance(features, Features) and features.descriptors.ndim == 2
@@ -214,23 +219,26 @@ class TrackManager:
         matched = np.zeros(len(reference.ids), bool)
         matched[indices1] = True
         if self.max_age > 0 and has_descriptors:
+            assert frame is not None, 'assign() needs a reference'
             n_frame = len(frame.ids)
             unseen = np.flatnonzero(~matched & (reference.ids > 0))
             ages = np.ones(len(reference.ids), np.int64)
             if self._lost is not None:
                 ages[n_frame:] = self._lost.ages + 1
             unseen = unseen[ages[unseen] <= self.max_age]
-            rf = reference.features
+            rf = cast(Features, reference.features)   # the same extractor as `features`
             self._lost = _LostTracks(reference.ids, rf.keypoints, rf.descriptors,
                                      reference.sources, ages).select(unseen)
         else:
             self._lost = None
         self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)
 
-    def _advance_keyframe(self, reference: Reference, features: Features, tag,
+    def _advance_keyframe(self, reference: Reference, features: Union[Features, DenseImage],
+                          tag: object,
                           indices1: np.ndarray, ids: np.ndarray, current_ids: np.ndarray
                           ) -> None:
         """Keep the keyframe (with the new ids written back) until too few matches remain."""
+        assert self._reference_frame is not None, 'assign() needs a reference'
         self._reference_frame.ids[indices1] = ids
         if len(ids) < self.keyframe_min_matches:
             self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)

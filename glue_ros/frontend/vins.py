@@ -16,9 +16,15 @@ the rclpy message for the node.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from glue_ros.core.camera import CameraModel
+    from glue_ros.core.types import MatchResult
+    from glue_ros.frontend.frontend import FrameOutput
 
 CHANNEL_NAMES = ('feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y',
                  'gx', 'gy', 'gz')
@@ -29,7 +35,7 @@ VELOCITY_UNITS = ('pixels', 'normalized')
 FEATURE_ID_MODULUS = 1 << 24
 
 
-def stamp_ns(stamp) -> int:
+def stamp_ns(stamp: Any) -> int:
     """Nanoseconds of a builtin_interfaces/Time, a header (its stamp) or an int."""
     if isinstance(stamp, (int, np.integer)):
         return int(stamp)
@@ -84,7 +90,7 @@ class VinsFeatureBuilder:
     time-offset factor uses them as such: choose 'normalized' when VINS estimates td.
     """
 
-    def __init__(self, velocity_units: str = 'pixels'):
+    def __init__(self, velocity_units: str = 'pixels') -> None:
         if velocity_units not in VELOCITY_UNITS:
             raise ValueError(f'velocity_units={velocity_units!r}; expected one of '
                              f'{", ".join(VELOCITY_UNITS)}')
@@ -97,8 +103,9 @@ class VinsFeatureBuilder:
         self._previous = {}
         self._stamp_ns = None
 
-    def compute(self, stamp, track_ids, points_cam0, camera0, points_cam1=None, camera1=None
-                ) -> VinsFeatures:
+    def compute(self, stamp: Any, track_ids: ArrayLike, points_cam0: ArrayLike,
+                camera0: CameraModel, points_cam1: Optional[ArrayLike] = None,
+                camera1: Optional[CameraModel] = None) -> VinsFeatures:
         """The frame's VinsFeatures; `stamp` is a header, a Time or nanoseconds.
 
         track_ids (M,) and points_cam0 (M, 2) pixels are camera 0's tracked matches; in stereo,
@@ -119,7 +126,8 @@ class VinsFeatureBuilder:
         if self._stamp_ns is not None and now < self._stamp_ns:
             self.reset()
         dt = (now - self._stamp_ns) * 1e-9 if self._stamp_ns is not None else 0.0
-        parts, previous = [], {}
+        parts: list[tuple[np.ndarray, ...]] = []
+        previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for camera, pixels in cams:
             seen = np.isfinite(pixels).all(axis=1)
             cam_ids, cam_pixels = ids[seen], pixels[seen]
@@ -154,7 +162,7 @@ class VinsOutput:
     and their right partners; a stereo output without tracking gives nothing.
     """
 
-    def __init__(self, velocity_units: str = 'pixels'):
+    def __init__(self, velocity_units: str = 'pixels') -> None:
         self.builder = VinsFeatureBuilder(velocity_units)
         self._sequence = 0
 
@@ -164,7 +172,8 @@ class VinsOutput:
             self.builder.reset()
             self._sequence = sequences
 
-    def features(self, output, stamp, sequences: int, camera, stereo: bool
+    def features(self, output: FrameOutput, stamp: Any, sequences: int,
+                 camera: Callable[[int], Optional[CameraModel]], stereo: bool
                  ) -> Optional[VinsFeatures]:
         """VinsFeatures of a FrameOutput, or None (nothing tracked, or a camera still unknown).
 
@@ -177,29 +186,32 @@ class VinsOutput:
         if stereo:
             camera0 = camera(0)
             camera1 = camera(1) if camera0 is not None else None
-            if camera1 is None:
+            if camera0 is None or camera1 is None:
                 return None
-            tracked = output.temporal_ids > 0
-            temporal = output.temporal
+            temporal, temporal_ids = output.temporal, output.temporal_ids
+            assert temporal is not None and temporal_ids is not None   # set together
+            tracked = temporal_ids > 0
             return self.builder.compute(
-                stamp, output.temporal_ids[tracked], temporal.points0[tracked], camera0,
+                stamp, temporal_ids[tracked], temporal.points0[tracked], camera0,
                 stereo_partner_points(temporal.indices0[tracked], output.result), camera1)
         camera0 = camera(0)
         if camera0 is None:
             return None
-        tracked = output.track_ids > 0
-        return self.builder.compute(stamp, output.track_ids[tracked],
+        track_ids = output.track_ids
+        assert track_ids is not None   # None only in stereo
+        tracked = track_ids > 0
+        return self.builder.compute(stamp, track_ids[tracked],
                                     output.result.points0[tracked], camera0)
 
 
-def _points(points, count: int, name: str) -> np.ndarray:
+def _points(points: ArrayLike, count: int, name: str) -> np.ndarray:
     out = np.asarray(points, np.float64).reshape(-1, 2)
     if len(out) != count:
         raise ValueError(f'{name} has {len(out)} points for {count} track ids')
     return out
 
 
-def stereo_partner_points(query_indices, stereo_result) -> np.ndarray:
+def stereo_partner_points(query_indices: ArrayLike, stereo_result: MatchResult) -> np.ndarray:
     """(M, 2) camera-1 pixels of the tracked camera-0 keypoints `query_indices`, NaN if none.
 
     query_indices are the camera-0 keypoint indices of the tracked matches (the sequential
@@ -212,7 +224,8 @@ def stereo_partner_points(query_indices, stereo_result) -> np.ndarray:
     size = int(max(query_indices.max(initial=-1), left.max(initial=-1))) + 1
     lookup = np.full((size, 2), np.nan)
     lookup[left] = stereo_result.points1
-    return lookup[query_indices]
+    partners: np.ndarray = lookup[query_indices]
+    return partners
 
 
 __all__ = ['CHANNEL_NAMES', 'FEATURE_ID_MODULUS', 'VELOCITY_UNITS', 'VinsFeatures',

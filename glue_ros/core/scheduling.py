@@ -162,6 +162,12 @@ class TurnLock:
             self._serving += 1
             self._cv.notify_all()
 
+    @property
+    def waiting(self) -> int:
+        """Threads that have asked and wait for their turn (the holder not counted)."""
+        with self._cv:
+            return max(0, self._next_ticket - self._serving - 1)
+
 
 class StopRequest:
     """SIGINT / SIGTERM ask the spin loop to end; the node then winds down in order.

@@ -335,6 +335,7 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
         node.start_automatically()
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
+
         def messages():
             return [s.message for msg in list(received) for s in msg.status]
         deadline = time.monotonic() + 30   # until a report after the load says it is active

@@ -104,16 +104,22 @@ def render(source: np.ndarray, H_source_to_frame: np.ndarray, size: tuple[int, i
                                borderMode=cv2.BORDER_CONSTANT)
 
 
-@dataclass
-class Sequence:
-    """Frames of a moving homography camera; H[i] maps source pixels to frame i pixels."""
+class HomographyFrames:
+    """Frames of one source seen through homographies: H[i] maps source pixels to frame i."""
 
-    frames: list
     H: list
 
     def relative(self, i: int, j: int) -> np.ndarray:
         """Homography frame i -> frame j."""
         return self.H[j] @ np.linalg.inv(self.H[i])
+
+
+@dataclass
+class Sequence(HomographyFrames):
+    """Frames of a moving homography camera; H[i] maps source pixels to frame i pixels."""
+
+    frames: list
+    H: list
 
 
 def homography_sequence(name: str = 'astronaut', num_frames: int = 20,

@@ -15,10 +15,15 @@ import cv2
 import numpy as np
 import torch
 
+from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
+from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+from glue_ros.backends.engine_cache import default_cache_root
+from glue_ros.backends.tensorrt_support import check_tensorrt_available
 from glue_ros.core import schema
 from glue_ros.core.errors import InputImageError, WeightsError
 from glue_ros.core.schema import BACKENDS
 from glue_ros.models.coarse_loftr import CoarseLoFTR, cell_centers, default_conf, select_matches
+from glue_ros.models.coarse_loftr.export import cached_onnx_export
 
 _D = schema.default
 
@@ -66,7 +71,6 @@ class CoarseLoFTRRuntime:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == 'tensorrt':  # fail fast, before any export work, on machines without it
-            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
         if onnx_path is None or backend == 'torch':
             if weights is None:
@@ -77,19 +81,15 @@ class CoarseLoFTRRuntime:
             self.model.to(device)
             self._run = self._run_torch
             return
-        from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         if onnx_path is None:
-            from glue_ros.models.coarse_loftr.export import cached_onnx_export
             onnx_path = cached_onnx_export(self.model, cache_root / 'onnx', self.input_size)
         self.onnx_path = Path(onnx_path)
         if backend == 'onnxruntime':
-            from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
             self._backend = CoarseLoFTROnnxRuntime(
                 self.onnx_path, device=device, intra_op_num_threads=num_threads,
                 trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
         else:
-            from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
             self._backend = CoarseLoFTRTensorRT(self.onnx_path, precision=precision,
                                                 cache_dir=cache_root / 'engines',
                                                 device=device if device != 'cpu' else 'cuda')

@@ -20,7 +20,7 @@ from glue_ros.backends.tensorrt_support import check_tensorrt_available, resolve
 
 def onnx_input_size(onnx_path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of the first input of a fixed-size ONNX model (needs the onnx package)."""
-    import onnx
+    import onnx  # only for a bare ONNX file: the TensorRT path needs no onnx otherwise
     model = onnx.load(str(onnx_path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField('dim_value') for d in dims):

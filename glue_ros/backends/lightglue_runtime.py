@@ -15,6 +15,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from glue_ros.backends.engine_cache import default_cache_root
+from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
+from glue_ros.backends.tensorrt_support import check_tensorrt_available
 from glue_ros.core.errors import BackendUnavailableError
 from glue_ros.models.lightglue.export import cached_onnx_export
 
@@ -43,7 +46,6 @@ class LightGlueRuntime:
         if int(num_keypoints) < 1:
             raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
         if backend == 'tensorrt':  # before any export work
-            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
             raise BackendUnavailableError(
                 "LightGlue has no TensorRT engine runner yet (CoarseLoFTRTensorRT runs "
@@ -54,10 +56,8 @@ class LightGlueRuntime:
         self.num_keypoints = int(num_keypoints)
         self.input_dim = int(lightglue.conf['input_dim'])
         self.layers_total = int(lightglue.conf['n_layers'])
-        from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         self.onnx_path = cached_onnx_export(lightglue, cache_root / 'onnx', self.num_keypoints)
-        from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
         self._backend = LightGlueOnnxRuntime(
             self.onnx_path, device=device, intra_op_num_threads=num_threads,
             trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')

@@ -116,7 +116,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def check_image(image) -> np.ndarray:
+def check_image(image: object) -> np.ndarray:
     """Validate an image for matching: numpy (H, W) or (H, W, 1|3), uint8 or float in [0, 1]."""
     if not isinstance(image, np.ndarray):
         raise InputImageError(f'expected a numpy image, got {type(image).__name__}')
@@ -170,7 +170,7 @@ class Matcher:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
         raise NotImplementedError
 
-    def match(self, features0, features1) -> MatchResult:
+    def match(self, features0: Features, features1: Features) -> MatchResult:
         """Matches between two extracted images, query = 0, reference = 1."""
         raise NotImplementedError
 

@@ -95,7 +95,7 @@ class CoarseLoFTRRuntime:
                                                 device=device if device != 'cpu' else 'cuda')
         self._run = self._backend
 
-    def _run_torch(self, image0: np.ndarray, image1: np.ndarray):
+    def _run_torch(self, image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
             return self.model(torch.from_numpy(image0).to(self.device),
                               torch.from_numpy(image1).to(self.device))
@@ -116,7 +116,8 @@ class CoarseLoFTRRuntime:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return (image.astype(np.float32) / np.float32(255.0))[None, None]
 
-    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray):
+    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray
+                    ) -> torch.Tensor | np.ndarray:
         """Network output (1, L, S) for two uint8 grey images (a tensor or a numpy array)."""
         return self._run(self.preprocess(image0, 'image0'), self.preprocess(image1, 'image1'))
 
@@ -143,7 +144,7 @@ class CoarseLoFTRRuntime:
             'indices1': np.asarray(j, dtype=np.int32),
         }
 
-    def _to_input(self, points: np.ndarray, shape) -> np.ndarray:
+    def _to_input(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         width, height = self.input_size
         scale = np.array([shape[1] / width, shape[0] / height], np.float32)
         # Pixel-edge coordinates (x + 0.5) scale with the resize; centres shift back by 0.5.

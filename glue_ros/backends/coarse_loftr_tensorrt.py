@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class CoarseLoFTRTensorRT:
             raise RuntimeError(f'TensorRT failed to build an engine from {self.onnx_path}')
         return bytes(serialized)
 
-    def _deserialize(self, data: bytes):
+    def _deserialize(self, data: bytes) -> Any:
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
             return None
@@ -117,7 +117,7 @@ class CoarseLoFTRTensorRT:
             self.context.set_tensor_address(name, buffer.data_ptr())
         self.stream = torch.cuda.Stream(self.device)
 
-    def __call__(self, image0, image1):
+    def __call__(self, image0: Any, image1: Any) -> Any:
         """Run the engine on two (1, 1, H, W) images; returns conf_matrix as a CUDA tensor."""
         torch = self._torch
         with torch.cuda.stream(self.stream):

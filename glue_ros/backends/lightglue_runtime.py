@@ -19,6 +19,7 @@ from glue_ros.backends.engine_cache import default_cache_root
 from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
 from glue_ros.backends.tensorrt_support import check_tensorrt_available
 from glue_ros.core.errors import BackendUnavailableError
+from glue_ros.core.types import Features
 from glue_ros.models.lightglue.export import cached_onnx_export
 
 BACKENDS = ('onnxruntime', 'tensorrt')
@@ -63,7 +64,8 @@ class LightGlueRuntime:
             trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
         self.providers = self._backend.providers
 
-    def pad(self, keypoints, descriptors, scores, image_size, suffix: str) -> tuple:
+    def pad(self, keypoints: torch.Tensor, descriptors: torch.Tensor, scores: torch.Tensor,
+            image_size: tuple[int, int], suffix: str) -> tuple:
         """Graph inputs of one image and the original index of each valid slot.
 
         More than K points: the K highest `scores` are kept (extraction already keeps the
@@ -89,7 +91,7 @@ class LightGlueRuntime:
                  f'size{suffix}': size}
         return feeds, index
 
-    def match(self, features0, features1) -> dict:
+    def match(self, features0: Features, features1: Features) -> dict:
         """Match two Features (glue_ros.core.types); numpy results among the valid points.
 
         Returns indices0, indices1 (M,) int64 into each image's keypoints (image 0 order) and
@@ -114,7 +116,7 @@ class LightGlueRuntime:
                 'scores': scores0[slots0].astype(np.float32)}
 
 
-def _numpy(value, dtype) -> np.ndarray:
+def _numpy(value: torch.Tensor | np.ndarray, dtype: type | np.dtype) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().float().cpu().numpy()
     return np.asarray(value, dtype=dtype)

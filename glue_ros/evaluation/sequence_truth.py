@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from glue_ros.testing import real_images
 
@@ -32,7 +33,7 @@ class HomographyTruth(real_images.HomographyFrames):
     H: list
     source_size: tuple
 
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def map_points(self, k: int, points: ArrayLike, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(points of frame k seen in frame j, True where they lie on the photograph)."""
         points = np.asarray(points, np.float64).reshape(-1, 2)
         source = real_images.apply_homography(np.linalg.inv(self.H[k]), points)
@@ -51,7 +52,7 @@ class DepthTruth:
     t: list
     depth: list          # (h, w) float32 per frame, NaN where there is no known surface
 
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def map_points(self, k: int, points: ArrayLike, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(points of frame k seen in frame j, True where the truth is known).
 
         Known: frame k has one surface at the point (no hole, no depth edge) and frame j sees
@@ -97,11 +98,11 @@ class VioSequence:
         """(width, height)."""
         return self.frames[0].shape[1], self.frames[0].shape[0]
 
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def map_points(self, k: int, points: ArrayLike, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(points of frame k in frame j by the truth, True where the truth is known)."""
         return self.truth.map_points(k, points, j)
 
-    def relative_pose(self, i: int, j: int):
+    def relative_pose(self, i: int, j: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
         """(R, t) with X_j = R X_i + t, or None where the scene has no poses."""
         if not isinstance(self.truth, DepthTruth):
             return None

@@ -132,7 +132,8 @@ def run_soak(args: argparse.Namespace) -> int:
 
 def run_live(args: argparse.Namespace) -> int:
     """The live mode: one real-time camera run per parameters file, one JSON."""
-    from glue_ros.tools import live_camera  # ROS (the node's modules): the bench runs without
+    # needs ROS (the node's modules): here, so that the bench's other modes run without it
+    from glue_ros.tools import live_camera
     results = []
     for config in args.live or [None]:
         results.append(live_camera.live(None if str(config) == 'defaults' else config,

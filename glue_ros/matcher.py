@@ -13,13 +13,21 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+import cv2
 import numpy as np
 import torch
 
+from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
+from glue_ros.backends.lightglue_runtime import LightGlueRuntime
 from glue_ros.core import schema
 from glue_ros.core.errors import BackendUnavailableError, InputImageError
+from glue_ros.core.extractor import Extractor
 from glue_ros.core.schema import BACKENDS, DEVICES, FEATURES, MATCHERS, PRECISIONS
 from glue_ros.core.types import DenseImage, Features, MatchResult
+from glue_ros.models.disk import DISK
+from glue_ros.models.lightglue import LightGlue
+from glue_ros.models.superpoint import SuperPoint
+from glue_ros.models.xfeat import XFeat
 
 MIN_IMAGE_SIDE = 16
 COARSE_LOFTR_THRESHOLD = schema.MODEL_MATCH_THRESHOLD['coarse_loftr']
@@ -108,7 +116,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def check_image(image) -> np.ndarray:
+def check_image(image: object) -> np.ndarray:
     """Validate an image for matching: numpy (H, W) or (H, W, 1|3), uint8 or float in [0, 1]."""
     if not isinstance(image, np.ndarray):
         raise InputImageError(f'expected a numpy image, got {type(image).__name__}')
@@ -124,7 +132,6 @@ def check_image(image) -> np.ndarray:
 
 def to_gray_uint8(image: np.ndarray) -> np.ndarray:
     """An (H, W) uint8 grey image (RGB converted as OpenCV's RGB2GRAY)."""
-    import cv2
     if image.dtype != np.uint8:
         image = (np.clip(image.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
@@ -163,7 +170,7 @@ class Matcher:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
         raise NotImplementedError
 
-    def match(self, features0, features1) -> MatchResult:
+    def match(self, features0: Features, features1: Features) -> MatchResult:
         """Matches between two extracted images, query = 0, reference = 1."""
         raise NotImplementedError
 
@@ -204,7 +211,6 @@ class LightGlueMatcher(Matcher):
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
-        from glue_ros.models.lightglue import LightGlue
         self.extractor = build_extractor(config.features, config.max_keypoints,
                                          config.feature_weights).eval().to(self.device)
         conf = {'depth_confidence': config.depth_confidence,
@@ -219,7 +225,6 @@ class LightGlueMatcher(Matcher):
         self.name = f'lightglue/{config.features}'
         self.runtime = None
         if config.backend != 'torch':
-            from glue_ros.backends.lightglue_runtime import LightGlueRuntime
             self.supports_early_exit = False
             self.runtime = LightGlueRuntime(
                 self.lightglue, config.backend, config.max_keypoints, config.device,
@@ -318,7 +323,6 @@ class CoarseLoFTRPipeline(Matcher):
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
-        from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
         kwargs = {'backend': config.backend, 'input_size': config.input_size,
                   'weights': config.weights, 'device': config.device,
                   'precision': self.precision, 'cache_dir': config.engine_cache_dir,
@@ -369,16 +373,14 @@ class CoarseLoFTRPipeline(Matcher):
         return result
 
 
-def build_extractor(name: str, max_keypoints: int, weights: Optional[str] = None):
+def build_extractor(name: str, max_keypoints: int, weights: Optional[str] = None
+                    ) -> Extractor:
     """The Extractor named `name` (xfeat, superpoint, disk)."""
     if name == 'xfeat':
-        from glue_ros.models.xfeat import XFeat
         return XFeat(max_keypoints=max_keypoints, weights=weights)
     if name == 'superpoint':
-        from glue_ros.models.superpoint import SuperPoint
         return SuperPoint(max_keypoints=max_keypoints, weights=weights)
     if name == 'disk':
-        from glue_ros.models.disk import DISK
         return DISK(max_keypoints=max_keypoints, weights=weights)
     raise ValueError(f'unknown features {name!r}; expected one of {", ".join(FEATURES)}')
 

@@ -12,13 +12,13 @@ heard beside its image (`image:=/cam/image_raw` -> `/cam/camera_info`) unless gi
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 
-def generate_launch_description():
+def generate_launch_description() -> LaunchDescription:
     """Node with a parameters file, the mode and sim-time overrides, and topic remaps."""
     default_config = os.path.join(get_package_share_directory('glue_ros'), 'config',
                                   'matcher.yaml')
@@ -56,12 +56,12 @@ def generate_launch_description():
     return LaunchDescription(args + [OpaqueFunction(function=matcher_node)])
 
 
-def matcher_node(context):
+def matcher_node(context: LaunchContext) -> list[Node]:
     """The node, with `mode` passed on only when it was given."""
-    def arg(name):
+    def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    def flag(name):
+    def flag(name: str) -> bool:
         return arg(name).lower() in ('true', '1', 'yes')
     overrides = {'use_sim_time': flag('use_sim_time'), 'autostart': flag('autostart')}
     if arg('mode'):

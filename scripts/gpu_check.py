@@ -18,6 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_S = 8 * 60
@@ -26,7 +29,6 @@ STEP_TIMEOUT_S = {'tests': 240, 'bench fp32': 110, 'bench fp16': 110}
 
 def gpu_problem() -> str:
     """Why the CUDA path cannot run here; '' when it can."""
-    import torch
     if torch.cuda.is_available():
         return ''
     gpu = shutil.which('nvidia-smi') is not None
@@ -39,7 +41,7 @@ def gpu_problem() -> str:
 
 def tensorrt_version() -> str:
     """The installed TensorRT's version, '' without one."""
-    try:
+    try:  # optional: NVIDIA machines only
         import tensorrt
     except ImportError:
         return ''
@@ -63,13 +65,12 @@ def run(name: str, command: list, timeout: float) -> dict:
             'seconds': round(seconds, 1), 'output_tail': out[-4000:]}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Exit 0 when every step passed or there is no GPU to check; 1 otherwise."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--json', type=Path, default=ROOT / 'bench_out' / 'gpu-check.json')
     args = parser.parse_args(argv)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    import torch
     report = {'machine': platform.node(), 'torch': torch.__version__,
               'torch_cuda': torch.version.cuda, 'tensorrt': tensorrt_version() or None}
     problem = gpu_problem()

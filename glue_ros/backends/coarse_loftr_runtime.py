@@ -15,10 +15,15 @@ import cv2
 import numpy as np
 import torch
 
+from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
+from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+from glue_ros.backends.engine_cache import default_cache_root
+from glue_ros.backends.tensorrt_support import check_tensorrt_available
 from glue_ros.core import schema
 from glue_ros.core.errors import InputImageError, WeightsError
 from glue_ros.core.schema import BACKENDS
 from glue_ros.models.coarse_loftr import CoarseLoFTR, cell_centers, default_conf, select_matches
+from glue_ros.models.coarse_loftr.export import cached_onnx_export
 
 _D = schema.default
 
@@ -66,7 +71,6 @@ class CoarseLoFTRRuntime:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == 'tensorrt':  # fail fast, before any export work, on machines without it
-            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
         if onnx_path is None or backend == 'torch':
             if weights is None:
@@ -77,25 +81,21 @@ class CoarseLoFTRRuntime:
             self.model.to(device)
             self._run = self._run_torch
             return
-        from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         if onnx_path is None:
-            from glue_ros.models.coarse_loftr.export import cached_onnx_export
             onnx_path = cached_onnx_export(self.model, cache_root / 'onnx', self.input_size)
         self.onnx_path = Path(onnx_path)
         if backend == 'onnxruntime':
-            from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
             self._backend = CoarseLoFTROnnxRuntime(
                 self.onnx_path, device=device, intra_op_num_threads=num_threads,
                 trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
         else:
-            from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
             self._backend = CoarseLoFTRTensorRT(self.onnx_path, precision=precision,
                                                 cache_dir=cache_root / 'engines',
                                                 device=device if device != 'cpu' else 'cuda')
         self._run = self._backend
 
-    def _run_torch(self, image0: np.ndarray, image1: np.ndarray):
+    def _run_torch(self, image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
             return self.model(torch.from_numpy(image0).to(self.device),
                               torch.from_numpy(image1).to(self.device))
@@ -116,7 +116,8 @@ class CoarseLoFTRRuntime:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return (image.astype(np.float32) / np.float32(255.0))[None, None]
 
-    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray):
+    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray
+                    ) -> torch.Tensor | np.ndarray:
         """Network output (1, L, S) for two uint8 grey images (a tensor or a numpy array)."""
         return self._run(self.preprocess(image0, 'image0'), self.preprocess(image1, 'image1'))
 
@@ -143,7 +144,7 @@ class CoarseLoFTRRuntime:
             'indices1': np.asarray(j, dtype=np.int32),
         }
 
-    def _to_input(self, points: np.ndarray, shape) -> np.ndarray:
+    def _to_input(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         width, height = self.input_size
         scale = np.array([shape[1] / width, shape[0] / height], np.float32)
         # Pixel-edge coordinates (x + 0.5) scale with the resize; centres shift back by 0.5.

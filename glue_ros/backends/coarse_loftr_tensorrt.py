@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from glue_ros.backends.tensorrt_support import check_tensorrt_available, resolve
 
 def onnx_input_size(onnx_path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of the first input of a fixed-size ONNX model (needs the onnx package)."""
-    import onnx
+    import onnx  # only for a bare ONNX file: the TensorRT path needs no onnx otherwise
     model = onnx.load(str(onnx_path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField('dim_value') for d in dims):
@@ -86,7 +86,7 @@ class CoarseLoFTRTensorRT:
             raise RuntimeError(f'TensorRT failed to build an engine from {self.onnx_path}')
         return bytes(serialized)
 
-    def _deserialize(self, data: bytes):
+    def _deserialize(self, data: bytes) -> Any:
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
             return None
@@ -117,7 +117,7 @@ class CoarseLoFTRTensorRT:
             self.context.set_tensor_address(name, buffer.data_ptr())
         self.stream = torch.cuda.Stream(self.device)
 
-    def __call__(self, image0, image1):
+    def __call__(self, image0: Any, image1: Any) -> Any:
         """Run the engine on two (1, 1, H, W) images; returns conf_matrix as a CUDA tensor."""
         torch = self._torch
         with torch.cuda.stream(self.stream):

@@ -18,7 +18,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, Sequence, TypeVar
 
 from glue_ros.core.atomic_files import write_bytes_atomically
 
@@ -79,8 +79,9 @@ class EngineKey:
         return f'coarse_loftr_{width}x{height}_{self.precision}_{self.digest()[:24]}'
 
 
-def make_key(onnx_path: str | os.PathLike, input_size, precision: str, gpu_name: str,
-             compute_capability, tensorrt_version: str) -> EngineKey:
+def make_key(onnx_path: str | os.PathLike, input_size: Sequence[int], precision: str,
+             gpu_name: str, compute_capability: Sequence[int], tensorrt_version: str
+             ) -> EngineKey:
     """Make the key of an ONNX file (hashed), the build settings and the machine."""
     return EngineKey(file_sha256(onnx_path), tuple(int(v) for v in input_size), precision,
                      gpu_name, tuple(int(v) for v in compute_capability), tensorrt_version)

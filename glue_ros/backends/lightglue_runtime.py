@@ -15,7 +15,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from glue_ros.backends.engine_cache import default_cache_root
+from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
+from glue_ros.backends.tensorrt_support import check_tensorrt_available
 from glue_ros.core.errors import BackendUnavailableError
+from glue_ros.core.types import Features
 from glue_ros.models.lightglue.export import cached_onnx_export
 
 BACKENDS = ('onnxruntime', 'tensorrt')
@@ -43,7 +47,6 @@ class LightGlueRuntime:
         if int(num_keypoints) < 1:
             raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
         if backend == 'tensorrt':  # before any export work
-            from glue_ros.backends.tensorrt_support import check_tensorrt_available
             check_tensorrt_available()
             raise BackendUnavailableError(
                 "LightGlue has no TensorRT engine runner yet (CoarseLoFTRTensorRT runs "
@@ -54,16 +57,15 @@ class LightGlueRuntime:
         self.num_keypoints = int(num_keypoints)
         self.input_dim = int(lightglue.conf['input_dim'])
         self.layers_total = int(lightglue.conf['n_layers'])
-        from glue_ros.backends.engine_cache import default_cache_root
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         self.onnx_path = cached_onnx_export(lightglue, cache_root / 'onnx', self.num_keypoints)
-        from glue_ros.backends.lightglue_onnxruntime import LightGlueOnnxRuntime
         self._backend = LightGlueOnnxRuntime(
             self.onnx_path, device=device, intra_op_num_threads=num_threads,
             trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
         self.providers = self._backend.providers
 
-    def pad(self, keypoints, descriptors, scores, image_size, suffix: str) -> tuple:
+    def pad(self, keypoints: torch.Tensor, descriptors: torch.Tensor, scores: torch.Tensor,
+            image_size: tuple[int, int], suffix: str) -> tuple:
         """Graph inputs of one image and the original index of each valid slot.
 
         More than K points: the K highest `scores` are kept (extraction already keeps the
@@ -89,7 +91,7 @@ class LightGlueRuntime:
                  f'size{suffix}': size}
         return feeds, index
 
-    def match(self, features0, features1) -> dict:
+    def match(self, features0: Features, features1: Features) -> dict:
         """Match two Features (glue_ros.core.types); numpy results among the valid points.
 
         Returns indices0, indices1 (M,) int64 into each image's keypoints (image 0 order) and
@@ -114,7 +116,7 @@ class LightGlueRuntime:
                 'scores': scores0[slots0].astype(np.float32)}
 
 
-def _numpy(value, dtype) -> np.ndarray:
+def _numpy(value: torch.Tensor | np.ndarray, dtype: type | np.dtype) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().float().cpu().numpy()
     return np.asarray(value, dtype=dtype)

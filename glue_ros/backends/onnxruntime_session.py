@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Optional, Sequence
 
 import numpy as np
@@ -13,8 +14,8 @@ from glue_ros.core.errors import BackendUnavailableError
 _GPU_PROVIDERS = ('TensorrtExecutionProvider', 'CUDAExecutionProvider')
 
 
-def _import_onnxruntime():
-    try:
+def _import_onnxruntime() -> ModuleType:
+    try:  # here, not at the top: its absence is a backend unavailable, not a broken import
         import onnxruntime
     except ImportError as exc:
         raise BackendUnavailableError(

@@ -1,28 +1,27 @@
 """Whether TensorRT can run here, and the precision it should build engines in."""
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Sequence
+
+import torch
+
 from glue_ros.core.errors import BackendUnavailableError
 
 PRECISIONS = ('auto', 'fp16', 'fp32')
 
 
-def check_tensorrt_available():
+def check_tensorrt_available() -> tuple[ModuleType, ModuleType]:
     """Return the (tensorrt, torch) modules, or raise BackendUnavailableError saying why not."""
     problems = []
     trt = None
-    try:
+    try:  # optional: NVIDIA machines only
         import tensorrt as trt
     except ImportError as exc:
         problems.append(f"the Python package 'tensorrt' is not installed ({exc})")
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core requirement
-        torch = None
-        problems.append('torch is not installed')
-    else:
-        if not torch.cuda.is_available():
-            problems.append('torch sees no CUDA GPU (torch.cuda.is_available() is False; '
-                            'a CUDA build of torch is used for the device buffers)')
+    if not torch.cuda.is_available():
+        problems.append('torch sees no CUDA GPU (torch.cuda.is_available() is False; '
+                        'a CUDA build of torch is used for the device buffers)')
     if trt is not None:
         version = tuple(int(v) for v in trt.__version__.split('.')[:2] if v.isdigit())
         if version < (8, 5):
@@ -33,13 +32,13 @@ def check_tensorrt_available():
     return trt, torch
 
 
-def has_fast_fp16(compute_capability) -> bool:
+def has_fast_fp16(compute_capability: Sequence[int]) -> bool:
     """Whether a GPU of this CUDA compute capability runs FP16 at full or double rate."""
     major, minor = (int(v) for v in compute_capability)
     return (major, minor) in ((5, 3), (6, 0), (6, 2)) or major >= 7
 
 
-def resolve_precision(precision: str, compute_capability) -> str:
+def resolve_precision(precision: str, compute_capability: Sequence[int]) -> str:
     """'auto' -> 'fp16' on GPUs with fast FP16, else 'fp32'; 'fp16' / 'fp32' unchanged."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -59,8 +60,9 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def random_homography(size, rng: np.random.Generator, max_angle: float = 30.0,
-                      scale=(0.75, 1.3), perspective: float = 0.12) -> np.ndarray:
+def random_homography(size: tuple[int, int], rng: np.random.Generator, max_angle: float = 30.0,
+                      scale: tuple[float, float] = (0.75, 1.3), perspective: float = 0.12
+                      ) -> np.ndarray:
     """A homography of the image centre: rotation, scale, corner perspective, small shift."""
     w, h = size
     centre = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1.0]])
@@ -77,7 +79,8 @@ def random_homography(size, rng: np.random.Generator, max_angle: float = 30.0,
     return H / H[2, 2]
 
 
-def homography_pairs(count: int = 12, size=(640, 480), seed: int = 0) -> list:
+def homography_pairs(count: int = 12, size: tuple[int, int] = (640, 480), seed: int = 0
+                     ) -> list:
     """HPatches-protocol pairs over scikit-image photographs (fixed seed: the same every run)."""
     rng = np.random.default_rng(seed)
     pairs = []
@@ -91,7 +94,7 @@ def homography_pairs(count: int = 12, size=(640, 480), seed: int = 0) -> list:
     return pairs
 
 
-def middlebury_camera(width: int):
+def middlebury_camera(width: int) -> tuple[real_images.StereoPair, np.ndarray, np.ndarray]:
     """(K, depth in mm per pixel) of scikit-image's Middlebury left image at its size."""
     pair = real_images.middlebury_stereo()
     scale = pair.left.shape[1] / MIDDLEBURY['width']
@@ -133,7 +136,7 @@ def render_view(image: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarr
     return filled, closed.astype(bool)
 
 
-def rotation(degrees_xyz) -> np.ndarray:
+def rotation(degrees_xyz: Sequence[float]) -> np.ndarray:
     """Rotation matrix of a rotation vector given in degrees."""
     return cv2.Rodrigues(np.radians(np.asarray(degrees_xyz, np.float64)))[0]
 

@@ -82,7 +82,8 @@ class KLTTracker:
         return self.points.copy(), self.ids.copy()
 
     # -- steps -------------------------------------------------------------------------------
-    def _flow(self, previous: np.ndarray, current: np.ndarray, points: np.ndarray):
+    def _flow(self, previous: np.ndarray, current: np.ndarray, points: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
         """(kept, new positions): LK forward, the flow-back check, the border check."""
         c = self.config
         window = (c.window, c.window)
@@ -103,7 +104,8 @@ class KLTTracker:
         ok &= (x >= b) & (x < w - b) & (y >= b) & (y < h - b)
         return ok, moved.reshape(-1, 2).astype(np.float32)
 
-    def _fundamental_inliers(self, points0: np.ndarray, points1: np.ndarray, shape
+    def _fundamental_inliers(self, points0: np.ndarray, points1: np.ndarray,
+                             shape: tuple[int, ...]
                              ) -> np.ndarray:
         """Inliers of an F fitted by RANSAC (all kept below 8 points, as VINS)."""
         keep = np.ones(len(points0), bool)
@@ -116,7 +118,7 @@ class KLTTracker:
             return keep
         return mask.reshape(-1).astype(bool)
 
-    def _virtual(self, points: np.ndarray, shape) -> np.ndarray:
+    def _virtual(self, points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Pixels of the virtual pinhole camera VINS fits F in (the pixels when K is unknown)."""
         if self.K is None:
             return np.float64(points)

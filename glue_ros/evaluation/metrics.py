@@ -6,9 +6,13 @@ LightGlue evaluations: what differs between pipelines is only the matches they h
 """
 from __future__ import annotations
 
+from typing import Iterable, Optional, Sequence, Union
+
 import cv2
 import numpy as np
+from numpy.typing import ArrayLike
 
+from glue_ros.evaluation.sequence_truth import VioSequence
 from glue_ros.testing import real_images
 
 # numpy 2 renamed trapz; numpy 1.x (system ROS 2 on Ubuntu 22.04 / 24.04) has only the old name.
@@ -19,9 +23,11 @@ RANSAC_PX = 3.0                             # HPatches homography RANSAC thresho
 POSE_RANSAC_PX = 1.0                        # essential-matrix RANSAC threshold (pixels)
 CONSISTENT_PX = 2.0                         # one physical point: within this many pixels
 CHEIRALITY_BASELINES = 1e4                  # recoverPose: farthest voting point, in baselines
+# A sequence with truth: homographies (real_images.Sequence) or a VioSequence.
+TruthSequence = Union[real_images.Sequence, VioSequence]
 
 
-def auc(errors, thresholds) -> list:
+def auc(errors: Iterable[float], thresholds: Iterable[float]) -> list:
     """Area under the recall curve of `errors` up to each threshold, in [0, 1].
 
     The SuperGlue / LightGlue definition: errors sorted, recall = rank / N, integrated from 0
@@ -40,7 +46,8 @@ def auc(errors, thresholds) -> list:
     return out
 
 
-def corner_error(H_estimated, H_true, size) -> float:
+def corner_error(H_estimated: Optional[np.ndarray], H_true: np.ndarray,
+                 size: Sequence[int]) -> float:
     """Mean distance (pixels) of the image corners mapped by the estimate and by the truth."""
     if H_estimated is None:
         return np.inf
@@ -51,7 +58,7 @@ def corner_error(H_estimated, H_true, size) -> float:
     return float(np.mean(np.linalg.norm(a - b, axis=1)))
 
 
-def estimate_homography(points0, points1):
+def estimate_homography(points0: ArrayLike, points1: ArrayLike) -> Optional[np.ndarray]:
     """H (image0 -> image1) by RANSAC, or None with fewer than 4 matches."""
     if len(points0) < 4:
         return None
@@ -60,13 +67,14 @@ def estimate_homography(points0, points1):
     return H
 
 
-def angle_between(R_a, R_b) -> float:
+def angle_between(R_a: np.ndarray, R_b: np.ndarray) -> float:
     """Angle of the rotation R_a^T R_b, degrees."""
     cos = (np.trace(R_a.T @ R_b) - 1) / 2
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
-def pose_errors(points0, points1, K, R_true, t_true) -> tuple[float, float]:
+def pose_errors(points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray,
+                t_true: np.ndarray) -> tuple[float, float]:
     """(rotation error, translation-direction error) in degrees of the estimated pose.
 
     points0 are in the query image, points1 in the reference, X_query = R X_reference + t.
@@ -89,12 +97,14 @@ def pose_errors(points0, points1, K, R_true, t_true) -> tuple[float, float]:
     return angle_between(R, R_true), t_error
 
 
-def pose_error(points0, points1, K, R_true, t_true) -> float:
+def pose_error(points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray,
+               t_true: np.ndarray) -> float:
     """max(rotation error, translation-direction error) in degrees (see pose_errors)."""
     return max(pose_errors(points0, points1, K, R_true, t_true))
 
 
-def map_points(sequence, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
+def map_points(sequence: TruthSequence, k: int, points: ArrayLike, j: int
+               ) -> tuple[np.ndarray, np.ndarray]:
     """(points of frame k mapped into frame j by the truth, True where the truth is known).
 
     Sequences whose truth is depth and pose (or that know where it is missing) map their own
@@ -106,7 +116,8 @@ def map_points(sequence, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray
     return mapped, np.ones(len(mapped), bool)
 
 
-def track_metrics(frames: list, sequence, size, grid: int = 8) -> dict:
+def track_metrics(frames: list, sequence: TruthSequence, size: Sequence[int], grid: int = 8
+                  ) -> dict:
     """Track quality of a sequence of (frame index, points (M, 2), track ids (M,)) with truth.
 
     Consistency: the share of ids with 3+ observations of known truth whose observations,
@@ -138,7 +149,7 @@ def track_metrics(frames: list, sequence, size, grid: int = 8) -> dict:
             'offset_over_3px': float(np.mean(offsets > 3.0)) if len(offsets) else 0.0}
 
 
-def grid_coverage(points, size, grid: int = 8) -> float:
+def grid_coverage(points: np.ndarray, size: Sequence[int], grid: int = 8) -> float:
     """Share of the cells of a grid x grid partition of the image with a point in them."""
     points = np.asarray(points, np.float64).reshape(-1, 2)
     cx = np.clip((points[:, 0] * grid / size[0]).astype(int), 0, grid - 1)
@@ -146,7 +157,7 @@ def grid_coverage(points, size, grid: int = 8) -> float:
     return len(set(zip(cx.tolist(), cy.tolist()))) / grid ** 2
 
 
-def in_first_frames(sequence, tracks: dict) -> tuple[np.ndarray, np.ndarray]:
+def in_first_frames(sequence: TruthSequence, tracks: dict) -> tuple[np.ndarray, np.ndarray]:
     """(id, position in the frame of the id's first known observation) of each observation.
 
     `tracks`: id -> [(frame, (x, y)), ...] in frame order. Observations where the truth is
@@ -175,7 +186,7 @@ def in_first_frames(sequence, tracks: dict) -> tuple[np.ndarray, np.ndarray]:
     return track, mapped
 
 
-def _groups(track: np.ndarray, mapped: np.ndarray):
+def _groups(track: np.ndarray, mapped: np.ndarray) -> list:
     """(id, its known positions in its first frame, first one first) of each id."""
     finite = np.isfinite(mapped[:, 0])
     track, mapped = track[finite], mapped[finite]

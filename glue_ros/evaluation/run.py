@@ -11,40 +11,47 @@ Pipelines, each over the same data:
 """
 from __future__ import annotations
 
+import logging
 import time
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from glue_ros.testing import real_images
+from glue_ros.core.camera import CameraModel
 from glue_ros.evaluation import data, metrics
+from glue_ros.evaluation.references import LighterGluePipeline
+from glue_ros.frontend.frontend import Frontend
+from glue_ros.matcher import Matcher, MatcherConfig, build_matcher
+from glue_ros.testing import real_images
+
+logger = logging.getLogger(__name__)
+# pair(image0, image1, K=None) -> (points0, points1); sequence(frames) -> (rows, timing)
+PairFunction = Callable[..., tuple[np.ndarray, np.ndarray]]
+SequenceFunction = Callable[[list], tuple[list, list]]
 
 PIPELINES = ('ours', 'ours-unverified', 'reference')
 
 
-def build(name: str, keypoints: int = 2048):
-    """(pair function, sequence function, label) of a pipeline."""
-    from glue_ros.core.camera import CameraModel
-    from glue_ros.matcher import MatcherConfig, build_matcher
-    from glue_ros.frontend.frontend import Frontend
-
+def build(name: str, keypoints: int = 2048) -> tuple[PairFunction, SequenceFunction]:
+    """(pair function, sequence function) of a pipeline."""
     if name == 'reference':
-        from glue_ros.evaluation.references import LighterGluePipeline
         matcher = LighterGluePipeline(keypoints)
     else:
         matcher = build_matcher(MatcherConfig(max_keypoints=keypoints))
 
-    def camera(K, image):
+    def camera(K: np.ndarray, image: np.ndarray) -> CameraModel:
         h, w = image.shape[:2]
         return CameraModel(w, h, 'plumb_bob', np.zeros(5), K, np.eye(3), np.c_[K, np.zeros(3)])
 
     if name == 'ours':
-        def pair(image0, image1, K=None):
+        def pair(image0: np.ndarray, image1: np.ndarray, K: Optional[np.ndarray] = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
             frontend = Frontend(matcher)
             cameras = (None, None) if K is None else (camera(K, image0), camera(K, image1))
             out = frontend.match_pair(image0, image1, cameras)
             return out.result.points0, out.result.points1
 
-        def sequence(frames):
+        def sequence(frames: list) -> tuple[list, list]:
             frontend = Frontend(matcher)
             rows, timing = [], []
             for k, image in enumerate(frames):
@@ -56,16 +63,17 @@ def build(name: str, keypoints: int = 2048):
             return rows, timing
         return pair, sequence
 
-    def pair(image0, image1, K=None):
+    def pair(image0: np.ndarray, image1: np.ndarray, K: Optional[np.ndarray] = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         result = matcher.match(matcher.extract(image0), matcher.extract(image1))
         return result.points0, result.points1
 
-    def sequence(frames):
+    def sequence(frames: list) -> tuple[list, list]:
         return chained_tracks(matcher, frames), []
     return pair, sequence
 
 
-def chained_tracks(matcher, frames) -> list:
+def chained_tracks(matcher: Matcher | LighterGluePipeline, frames: list) -> list:
     """Frame-to-frame matches chained into ids: a match inherits its reference point's id.
 
     Rows: (frame, reference frame, points0, points1, ids).
@@ -86,7 +94,7 @@ def chained_tracks(matcher, frames) -> list:
     return rows
 
 
-def homography_eval(pair, pairs) -> dict:
+def homography_eval(pair: PairFunction, pairs: list) -> dict:
     """Homography AUC at 1/3/5 px of mean corner error, and matches per pair."""
     errors, matches = [], []
     for p in pairs:
@@ -99,7 +107,7 @@ def homography_eval(pair, pairs) -> dict:
             'matches': float(np.mean(matches))}
 
 
-def pose_eval(pair, pairs) -> dict:
+def pose_eval(pair: PairFunction, pairs: list) -> dict:
     """Relative pose AUC at 5/10/20 degrees, and matches per pair."""
     errors, matches = [], []
     for p in pairs:
@@ -111,7 +119,7 @@ def pose_eval(pair, pairs) -> dict:
             'matches': float(np.mean(matches))}
 
 
-def track_eval(sequence_fn, sequences) -> dict:
+def track_eval(sequence_fn: SequenceFunction, sequences: dict) -> dict:
     """Track metrics, and the share of published matches within 3 px, per sequence."""
     out = {}
     for name, seq in sequences.items():
@@ -128,8 +136,9 @@ def track_eval(sequence_fn, sequences) -> dict:
     return out
 
 
-def evaluate(names=PIPELINES, keypoints: int = 2048, homography_count: int = 12,
-             pose_count: int = 15, frames: int = 25, size=(640, 480), log=print) -> dict:
+def evaluate(names: Iterable[str] = PIPELINES, keypoints: int = 2048,
+             homography_count: int = 12, pose_count: int = 15, frames: int = 25,
+             size: tuple[int, int] = (640, 480)) -> dict:
     """Every metric for every pipeline; the data is made once and shared."""
     homography_pairs = data.homography_pairs(homography_count, size)
     pose_pairs = data.pose_pairs(pose_count)
@@ -144,7 +153,7 @@ def evaluate(names=PIPELINES, keypoints: int = 2048, homography_count: int = 12,
                         'pose': pose_eval(pair, pose_pairs),
                         'tracks': track_eval(sequence, sequences),
                         'seconds': time.time() - start}
-        log(f'{name}: {report[name]["seconds"]:.0f} s')
+        logger.info(f'{name}: {report[name]["seconds"]:.0f} s')
     return report
 
 

@@ -24,13 +24,14 @@ All frames carry sensor noise. Everything is made from a fixed seed: the same ev
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import cv2
 import numpy as np
 
 from glue_ros.evaluation import data
+from glue_ros.evaluation.sequence_truth import (DepthTruth, HomographyTruth, Stretch,
+                                                VioSequence, sample_depth)
 from glue_ros.testing import real_images
 
 RATE_HZ = 30.0
@@ -46,121 +47,7 @@ LIGHT = ((0.5, 1.3), (1.7, 0.8), (0.7, 1.2), (1.5, 0.85))   # (gain, gamma) of l
 MIDDLEBURY_ZOOM = 1.15
 # Consistency of a ray-surface intersection: its reprojection within this many pixels.
 SURFACE_PX = 0.25
-# Truth at a sub-pixel point needs its 4 neighbours on one surface: depths within this share.
-SMOOTH_DEPTH = 0.02
-
-
-@dataclass
-class Stretch:
-    """A hard stretch: frames first..last (inclusive) of a kind ('fast', 'light', 'drop')."""
-
-    kind: str
-    first: int
-    last: int
-
-
-@dataclass
-class HomographyTruth:
-    """Truth of a photo sequence: H[k] maps source (photograph) pixels to frame k pixels."""
-
-    H: list
-    source_size: tuple
-
-    def relative(self, i: int, j: int) -> np.ndarray:
-        """Homography frame i -> frame j."""
-        return self.H[j] @ np.linalg.inv(self.H[i])
-
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(points of frame k seen in frame j, True where they lie on the photograph)."""
-        points = np.asarray(points, np.float64).reshape(-1, 2)
-        source = real_images.apply_homography(np.linalg.inv(self.H[k]), points)
-        w, h = self.source_size
-        valid = ((source[:, 0] >= 0) & (source[:, 0] <= w - 1) & (source[:, 1] >= 0)
-                 & (source[:, 1] <= h - 1))
-        return real_images.apply_homography(self.relative(k, j), points), valid
-
-
-@dataclass
-class DepthTruth:
-    """Truth of a rendered sequence: intrinsics, poses X_k = R_k X + t_k, depth per frame."""
-
-    K: np.ndarray
-    R: list
-    t: list
-    depth: list          # (h, w) float32 per frame, NaN where there is no known surface
-
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(points of frame k seen in frame j, True where the truth is known).
-
-        Known: frame k has one surface at the point (no hole, no depth edge) and frame j sees
-        that surface there (not occluded, not a hole).
-        """
-        points = np.asarray(points, np.float64).reshape(-1, 2)
-        z = sample_depth(self.depth[k], points)
-        valid = np.isfinite(z)
-        rays = np.linalg.inv(self.K) @ np.vstack([points.T, np.ones(len(points))])
-        X = self.R[k].T @ (rays * np.where(valid, z, 1.0) - self.t[k].reshape(3, 1))
-        camera = self.R[j] @ X + self.t[j].reshape(3, 1)
-        x = self.K @ camera
-        valid &= camera[2] > 0
-        mapped = (x[:2] / np.where(valid, x[2], 1.0)).T
-        if j != k:
-            seen = sample_depth(self.depth[j], mapped)
-            with np.errstate(invalid='ignore'):
-                valid &= np.abs(seen - camera[2]) <= SMOOTH_DEPTH * camera[2]
-        return mapped, valid
-
-    def relative_pose(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(R, t) with X_j = R X_i + t."""
-        R = self.R[j] @ self.R[i].T
-        return R, self.t[j] - R @ self.t[i]
-
-
-@dataclass
-class VioSequence:
-    """Frames of one scene and regime, with their truth and the stretches that are hard."""
-
-    name: str
-    scene: str                  # 'middlebury' or 'photo'
-    regime: str                 # 'camera' or 'hard'
-    frames: list                # RGB uint8
-    stamps: np.ndarray          # seconds (30 Hz; a dropped stretch leaves a gap)
-    truth: object               # HomographyTruth or DepthTruth
-    K: Optional[np.ndarray] = None          # intrinsics where the scene is 3D
-    stretches: list = field(default_factory=list)
-    motion_px: np.ndarray = None            # mean image motion from the previous frame (px)
-
-    @property
-    def size(self) -> tuple:
-        """(width, height)."""
-        return self.frames[0].shape[1], self.frames[0].shape[0]
-
-    def map_points(self, k: int, points, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(points of frame k in frame j by the truth, True where the truth is known)."""
-        return self.truth.map_points(k, points, j)
-
-    def relative_pose(self, i: int, j: int):
-        """(R, t) with X_j = R X_i + t, or None where the scene has no poses."""
-        if not isinstance(self.truth, DepthTruth):
-            return None
-        return self.truth.relative_pose(i, j)
-
-
-def sample_depth(depth: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Bilinear depth at sub-pixel points; NaN unless the 4 neighbours are one surface."""
-    h, w = depth.shape
-    x, y = points[:, 0], points[:, 1]
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    x0 = np.clip(np.floor(np.where(inside, x, 0)).astype(int), 0, w - 2)
-    y0 = np.clip(np.floor(np.where(inside, y, 0)).astype(int), 0, h - 2)
-    fx, fy = np.where(inside, x, 0) - x0, np.where(inside, y, 0) - y0
-    corners = np.stack([depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0],
-                        depth[y0 + 1, x0 + 1]]).astype(np.float64)
-    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
-    z = (corners * weights).sum(axis=0)
-    with np.errstate(invalid='ignore'):
-        smooth = (corners.max(axis=0) - corners.min(axis=0)) <= SMOOTH_DEPTH * corners.min(axis=0)
-    return np.where(inside & smooth & np.isfinite(z), z, np.nan)
+Truth = Union[HomographyTruth, DepthTruth]
 
 
 # -- the two regimes ------------------------------------------------------------------------
@@ -178,7 +65,7 @@ def schedule(regime: str, frames: int) -> tuple[list, list]:
     rows, stretches = [(0.0, 0, None)], []
     tau, counter = 0.0, 0
 
-    def step(count, speed, effect, advance=1):
+    def step(count: int, speed: float, effect: Optional[tuple], advance: int = 1) -> None:
         nonlocal tau, counter
         for _ in range(count):
             tau += speed * advance
@@ -199,7 +86,8 @@ def schedule(regime: str, frames: int) -> tuple[list, list]:
     return rows, stretches
 
 
-def _effects(image: np.ndarray, effect, flow: np.ndarray, rng: np.random.Generator
+def _effects(image: np.ndarray, effect: Optional[tuple], flow: np.ndarray,
+             rng: np.random.Generator
              ) -> np.ndarray:
     """Motion blur along the frame's flow, brightness (gain, gamma), and sensor noise."""
     x = image.astype(np.float32)
@@ -220,7 +108,8 @@ def _effects(image: np.ndarray, effect, flow: np.ndarray, rng: np.random.Generat
     return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
-def _flow(truth, k: int, size, previous: int) -> tuple[np.ndarray, float]:
+def _flow(truth: Truth, k: int, size: tuple[int, int], previous: int
+          ) -> tuple[np.ndarray, float]:
     """(mean displacement (dx, dy), mean distance) of a grid of frame-`previous` points in k."""
     w, h = size
     gx, gy = np.meshgrid(np.linspace(0.1 * w, 0.9 * w, 12), np.linspace(0.1 * h, 0.9 * h, 9))
@@ -234,7 +123,7 @@ def _flow(truth, k: int, size, previous: int) -> tuple[np.ndarray, float]:
 
 # -- the Middlebury scene ----------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
-def _middlebury():
+def _middlebury() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(left image, K, depth with NaN holes, 3D points of the known pixels (3, N))."""
     pair, K, depth = data.middlebury_camera(0)
     depth = np.where(np.isfinite(depth) & (depth > 0), depth, np.nan)
@@ -243,7 +132,7 @@ def _middlebury():
     return pair.left, K, depth.astype(np.float32), rays * depth[v, u]
 
 
-def middlebury_intrinsics(size) -> np.ndarray:
+def middlebury_intrinsics(size: tuple[int, int]) -> np.ndarray:
     """K of a frame of `size` that sees the middle of the Middlebury image (see the zoom)."""
     image, K, _, _ = _middlebury()
     scale = MIDDLEBURY_ZOOM * size[0] / 640.0
@@ -263,7 +152,7 @@ def hand_held_pose(phase: float) -> tuple[np.ndarray, np.ndarray]:
     return data.rotation(angles), t
 
 
-def render_middlebury(K: np.ndarray, size, R: np.ndarray, t: np.ndarray
+def render_middlebury(K: np.ndarray, size: tuple[int, int], R: np.ndarray, t: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(image, depth NaN at holes) of the scene from a camera X_cam = R X + t (K, size)."""
     image, K_source, depth_source, points = _middlebury()
@@ -311,7 +200,7 @@ def render_middlebury(K: np.ndarray, size, R: np.ndarray, t: np.ndarray
     return frame, depth
 
 
-def _speed_scale(positions) -> float:
+def _speed_scale(positions: Callable[[float], np.ndarray]) -> float:
     """Phase per camera-rate frame for CAMERA_RATE_PX of mean motion (positions(phase))."""
     phases = np.linspace(0.0, 60.0, 601)
     points = [positions(p) for p in phases]
@@ -320,14 +209,15 @@ def _speed_scale(positions) -> float:
     return CAMERA_RATE_PX / speed
 
 
-def middlebury_sequence(regime: str = 'camera', frames: int = 60, size=(640, 480),
+def middlebury_sequence(regime: str = 'camera', frames: int = 60,
+                        size: tuple[int, int] = (640, 480),
                         seed: int = 0) -> VioSequence:
     """The Middlebury scene along a hand-held trajectory (see the module docstring)."""
     K = middlebury_intrinsics(size)
     _, _, _, points = _middlebury()
     sample = points[:, ::max(points.shape[1] // 400, 1)]
 
-    def positions(phase):
+    def positions(phase: float) -> np.ndarray:
         R, t = hand_held_pose(phase)
         x = K @ (R @ sample + t.reshape(3, 1))
         return (x[:2] / x[2]).T * (640.0 / size[0])   # motion measured at 640x480
@@ -352,14 +242,16 @@ def _photo(name: str, upscale: float = 2.0) -> np.ndarray:
     return cv2.resize(source, None, fx=upscale, fy=upscale, interpolation=cv2.INTER_CUBIC)
 
 
-def photo_homography(phase: float, size, source_size) -> np.ndarray:
+def photo_homography(phase: float, size: tuple[int, int], source_size: tuple[int, int]
+                     ) -> np.ndarray:
     """Source -> frame homography of a smooth pan, roll, zoom and tilt at a phase."""
     return real_images.camera_homography(
         size, source_size, 0.5 + 0.3 * np.sin(phase), roll_deg=4.0 * np.sin(0.7 * phase + 1.0),
         zoom=1.0 + 0.08 * np.sin(0.5 * phase + 2.0), tilt=0.1 * np.sin(0.8 * phase + 0.3))
 
 
-def photo_sequence(regime: str = 'camera', frames: int = 60, size=(640, 480),
+def photo_sequence(regime: str = 'camera', frames: int = 60,
+                   size: tuple[int, int] = (640, 480),
                    name: str = 'astronaut', seed: int = 0) -> VioSequence:
     """A photograph under smooth homographies (see the module docstring)."""
     source = _photo(name)
@@ -369,7 +261,7 @@ def photo_sequence(regime: str = 'camera', frames: int = 60, size=(640, 480),
     reference = photo_homography(0.0, size, source_size)
     source_points = real_images.apply_homography(np.linalg.inv(reference), grid)
 
-    def positions(phase):
+    def positions(phase: float) -> np.ndarray:
         H = photo_homography(phase, size, source_size)
         return real_images.apply_homography(H, source_points) * (640.0 / size[0])
 
@@ -381,7 +273,8 @@ def photo_sequence(regime: str = 'camera', frames: int = 60, size=(640, 480),
                    HomographyTruth(Hs, source_size), None, size, seed)
 
 
-def _finish(name, scene, regime, images, rows, stretches, truth, K, size, seed
+def _finish(name: str, scene: str, regime: str, images: list, rows: list, stretches: list,
+            truth: Truth, K: Optional[np.ndarray], size: tuple[int, int], seed: int
             ) -> VioSequence:
     """Blur, brightness and noise applied; stamps and per-frame motion measured."""
     rng = np.random.default_rng(seed)
@@ -395,7 +288,8 @@ def _finish(name, scene, regime, images, rows, stretches, truth, K, size, seed
                        np.array(motion))
 
 
-def vio_sequences(camera_frames: int = 60, hard_frames: int = 30, size=(640, 480)) -> list:
+def vio_sequences(camera_frames: int = 60, hard_frames: int = 30,
+                  size: tuple[int, int] = (640, 480)) -> list:
     """The benchmark's sequences: both scenes at both regimes."""
     return [middlebury_sequence('camera', camera_frames, size),
             middlebury_sequence('hard', hard_frames, size),

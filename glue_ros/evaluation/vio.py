@@ -20,23 +20,34 @@ observed in 2+ frames are tracks.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
-from typing import Optional
+from typing import Iterable, Optional, Union
 
+import cv2
 import numpy as np
+import torch
 
+from glue_ros.core.camera import CameraModel
 from glue_ros.evaluation import metrics
+from glue_ros.evaluation import sequences as made
 from glue_ros.evaluation.klt import KLTConfig, KLTTracker
+from glue_ros.evaluation.sequence_truth import Stretch, VioSequence
+from glue_ros.frontend.frontend import Frontend, FrontendConfig
+from glue_ros.matcher import Matcher, MatcherConfig, build_matcher
+
+logger = logging.getLogger(__name__)
 
 PIPELINES = ('klt', 'learned', 'hybrid')
 POSE_GAP = 5            # frames between the two views of a relative pose
 AFTER_STRETCH = 3       # a track survives a stretch when seen within this many frames after
 LENGTH_BINS = 64        # track-length histogram: 1..LENGTH_BINS-1 observations, then more
+# What a pipeline's step returns: observations [(frame, points, ids)], learned or None, seconds.
+Step = tuple[list, Optional[bool], float]
 
 
 def hybrid_available() -> bool:
     """Whether the installed front-end has hybrid (optical flow) tracking."""
-    from glue_ros.frontend.frontend import FrontendConfig
     return 'tracking' in {f.name for f in dataclasses.fields(FrontendConfig)}
 
 
@@ -50,14 +61,14 @@ class KLTPipeline:
 
     name = 'klt'
 
-    def __init__(self, config: Optional[KLTConfig] = None):
+    def __init__(self, config: Optional[KLTConfig] = None) -> None:
         self.config = config or KLTConfig()
 
-    def start(self, sequence) -> None:
+    def start(self, sequence: VioSequence) -> None:
         """A new sequence (intrinsics for the F check in VINS's virtual camera)."""
         self.tracker = KLTTracker(self.config, K=sequence.K)
 
-    def step(self, k: int, image: np.ndarray, stamp: float):
+    def step(self, k: int, image: np.ndarray, stamp: float) -> Step:
         """(observations [(frame, points, ids)], learned frame or None, seconds)."""
         start = time.perf_counter()
         points, ids = self.tracker.process(image)
@@ -68,17 +79,16 @@ class KLTPipeline:
 class FrontendPipeline:
     """Our front-end (learned every frame, or hybrid), fed as the node feeds it."""
 
-    def __init__(self, name: str, matcher, config):
+    def __init__(self, name: str, matcher: Matcher, config: FrontendConfig) -> None:
         self.name, self.matcher, self.config = name, matcher, config
 
-    def start(self, sequence) -> None:
+    def start(self, sequence: VioSequence) -> None:
         """A new Frontend for a new sequence; its camera where the intrinsics are known."""
-        from glue_ros.frontend.frontend import Frontend
         self.frontend = Frontend(self.matcher, self.config)
         self.camera = None if sequence.K is None else camera_model(sequence.K, sequence.size)
         self.seen = set()
 
-    def step(self, k: int, image: np.ndarray, stamp: float):
+    def step(self, k: int, image: np.ndarray, stamp: float) -> Step:
         """(observations [(frame, points, ids)], learned frame or None, seconds)."""
         start = time.perf_counter()
         out = self.frontend.process(image, stamp, camera=self.camera, tag=k)
@@ -96,17 +106,19 @@ class FrontendPipeline:
         return observations, bool(getattr(out, 'learned', True)), seconds
 
 
-def camera_model(K: np.ndarray, size):
+Pipeline = Union[KLTPipeline, FrontendPipeline]
+
+
+def camera_model(K: np.ndarray, size: tuple[int, int]) -> CameraModel:
     """A distortion-free CameraModel of intrinsics K."""
-    from glue_ros.core.camera import CameraModel
     w, h = size
     return CameraModel(w, h, 'plumb_bob', np.zeros(5), K, np.eye(3), np.c_[K, np.zeros(3)])
 
 
-def build_pipelines(names=None, matcher_config=None, frontend_config=None) -> list:
+def build_pipelines(names: Optional[Iterable[str]] = None,
+                    matcher_config: Optional[MatcherConfig] = None,
+                    frontend_config: Optional[FrontendConfig] = None) -> list[Pipeline]:
     """The pipelines by name; learned and hybrid share one matcher of matcher_config."""
-    from glue_ros.frontend.frontend import FrontendConfig
-    from glue_ros.matcher import MatcherConfig, build_matcher
     names = list(names or available_pipelines())
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
@@ -133,7 +145,7 @@ def build_pipelines(names=None, matcher_config=None, frontend_config=None) -> li
     return pipelines
 
 
-def run(pipeline, sequence) -> dict:
+def run(pipeline: Pipeline, sequence: VioSequence) -> dict:
     """Run a pipeline over a sequence: observations per frame, time, learned frames."""
     pipeline.start(sequence)
     frames, published = {}, {}
@@ -177,7 +189,8 @@ def observation_rows(frames: dict, count: int, only: Optional[dict] = None) -> l
     return rows
 
 
-def survival(rows: list, sequence, stretch, after: int = AFTER_STRETCH) -> dict:
+def survival(rows: list, sequence: VioSequence, stretch: Stretch, after: int = AFTER_STRETCH
+             ) -> dict:
     """Tracks alive before a hard stretch that are seen again, on their point, just after it.
 
     Before: the frame before the stretch. After: within `after` frames of its end. An id seen
@@ -210,7 +223,7 @@ def survival(rows: list, sequence, stretch, after: int = AFTER_STRETCH) -> dict:
             'wrong_after': wrong, 'unverified_after': unverified}
 
 
-def pose_errors(rows: list, sequence, gap: int = POSE_GAP) -> dict:
+def pose_errors(rows: list, sequence: VioSequence, gap: int = POSE_GAP) -> dict:
     """Relative pose errors (degrees) from the tracks shared by frames k - gap and k.
 
     Frames without a pose (fewer than 5 shared tracks, no model) count as failures with
@@ -235,12 +248,12 @@ def pose_errors(rows: list, sequence, gap: int = POSE_GAP) -> dict:
             'translation': [finite_or_none(e) for e in translation]}
 
 
-def finite_or_none(value) -> Optional[float]:
+def finite_or_none(value: float) -> Optional[float]:
     """A float for JSON: None where infinite (no estimate)."""
     return float(value) if np.isfinite(value) else None
 
 
-def measure(result: dict, sequence) -> dict:
+def measure(result: dict, sequence: VioSequence) -> dict:
     """Every metric of one pipeline's run over one sequence."""
     count = len(sequence.frames)
     rows = observation_rows(result['frames'], count)
@@ -275,24 +288,23 @@ def measure(result: dict, sequence) -> dict:
     return out
 
 
-def evaluate(names=None, sequences=None, matcher_config=None, frontend_config=None,
-             threads: int = 2, camera_frames: int = 60, hard_frames: int = 30,
-             size=(640, 480), log=print) -> dict:
+def evaluate(names: Optional[Iterable[str]] = None,
+             sequences: Optional[list[VioSequence]] = None,
+             matcher_config: Optional[MatcherConfig] = None,
+             frontend_config: Optional[FrontendConfig] = None, threads: int = 2,
+             camera_frames: int = 60, hard_frames: int = 30,
+             size: tuple[int, int] = (640, 480)) -> dict:
     """Every pipeline over every sequence; the sequences are made once and shared.
 
     matcher_config and frontend_config set the learned and hybrid pipelines (a VIO preset);
     None: the node's defaults.
     """
-    import cv2
-    import torch
-
-    from glue_ros.evaluation import sequences as made
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     if sequences is None:
         start = time.time()
         sequences = made.vio_sequences(camera_frames, hard_frames, size)
-        log(f'sequences made in {time.time() - start:.0f} s')
+        logger.info(f'sequences made in {time.time() - start:.0f} s')
     pipelines = build_pipelines(names, matcher_config, frontend_config)
     report = {'threads': threads, 'sequences': {}, 'pipelines': {}}
     for s in sequences:
@@ -307,7 +319,8 @@ def evaluate(names=None, sequences=None, matcher_config=None, frontend_config=No
         for s in sequences:
             result = run(pipeline, s)
             report['pipelines'][pipeline.name][s.name] = measure(result, s)
-            log(f'{pipeline.name} on {s.name}: {len(s.frames) / result["seconds"]:.1f} FPS')
+            logger.info('%s on %s: %.1f FPS', pipeline.name, s.name,
+                        len(s.frames) / result['seconds'])
     report['targets'] = targets(report)
     return report
 
@@ -331,11 +344,12 @@ def targets(report: dict) -> list:
     pipelines = report['pipelines']
     baseline = pipelines.get('klt', {})
 
-    def add(name, sequence, target, value, goal, ok):
+    def add(name: str, sequence: str, target: str, value: object, goal: object,
+            ok: bool) -> None:
         rows.append({'pipeline': name, 'sequence': sequence, 'target': target,
                      'value': value, 'goal': goal, 'ok': bool(ok)})
 
-    def worst(value):
+    def worst(value: Optional[float]) -> float:
         return np.inf if value is None else value
     for name, by_sequence in pipelines.items():
         if name == 'klt':
@@ -368,116 +382,13 @@ def targets(report: dict) -> list:
     return rows
 
 
-def print_targets(rows: list) -> None:
-    """The targets, met or missed."""
-    if not rows:
-        return
-    print(f'\ntargets: {sum(r["ok"] for r in rows)} of {len(rows)} met')
-
-    def show(value):
-        return 'fail' if value is None else (f'{value:.3g}' if isinstance(value, float)
-                                             else str(value))
-    for r in rows:
-        print(f'  {"met " if r["ok"] else "MISS"} {r["pipeline"]:<8} {r["sequence"]:<17} '
-              f'{r["target"]}: {show(r["value"])} (goal {show(r["goal"])})')
-
-
-def warm_up(pipeline, sequence) -> None:
+def warm_up(pipeline: Pipeline, sequence: VioSequence) -> None:
     """A few frames untimed (first-call costs of the networks are not a frame rate)."""
     pipeline.start(sequence)
     for k in range(min(3, len(sequence.frames))):
         pipeline.step(k, sequence.frames[k], float(sequence.stamps[k]))
 
 
-# -- output ------------------------------------------------------------------------------
-def print_report(report: dict) -> None:
-    """Two tables: tracks per pipeline and sequence; hard stretches and relative poses."""
-    print(f'\nVIO evaluation ({report["threads"]} threads); sequences: ' + ', '.join(
-        f'{name} {s["frames"]} frames, {s["motion_px_mean"]:.1f} px/frame'
-        for name, s in report['sequences'].items()))
-    print(f'{"pipeline":<8} {"sequence":<17} {"FPS":>6} {"cpu ms":>6} {"learned":>7} '
-          f'{"ms L/F":>11} {"consist.":>8} '
-          f'{"offset":>6} {">3px":>5} {"mean len":>8} {"median":>6} {"10+":>5} '
-          f'{"tracked":>7} {"cover":>5}')
-    for name, by_sequence in report['pipelines'].items():
-        for sequence, r in by_sequence.items():
-            learned = r['learned_share']
-            split = '/'.join('-' if r[key] is None else f'{r[key]:.0f}'
-                             for key in ('ms_learned_frame', 'ms_flow_frame'))
-            print(f'{name:<8} {sequence:<17} {r["fps"]:>6.1f} {r["cpu_ms_per_frame"]:>6.0f} '
-                  f'{"-" if learned is None else format(learned, ".0%"):>7} {split:>11} '
-                  f'{r["consistency"]:>8.3f} {r["offset_median"]:>6.2f} '
-                  f'{r["offset_over_3px"]:>5.1%} {r["mean_length"]:>8.1f} '
-                  f'{r["median_length"]:>6.0f} {r["tracks_10_frames"]:>5} '
-                  f'{r["matches_per_frame"]:>7.0f} {r["coverage"]:>5.2f}')
-    print('(cpu ms: process CPU time a frame, all threads; ms L/F: median wall time of a '
-          'learned / a flow frame; offset: median distance of an observation from its '
-          'track\'s first, by the truth; >3px: share of observations farther)')
-    print(f'\n{"pipeline":<8} {"sequence":<17} {"rot° med":>8} {"trans° med":>10} '
-          f'{"no pose":>7}  tracks alive after each hard stretch (wrong id)')
-    for name, by_sequence in report['pipelines'].items():
-        for sequence, r in by_sequence.items():
-            pose = r.get('pose')
-            if pose is None and not r['stretches']:
-                continue
-
-            def angle(key):
-                value = pose[key]
-                return 'fail' if value is None else f'{value:.2f}'
-            stretches = '  '.join(f'{s["kind"]} {s["alive_after"]}/{s["before"]} '
-                                  f'({s["wrong_after"]})' for s in r['stretches'])
-            poses = (f'{"-":>8} {"-":>10} {"-":>7}' if pose is None else
-                     f'{angle("rotation_median"):>8} {angle("translation_median"):>10} '
-                     f'{pose["failures"]:>7.0%}')
-            print(f'{name:<8} {sequence:<17} {poses}  {stretches}')
-    print(f'(poses: from the tracks shared by frames {POSE_GAP} apart, against the truth)')
-    print_targets(report.get('targets', []))
-
-
-def plot(report: dict, path) -> None:
-    """Tracked points per frame and track-length distribution, camera rate against hard."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
-    colours = {'klt': 'tab:gray', 'learned': 'tab:blue', 'hybrid': 'tab:orange'}
-    styles = {'middlebury': '-', 'photo': '--'}
-    for column, regime in enumerate(('camera', 'hard')):
-        top, bottom = axes[0, column], axes[1, column]
-        for name, by_sequence in report['pipelines'].items():
-            for sequence, r in by_sequence.items():
-                info = report['sequences'][sequence]
-                if info['regime'] != regime:
-                    continue
-                style = dict(color=colours.get(name), linestyle=styles.get(info['scene'], ':'),
-                             label=f'{name}, {info["scene"]}')
-                top.plot(r['tracked_per_frame'], **style)
-                histogram = np.array(r['length_histogram'], np.float64)
-                lengths = np.arange(len(histogram))
-                # share of tracks at least this long (from 2 observations)
-                total = histogram[2:].sum()
-                if total > 0:
-                    at_least = histogram[::-1].cumsum()[::-1] / total
-                    bottom.plot(lengths[2:], at_least[2:], **style)
-        if regime == 'hard':
-            first = next((s for s in report['sequences'].values() if s['regime'] == 'hard'),
-                         None)
-            for stretch in (first or {}).get('stretches', []):
-                top.axvspan(stretch['first'] - 0.5, stretch['last'] + 0.5, color='red',
-                            alpha=0.1)
-        longest = max((s['frames'] for s in report['sequences'].values()
-                       if s['regime'] == regime), default=LENGTH_BINS)
-        bottom.set_xlim(2, longest)
-        title = 'camera rate' if regime == 'camera' else 'hard (stretches shaded)'
-        top.set(xlabel='frame', ylabel='tracked points', title=f'{title}: tracked points')
-        bottom.set(xlabel='track length (frames)', ylabel='share of tracks at least this long',
-                   title=f'{title}: track lengths', yscale='log')
-        top.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 __all__ = ['PIPELINES', 'KLTPipeline', 'FrontendPipeline', 'build_pipelines', 'run', 'measure',
-           'evaluate', 'survival', 'pose_errors', 'observation_rows', 'print_report', 'plot',
-           'hybrid_available', 'available_pipelines', 'targets', 'print_targets']
+           'evaluate', 'survival', 'pose_errors', 'observation_rows', 'hybrid_available',
+           'available_pipelines', 'targets']

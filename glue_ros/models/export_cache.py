@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 
@@ -23,7 +24,7 @@ def cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).to('cpu', torch.float32)
 
 
-def model_digest(model: torch.nn.Module, settings: dict, conf=None) -> str:
+def model_digest(model: torch.nn.Module, settings: dict, conf: Optional[dict] = None) -> str:
     """Hex sha256 of a model's weights, its `conf` and the export `settings`.
 
     The torch version is part of it too (another exporter may write another graph). Keying the
@@ -40,7 +41,7 @@ def model_digest(model: torch.nn.Module, settings: dict, conf=None) -> str:
     return digest.hexdigest()
 
 
-def cached_export(path: str | os.PathLike, export) -> Path:
+def cached_export(path: str | os.PathLike, export: Callable[[str], object]) -> Path:
     """Return `path`, first writing it (atomically) with ``export(tmp_path)`` when missing."""
     path = Path(path)
     return path if path.is_file() else write_atomically(path, export)

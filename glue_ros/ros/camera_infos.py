@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
 
 from glue_ros.core.camera import CameraModel
@@ -18,17 +19,17 @@ class CameraInfos:
     (stereo) cameras normalize with P instead of K and D.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.models: dict[int, CameraModel] = {}
         self.topics: dict[int, str] = {}
         self._logger = None
 
-    def subscribe(self, node, topics: dict, rectified: bool,
+    def subscribe(self, node: Node, topics: dict, rectified: bool,
                   on_bad: Callable[[str], None]) -> list:
         """Subscribe each camera's topic; returns the subscriptions (the node destroys them)."""
         self.models, self.topics, self._logger = {}, dict(topics), node.get_logger()
 
-        def receive(msg, camera_id):
+        def receive(msg: CameraInfo, camera_id: int) -> None:
             try:
                 self.models[camera_id] = CameraModel.from_camera_info(
                     msg, camera_id=camera_id, rectified=rectified)

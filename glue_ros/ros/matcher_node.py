@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from glue_ros import settings
 from glue_ros.core.allocator import HeapTrimmer
@@ -32,7 +34,7 @@ from glue_ros.core.scheduling import (Frame, LatestSlot, StereoPairer, StopReque
                                       stereo_size_problem)
 from glue_ros.matcher import build_matcher
 from glue_ros.frontend import records
-from glue_ros.frontend.frontend import Frontend
+from glue_ros.frontend.frontend import FrameOutput, Frontend
 from glue_ros.srv import MatchImages
 from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros import raw_images
@@ -51,7 +53,7 @@ THROTTLE_S = 5.0
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-def stamp_seconds(header) -> float:
+def stamp_seconds(header: Header) -> float:
     """A header stamp in seconds."""
     return header.stamp.sec + header.stamp.nanosec * 1e-9
 
@@ -106,7 +108,7 @@ class MatcherNode(LifecycleNode):
 
         From inside the executor, not before it: /diagnostics goes on while the matcher loads.
         """
-        def autostart():
+        def autostart() -> None:
             timer.cancel()
             if self.trigger_configure() == SUCCESS:
                 self.trigger_activate()
@@ -258,7 +260,7 @@ class MatcherNode(LifecycleNode):
         return True
 
     # -- parameters, diagnostics ---------------------------------------------------------------
-    def _on_set_parameters(self, changed) -> SetParametersResult:
+    def _on_set_parameters(self, changed: Sequence[Parameter]) -> SetParametersResult:
         """Check live changes together, then hand them to the matcher and the front-end."""
         reason = node_parameters.apply_live_changes(self, changed)
         return SetParametersResult(successful=reason is None, reason=reason or '')
@@ -328,7 +330,8 @@ class MatcherNode(LifecycleNode):
             self.trim_heap()
 
     # -- on request (service callback group) ------------------------------------------------
-    def _on_match_images(self, request, response):
+    def _on_match_images(self, request: MatchImages.Request, response: MatchImages.Response
+                         ) -> MatchImages.Response:
         """Match two chosen images; every failure is an answer with `error`, never a raise."""
         response = answer_match_images(self, request, response)
         if not response.success:
@@ -359,7 +362,7 @@ class MatcherNode(LifecycleNode):
         self._publish(out, left, right, records.MODE_STEREO, dropped,
                       max(left.arrival, right.arrival))
 
-    def _publish(self, out, frame: Frame, reference: Frame, mode: int, dropped: int,
+    def _publish(self, out: FrameOutput, frame: Frame, reference: Frame, mode: int, dropped: int,
                  arrival: float) -> None:
         latency_ms = self.outputs.matches_of(out, frame, reference, mode=mode,
                                              matcher=self.matcher.name, dropped=dropped,
@@ -384,9 +387,9 @@ class MatcherNode(LifecycleNode):
         stop_forwarding(self._log_handler)
 
 
-def main(args=None) -> int:
+def main(args: Optional[list[str]] = None) -> int:
     """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
-    from glue_ros.ros.node_main import run
+    from glue_ros.ros.node_main import run  # here: node_main imports this module
     return run(args)
 
 

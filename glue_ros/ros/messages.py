@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import array
 
+from typing import Optional, Sequence, Union
+
 import numpy as np
+from numpy.typing import ArrayLike
+from std_msgs.msg import Header
 
 from glue_ros.core.types import MatchResult
+from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend import records
 from glue_ros.msg import Keypoints, Matches
 
@@ -18,7 +23,7 @@ from glue_ros.msg import Keypoints, Matches
 _CODES = {np.float32: 'f', np.float64: 'd', np.int32: 'i', np.uint64: 'Q'}
 
 
-def to_array(values, dtype) -> array.array:
+def to_array(values: ArrayLike, dtype: type) -> array.array:
     """A flat array.array of `values` converted to `dtype` (float32, float64, int32, uint64)."""
     flat = np.ascontiguousarray(np.asarray(values, dtype=dtype).reshape(-1))
     out = array.array(_CODES[dtype])
@@ -26,7 +31,8 @@ def to_array(values, dtype) -> array.array:
     return out
 
 
-def from_array(field, dtype, columns: int = 0) -> np.ndarray:
+def from_array(field: Union[array.array, Sequence], dtype: type, columns: int = 0
+               ) -> np.ndarray:
     """A numpy view of a message array field (a copy only when the field is a list)."""
     out = np.frombuffer(field, dtype=dtype) if isinstance(field, array.array) \
         else np.asarray(field, dtype=dtype)
@@ -38,23 +44,27 @@ def array_field(values: np.ndarray) -> array.array:
     return to_array(values, values.dtype.type)
 
 
-def to_message(record):
+def to_message(record: records.KeypointsRecord | records.MatchesRecord
+               ) -> Keypoints | Matches:
     """The rclpy message of a front-end record (glue_ros.frontend.records)."""
     cls = Keypoints if isinstance(record, records.KeypointsRecord) else Matches
     return cls(**records.message_fields(record, array=array_field))
 
 
-def keypoints_message(header, image_size, extractor: str, keypoints, scores,
-                      descriptors=None) -> Keypoints:
+def keypoints_message(header: Header, image_size: Sequence[int], extractor: str,
+                      keypoints: ArrayLike, scores: ArrayLike,
+                      descriptors: Optional[ArrayLike] = None) -> Keypoints:
     """Keypoints message; descriptors are included only when given."""
     return to_message(records.keypoints_record(header, image_size, extractor, keypoints, scores,
                                                descriptors))
 
 
-def matches_message(result: MatchResult, header, reference_header, *, mode: int,
-                    matcher: str, query_size, reference_size, grid_step: float = 0.0,
-                    track_ids=None, keyframe: bool = False, latency_ms: float = 0.0,
-                    dropped_frames: int = 0, verification=None, num_outliers: int = 0,
+def matches_message(result: MatchResult, header: Header, reference_header: Header, *,
+                    mode: int, matcher: str, query_size: Sequence[int],
+                    reference_size: Sequence[int], grid_step: float = 0.0,
+                    track_ids: Optional[ArrayLike] = None, keyframe: bool = False,
+                    latency_ms: float = 0.0, dropped_frames: int = 0,
+                    verification: Optional[Verification] = None, num_outliers: int = 0,
                     learned: bool = True) -> Matches:
     """Matches message from a MatchResult (query = image 0, reference = image 1)."""
     record = records.matches_record(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Optional
 
 import rclpy
 import rclpy.executors
@@ -17,7 +18,7 @@ from glue_ros.ros.matcher_node import MatcherNode
 ROSOUT_GRACE_S = 0.25   # for the last log line to leave before the node's publishers go
 
 
-def run(args=None) -> int:
+def run(args: Optional[list[str]] = None) -> int:
     """Run a MatcherNode until SIGINT / SIGTERM; 2 when the parameters stop the start-up."""
     stop = StopRequest()
     stop.install()

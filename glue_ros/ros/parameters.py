@@ -8,13 +8,18 @@ nothing.
 from __future__ import annotations
 
 import array
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
 
 from glue_ros import settings
 from glue_ros.core.errors import ParameterError
+
+if TYPE_CHECKING:  # the node imports this module
+    from glue_ros.ros.matcher_node import MatcherNode
 
 INT_LIMIT = 2 ** 31 - 1
 
@@ -37,12 +42,12 @@ def descriptor(setting: settings.Setting) -> ParameterDescriptor:
     return d
 
 
-def plain(value):
+def plain(value: object) -> object:
     """A parameter value as the schema holds it: arrays (rclpy gives array.array) as lists."""
     return list(value) if isinstance(value, (tuple, list, array.array)) else value
 
 
-def declare(node) -> dict:
+def declare(node: Node) -> dict:
     """Declare every setting on `node`; the values given at start-up, unchecked across names.
 
     A start-up value outside its range or of the wrong type raises ParameterError naming it.
@@ -57,7 +62,7 @@ def declare(node) -> dict:
     return values
 
 
-def read(node) -> dict:
+def read(node: Node) -> dict:
     """The current values, checked together (ParameterError names the first bad one)."""
     values = {name: plain(node.get_parameter(name).value) for name in settings.SETTINGS}
     try:
@@ -80,7 +85,7 @@ def check_changes(current: dict, changes: dict) -> Optional[str]:
     return None
 
 
-def apply_live_changes(node, changed) -> Optional[str]:
+def apply_live_changes(node: MatcherNode, changed: Sequence[Parameter]) -> Optional[str]:
     """Check a node's live parameter changes together and apply them; the reason if refused.
 
     The matcher and the front-end are retuned while no inference runs (node.inference).

@@ -7,23 +7,34 @@ glue-ros-bag.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.lifecycle import LifecycleNode
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, PointCloud
 
+from glue_ros.core.camera import CameraModel
 from glue_ros.core.drawing import draw_matches
 from glue_ros.core.image_conversion import numpy_to_image_fields
+from glue_ros.core.scheduling import Frame
+from glue_ros.core.types import Features
 from glue_ros.frontend import records
+from glue_ros.frontend.frontend import FrameOutput
 from glue_ros.frontend.vins import VinsOutput
+from glue_ros.matcher import MatcherConfig
 from glue_ros.msg import Keypoints, Matches
 from glue_ros.ros.messages import to_message
 from glue_ros.ros.vins import point_cloud_message
+
+if TYPE_CHECKING:  # the node imports this module
+    from glue_ros.ros.matcher_node import MatcherNode
 
 
 class Outputs:
     """The lifecycle publishers of one configuration and what goes out on each."""
 
-    def __init__(self, node, params: dict, qos):
+    def __init__(self, node: LifecycleNode, params: dict, qos: QoSProfile) -> None:
         self.node = node
         self.params = params
         create = node.create_lifecycle_publisher
@@ -42,14 +53,15 @@ class Outputs:
         return [p for p in (self.matches, self.keypoints, self.debug, self.vins_pub)
                 if p is not None]
 
-    def keypoints_of(self, frame, features, config) -> None:
+    def keypoints_of(self, frame: Frame, features: Features, config: MatcherConfig) -> None:
         """Keypoints of a frame's features (LightGlue only: detector-free has none)."""
         if self.keypoints is None or config.matcher != 'lightglue':
             return
         self.keypoints.publish(to_message(records.features_record(
             frame.header, features, config.features, self.params['publish_descriptors'])))
 
-    def matches_of(self, out, frame, reference, *, mode: int, matcher: str, dropped: int,
+    def matches_of(self, out: FrameOutput, frame: Frame, reference: Frame, *, mode: int,
+                   matcher: str, dropped: int,
                    arrival: float) -> float:
         """Matches of a FrameOutput (+ the debug image); returns the latency, ms."""
         latency_ms = (time.monotonic() - arrival) * 1e3
@@ -65,7 +77,8 @@ class Outputs:
                                      **numpy_to_image_fields(canvas, 'rgb8')))
         return latency_ms
 
-    def vins_of(self, out, frame, sequences: int, camera, stereo: bool) -> None:
+    def vins_of(self, out: FrameOutput, frame: Frame, sequences: int,
+                camera: Callable[[int], Optional[CameraModel]], stereo: bool) -> None:
         """VINS-Fusion features of a FrameOutput, when asked for and the cameras are known."""
         if self.vins is None:
             return
@@ -74,7 +87,7 @@ class Outputs:
             self.vins_pub.publish(point_cloud_message(frame.header, features))
 
 
-def diagnostics_message(node) -> DiagnosticArray:
+def diagnostics_message(node: MatcherNode) -> DiagnosticArray:
     """/diagnostics of the node now: its StreamHealth report, in every state."""
     params = node.params
     report = node.health.report(

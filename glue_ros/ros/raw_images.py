@@ -8,21 +8,26 @@ cores and the interpreter lock. The frame the worker takes is decoded and checke
 from __future__ import annotations
 
 import struct
-from typing import Optional
+from typing import Any, Iterable, Optional, Union
 
+import numpy as np
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CompressedImage
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 
 from glue_ros.core.errors import GlueRosError, ImageConversionError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
+from glue_ros.core.scheduling import Frame
 from glue_ros.matcher import check_image
 
+# The two image message classes the node subscribes raw.
+ImageType = Union[type[Image], type[CompressedImage]]
 # CDR encapsulations of plain (final) data, XCDR1 and XCDR2, big and little endian: the message
 # starts right after these 4 bytes, and a header's stamp (int32 sec, uint32 nanosec) first.
 _PLAIN = {b'\x00\x00': '>', b'\x00\x01': '<', b'\x00\x06': '>', b'\x00\x07': '<'}
 
 
-def stamp_ns_of(raw: bytes, msg_type) -> int:
+def stamp_ns_of(raw: bytes, msg_type: ImageType) -> int:
     """The header stamp (ns) of a serialized Image or CompressedImage, read without decoding.
 
     Another encapsulation than plain CDR is deserialized whole; a message that cannot be read
@@ -37,12 +42,12 @@ def stamp_ns_of(raw: bytes, msg_type) -> int:
     return int(sec) * 1_000_000_000 + int(nanosec)
 
 
-def stamp_of(raw: bytes, msg_type) -> float:
+def stamp_of(raw: bytes, msg_type: ImageType) -> float:
     """The header stamp (s) of a serialized image message (see :func:`stamp_ns_of`)."""
     return stamp_ns_of(raw, msg_type) / 1e9
 
 
-def decode(raw: bytes, msg_type):
+def decode(raw: bytes, msg_type: ImageType) -> tuple[Header, np.ndarray]:
     """(header, image) of a serialized image message, checked for matching.
 
     Raises ImageConversionError or InputImageError (a glue_ros error) on a malformed image.
@@ -53,7 +58,7 @@ def decode(raw: bytes, msg_type):
     return msg.header, image
 
 
-def decode_frames(frames, msg_type) -> Optional[str]:
+def decode_frames(frames: Iterable[Frame], msg_type: ImageType) -> Optional[str]:
     """Decode the serialized frames of a job (glue_ros.core.scheduling.Frame).
 
     Returns why the job is a bad frame when one image is malformed, else None.
@@ -69,7 +74,7 @@ def decode_frames(frames, msg_type) -> Optional[str]:
     return None
 
 
-def _deserialize(raw: bytes, msg_type):
+def _deserialize(raw: bytes, msg_type: ImageType) -> Any:
     try:
         return deserialize_message(raw, msg_type)
     except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds for bad bytes

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import CameraModelError, GlueRosError, ImageConversionError
@@ -9,9 +10,14 @@ from glue_ros.core.image_conversion import image_to_numpy
 from glue_ros.frontend import records
 from glue_ros.matcher import check_image
 from glue_ros.ros.messages import to_message
+from glue_ros.srv import MatchImages
+
+if TYPE_CHECKING:  # the node imports this module
+    from glue_ros.ros.matcher_node import MatcherNode
 
 
-def answer_match_images(node, request, response):
+def answer_match_images(node: MatcherNode, request: MatchImages.Request,
+                        response: MatchImages.Response) -> MatchImages.Response:
     """Fill the response; every failure is an answer with `error`, never a raise.
 
     The node's matcher is shared with its worker: the match waits its turn (node.inference).

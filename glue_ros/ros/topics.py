@@ -1,8 +1,10 @@
 """Topic names the node derives, following the conventions of ROS 2 camera drivers."""
 from __future__ import annotations
 
+from rclpy.node import Node
 
-def camera_info_topic(node, image_topic: str, info_topic: str) -> str:
+
+def camera_info_topic(node: Node, image_topic: str, info_topic: str) -> str:
     """Where the CameraInfo of `image_topic` is published.
 
     image_transport's rule: beside the image, `<image namespace>/camera_info`, so remapping

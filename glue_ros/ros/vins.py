@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import array
 
-import numpy as np
+from typing import Optional
 
+import numpy as np
+from geometry_msgs.msg import Point32
+from numpy.typing import ArrayLike
+from sensor_msgs.msg import ChannelFloat32, PointCloud
+from std_msgs.msg import Header
+
+from glue_ros.core.camera import CameraModel
 from glue_ros.frontend.vins import VinsFeatureBuilder, VinsFeatures
 
 
-def to_float_array(values) -> array.array:
+def to_float_array(values: ArrayLike) -> array.array:
     """array.array('f') of `values`: rclpy takes it without checking each element."""
     out = array.array('f')
     out.frombytes(np.ascontiguousarray(np.asarray(values, np.float32).reshape(-1)).tobytes())
@@ -23,7 +30,6 @@ def _point32_list(xyz: np.ndarray) -> list:
     true by construction of tolist()) saves about 1 us a point. Falls back to the constructor
     when the generated class does not have the expected slots.
     """
-    from geometry_msgs.msg import Point32
     rows = np.asarray(xyz, np.float32).tolist()
     slots = set(getattr(Point32, '__slots__', ()))
     if not {'_x', '_y', '_z'} <= slots or not slots <= {'_x', '_y', '_z', '_check_fields'}:
@@ -39,9 +45,8 @@ def _point32_list(xyz: np.ndarray) -> list:
     return points
 
 
-def point_cloud_message(header, features: VinsFeatures):
+def point_cloud_message(header: Header, features: VinsFeatures) -> PointCloud:
     """sensor_msgs/msg/PointCloud (rclpy) of VinsFeatures; channel values set as buffers."""
-    from sensor_msgs.msg import ChannelFloat32, PointCloud
     msg = PointCloud()
     msg.header = header
     msg.points = _point32_list(features.points_xyz())
@@ -53,7 +58,9 @@ def point_cloud_message(header, features: VinsFeatures):
 class VinsCloudBuilder(VinsFeatureBuilder):
     """VinsFeatureBuilder that also makes the rclpy message (the node's side)."""
 
-    def build(self, header, track_ids, points_cam0, camera0, points_cam1=None, camera1=None):
+    def build(self, header: Header, track_ids: ArrayLike, points_cam0: np.ndarray,
+              camera0: CameraModel, points_cam1: Optional[np.ndarray] = None,
+              camera1: Optional[CameraModel] = None) -> PointCloud:
         """sensor_msgs/msg/PointCloud (rclpy) of one frame, header = the query image's."""
         return point_cloud_message(header, self.compute(header, track_ids, points_cam0, camera0,
                                                         points_cam1, camera1))

@@ -1,6 +1,7 @@
 """Drive a matcher node running in its own process: publish images, collect matches.
 
-Used by `make demo` and the integration tests; plain rclpy, no launch system needed.
+Used by `make demo` and the integration tests; plain rclpy, no launch system needed. The ROS
+imports are inside MatcherProcess: the process helpers and rss_mb serve callers without ROS.
 """
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from glue_ros.core.image_conversion import numpy_to_image_fields
 
 
-def start_process(args, log_path: Path, env=None) -> subprocess.Popen:
+def start_process(args: Sequence[str], log_path: Path, env: Optional[dict] = None
+                  ) -> subprocess.Popen:
     """Start `python args...` in its own process group, output to log_path."""
     env = dict(os.environ if env is None else env)
     env.setdefault('PYTHONUNBUFFERED', '1')
@@ -33,7 +40,7 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
     return proc.returncode
 
 
-def spin_until(executor, predicate, timeout: float) -> bool:
+def spin_until(executor: Any, predicate: Callable[[], bool], timeout: float) -> bool:
     """Spin `executor` until predicate() is true or timeout seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,7 +54,8 @@ class MatcherProcess:
     """The matcher node in its own process, and an in-process rclpy node that talks to it."""
 
     def __init__(self, workdir: Path, params: dict, reliable_images: bool = False,
-                 topics=('image',), node_args=()):
+                 topics: Iterable[str] = ('image',), node_args: Sequence[str] = ()) -> None:
+        # ROS only here (see the module docstring)
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -82,7 +90,7 @@ class MatcherProcess:
 
     def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until the node subscribes every image topic and publishes matches."""
-        def ready():
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f'node exited early:\n{self.log()}')
             return (all(p.get_subscription_count() for p in self.publishers.values())
@@ -94,12 +102,10 @@ class MatcherProcess:
         # too, or the first best-effort image can be dropped on arrival.
         self.spin(1.0)
 
-    def publish(self, topic: str, image, stamp: float, frame_id: str = 'camera',
-                encoding=None, **overrides):
+    def publish(self, topic: str, image: np.ndarray, stamp: float, frame_id: str = 'camera',
+                encoding: Optional[str] = None, **overrides: Any) -> None:
         """Publish an image (numpy) with a stamp in seconds; overrides set message fields."""
-        from sensor_msgs.msg import Image
-
-        from glue_ros.core.image_conversion import numpy_to_image_fields
+        from sensor_msgs.msg import Image  # ROS only in MatcherProcess (module docstring)
         fields = numpy_to_image_fields(image, encoding)
         fields.update(overrides)
         msg = Image()
@@ -110,7 +116,7 @@ class MatcherProcess:
             setattr(msg, key, value)
         self.publishers[topic].publish(msg)
 
-    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+    def call(self, srv_type: type, name: str, request: Any, timeout: float = 60.0) -> Any:
         """Call a service of the node and wait for the answer (None on timeout)."""
         client = self.node.create_client(srv_type, name)
         try:
@@ -124,7 +130,7 @@ class MatcherProcess:
 
     def lifecycle_state(self) -> str:
         """The node's lifecycle state label ('unconfigured', 'inactive', 'active', ...)."""
-        from lifecycle_msgs.srv import GetState
+        from lifecycle_msgs.srv import GetState  # ROS only in MatcherProcess
         answer = self.call(GetState, 'glue_ros_matcher/get_state', GetState.Request(), 30)
         return answer.current_state.label if answer is not None else 'no answer'
 
@@ -134,6 +140,7 @@ class MatcherProcess:
         Labels: configure, activate, deactivate, cleanup, shutdown (from unconfigured),
         active_shutdown (from active).
         """
+        # ROS only in MatcherProcess (module docstring)
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
         ids = {'configure': Transition.TRANSITION_CONFIGURE,
@@ -147,8 +154,9 @@ class MatcherProcess:
         answer = self.call(ChangeState, 'glue_ros_matcher/change_state', request, 120)
         return bool(answer is not None and answer.success)
 
-    def set_parameter(self, name: str, value):
+    def set_parameter(self, name: str, value: object) -> Any:
         """Set one parameter of the node; the SetParametersResult (None on timeout)."""
+        # ROS only in MatcherProcess (module docstring)
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
         message = Parameter(name, value=value).to_parameter_msg()
@@ -160,7 +168,8 @@ class MatcherProcess:
         """Spin until `count` match messages arrived in total."""
         return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
 
-    def publish_in_turn(self, topic: str, images, stamps, timeout: float = 60.0) -> None:
+    def publish_in_turn(self, topic: str, images: Iterable[np.ndarray], stamps: Iterable[float],
+                        timeout: float = 60.0) -> None:
         """Publish images one at a time, each after the node matched the one before.
 
         The first image of a sequence gives no match (nothing to match it against yet): the
@@ -177,7 +186,7 @@ class MatcherProcess:
             if not self.wait_matches(expected, timeout):
                 raise AssertionError(f'image {k} not matched after {timeout} s:\n{self.log()}')
 
-    def spin_until(self, predicate, timeout: float) -> bool:
+    def spin_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Process callbacks until predicate() is true or timeout seconds pass."""
         return spin_until(self.executor, predicate, timeout)
 
@@ -187,7 +196,7 @@ class MatcherProcess:
 
     def close(self) -> int:
         """Stop both nodes; returns the matcher node's exit code."""
-        import rclpy
+        import rclpy  # ROS only in MatcherProcess (module docstring)
         code = stop_process(self.proc)
         rclpy.try_shutdown(context=self.context)
         return code

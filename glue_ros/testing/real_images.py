@@ -15,7 +15,7 @@ import numpy as np
 
 def photo(name: str) -> np.ndarray:
     """An RGB uint8 sample photograph of scikit-image by name (e.g. 'astronaut', 'rocket')."""
-    import skimage.data
+    import skimage.data  # optional (the bench and test extras): only where photos are used
     image = getattr(skimage.data, name)()
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
@@ -33,7 +33,7 @@ class StereoPair:
 
 def middlebury_stereo(size: tuple[int, int] | None = None) -> StereoPair:
     """The Middlebury motorcycle pair (741x500), optionally resized to size=(width, height)."""
-    import skimage.data
+    import skimage.data  # optional, as in photo()
     left, right, disparity = skimage.data.stereo_motorcycle()
     disparity = np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32)
     if size is not None and tuple(size) != (left.shape[1], left.shape[0]):
@@ -104,16 +104,22 @@ def render(source: np.ndarray, H_source_to_frame: np.ndarray, size: tuple[int, i
                                borderMode=cv2.BORDER_CONSTANT)
 
 
-@dataclass
-class Sequence:
-    """Frames of a moving homography camera; H[i] maps source pixels to frame i pixels."""
+class HomographyFrames:
+    """Frames of one source seen through homographies: H[i] maps source pixels to frame i."""
 
-    frames: list
     H: list
 
     def relative(self, i: int, j: int) -> np.ndarray:
         """Homography frame i -> frame j."""
         return self.H[j] @ np.linalg.inv(self.H[i])
+
+
+@dataclass
+class Sequence(HomographyFrames):
+    """Frames of a moving homography camera; H[i] maps source pixels to frame i pixels."""
+
+    frames: list
+    H: list
 
 
 def homography_sequence(name: str = 'astronaut', num_frames: int = 20,

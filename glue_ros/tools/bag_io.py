@@ -5,17 +5,25 @@ the records only become rosbags messages, field by field.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterable, Optional
+
+from rosbags.convert.converter import create_connections_converters
+from rosbags.highlevel import AnyReader
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
 
 from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import CameraModelError, GlueRosError
 from glue_ros.core.image_conversion import compressed_to_numpy, image_to_numpy
 from glue_ros.core.scheduling import Frame
 from glue_ros.frontend import records
-from glue_ros.frontend.vins import stamp_ns
+from glue_ros.frontend.vins import VinsFeatures, stamp_ns
 from glue_ros.matcher import check_image
 from glue_ros.tools.bag_play import ros2_type_name
 
@@ -45,7 +53,7 @@ def msg_candidates() -> list[Path]:
         candidate = Path(prefix) / SHARE_MSG
         if candidate not in candidates:
             candidates.append(candidate)
-    try:
+    try:  # optional: the ament index exists only where ROS is
         from ament_index_python.packages import get_package_share_directory
         candidates.append(Path(get_package_share_directory('glue_ros')) / 'msg')
     except Exception:  # noqa: BLE001 - no ament index or package not installed
@@ -64,13 +72,12 @@ def msg_directory() -> Path:
                           'the glue_ros package')
 
 
-def output_typestore():
+def output_typestore() -> Typestore:
     """A ROS 2 typestore that also knows glue_ros/msg/*, parsed from the .msg text.
 
     Registering the text (not a hand-written copy) keeps the definition and its RIHS01 hash
     stored in the bag identical to what rosidl generates for ROS 2.
     """
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     typestore = get_typestore(Stores.LATEST)
     types = {}
     for path in sorted(msg_directory().glob('*.msg')):
@@ -84,8 +91,7 @@ class OutputBag:
     """A rosbags rosbag2 Writer with the glue_ros types, writing Matches and PointCloud."""
 
     def __init__(self, path: Path, storage: str, matches_topic: str,
-                 features_topic: Optional[str]):
-        from rosbags.rosbag2 import StoragePlugin, Writer
+                 features_topic: Optional[str]) -> None:
         self.typestore = output_typestore()
         self.types = self.typestore.types
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
@@ -98,7 +104,7 @@ class OutputBag:
                          if features_topic else None)
         self.counts = {'matches': 0, 'features': 0, 'copied': 0}
 
-    def header(self, header):
+    def header(self, header: Any) -> Any:
         """The ROS 2 std_msgs/Header of an input header: a ROS 1 one loses its seq."""
         time_type = self.types['builtin_interfaces/msg/Time']
         return self.types['std_msgs/msg/Header'](
@@ -116,7 +122,7 @@ class OutputBag:
         self.writer.write(self.matches, frame.bag_ns, self.typestore.serialize_cdr(msg, MATCHES))
         self.counts['matches'] += 1
 
-    def write_features(self, frame: Frame, features) -> None:
+    def write_features(self, frame: Frame, features: VinsFeatures) -> None:
         """sensor_msgs/msg/PointCloud of VinsFeatures at the image's bag timestamp."""
         point = self.types['geometry_msgs/msg/Point32']
         channel = self.types['sensor_msgs/msg/ChannelFloat32']
@@ -133,26 +139,26 @@ class OutputBag:
         self.writer.close()
 
 
-def copy_converters(reader, writer, connections, skip_topics):
+def copy_converters(reader: AnyReader, writer: Writer, connections: Iterable[Connection],
+                    skip_topics: set[str]) -> dict:
     """{connection id: (output connection, bytes converter)} to copy input topics as CDR.
 
     rosbags' own converter (what rosbags-convert runs) turns ROS 1 messages into ROS 2 CDR,
     dropping Header.seq; ROS 2 messages are copied as they are.
     """
-    from rosbags.convert.converter import create_connections_converters
     connections = [c for c in connections if c.topic not in skip_topics]
     connmap, convmap = create_connections_converters(connections, None, reader, writer)
     return {c.id: (connmap[(c.id, c.owner)], convmap[c.msgtype]) for c in connections}
 
 
 # -- input bag -----------------------------------------------------------------------------
-def describe_topics(reader) -> str:
+def describe_topics(reader: AnyReader) -> str:
     """'topic (type), ...' of a bag, for error messages."""
     topics = sorted({(c.topic, ros2_type_name(c.msgtype)) for c in reader.connections})
     return ', '.join(f'{t} ({m})' for t, m in topics) or 'none'
 
 
-def select_image_topics(args, reader) -> list[str]:
+def select_image_topics(args: argparse.Namespace, reader: AnyReader) -> list[str]:
     """The image topic(s) to process, checked against the bag."""
     images = sorted({c.topic for c in reader.connections
                      if ros2_type_name(c.msgtype) in DECODERS})
@@ -181,7 +187,8 @@ def default_camera_info_topic(image_topic: str) -> str:
     return f'{parent}/camera_info'
 
 
-def load_cameras(args, reader, image_topics: list[str], required: bool = True
+def load_cameras(args: argparse.Namespace, reader: AnyReader, image_topics: list[str],
+                 required: bool = True
                  ) -> list[CameraModel]:
     """CameraModels from the first message of each CameraInfo topic (calibration is static).
 
@@ -212,7 +219,7 @@ def load_cameras(args, reader, image_topics: list[str], required: bool = True
     return cameras
 
 
-def decode_image(reader, conn, bag_ns: int, raw) -> Frame:
+def decode_image(reader: AnyReader, conn: Connection, bag_ns: int, raw: bytes) -> Frame:
     """The Frame of an image message; raises ImageConversionError or a GlueRosError."""
     msg = reader.deserialize(raw, conn.msgtype)
     image = check_image(DECODERS[ros2_type_name(conn.msgtype)](msg))

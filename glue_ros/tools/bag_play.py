@@ -11,6 +11,10 @@ import importlib
 import sys
 import time
 from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
 
 
 def ros2_type_name(msgtype: str) -> str:
@@ -19,23 +23,21 @@ def ros2_type_name(msgtype: str) -> str:
     return msgtype if len(parts) == 3 else f'{parts[0]}/msg/{parts[-1]}'
 
 
-def message_class(msgtype: str):
+def message_class(msgtype: str) -> type:
     """The rclpy message class of a ROS 2 type name."""
     package, _, name = ros2_type_name(msgtype).split('/')
     return getattr(importlib.import_module(f'{package}.msg'), name)
 
 
-def read_bag(path: Path, topics=None):
+def read_bag(path: Path, topics: Optional[Sequence[str]] = None
+             ) -> tuple[list, Iterator[tuple[Any, int, bytes]]]:
     """(connections, iterator of (connection, timestamp_ns, cdr_bytes)) of a bag in any format."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     reader = AnyReader([path], default_typestore=typestore)
     reader.open()
     connections = [c for c in reader.connections if not topics or c.topic in topics]
 
-    def messages():
+    def messages() -> Iterator[tuple[Any, int, bytes]]:
         try:
             for conn, stamp, raw in reader.messages(connections=connections):
                 if reader.is2:
@@ -47,9 +49,11 @@ def read_bag(path: Path, topics=None):
     return connections, messages()
 
 
-def play(path: Path, rate: float = 1.0, topics=None, clock: bool = True, loop: bool = False,
-         wait_for_subscribers: float = 0.0, node=None) -> int:
+def play(path: Path, rate: float = 1.0, topics: Optional[Sequence[str]] = None,
+         clock: bool = True, loop: bool = False, wait_for_subscribers: float = 0.0,
+         node: Any = None) -> int:
     """Publish the bag; returns the number of messages published."""
+    # ROS only here: glue-ros-bag reads bags through this module without ROS
     import rclpy
     from rclpy.qos import QoSProfile
     from rosgraph_msgs.msg import Clock
@@ -94,7 +98,7 @@ def play(path: Path, rate: float = 1.0, topics=None, clock: bool = True, loop: b
             rclpy.try_shutdown()
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of glue-ros-play."""
     parser = argparse.ArgumentParser(prog='glue-ros-play', description=__doc__)
     parser.add_argument('bag', type=Path, help='ROS 2 bag directory (sqlite3/MCAP) or .bag')

@@ -17,20 +17,26 @@ from the same front-end records (glue_ros.frontend.records).
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+from rosbags.highlevel import AnyReader, AnyReaderError
+from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
 
 from glue_ros import settings
+from glue_ros.core.camera import CameraModel
 from glue_ros.core.errors import GlueRosError, ImageConversionError
 from glue_ros.core.scheduling import Frame, StereoPairer, stereo_size_problem
 from glue_ros.frontend import records
-from glue_ros.frontend.frontend import Frontend
+from glue_ros.frontend.frontend import FrameOutput, Frontend
 from glue_ros.frontend.vins import VinsOutput
-from glue_ros.matcher import build_matcher
+from glue_ros.matcher import Matcher, build_matcher
 from glue_ros.tools.bag_io import (BagProcessError, OutputBag, copy_converters, decode_image,
                                    load_cameras, msg_directory, select_image_topics)
 from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
@@ -38,6 +44,7 @@ from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_argume
 from glue_ros.tools.console_log import log_to_console
 
 PROG = 'glue-ros-bag'
+logger = logging.getLogger(__name__)
 # Unpaired images kept per side while looking for a partner: the node's default.
 STEREO_QUEUE = settings.SETTINGS['sync_queue_size'].default
 
@@ -60,15 +67,15 @@ class Stats:
 class Processor:
     """Drives the front-end over the bag's frames and writes what it publishes."""
 
-    def __init__(self, frontend: Frontend, out: OutputBag, cameras=(),
-                 vins_units: Optional[str] = None, log=print):
+    def __init__(self, frontend: Frontend, out: OutputBag,
+                 cameras: Sequence[Optional[CameraModel]] = (),
+                 vins_units: Optional[str] = None) -> None:
         self.frontend = frontend
         self.matcher = frontend.matcher
         self.out = out
         self.cameras = list(cameras) + [None] * (2 - len(cameras))
         self.vins = VinsOutput(vins_units) if vins_units else None
         self.stats = Stats()
-        self.log = log
 
     def sequential(self, frame: Frame) -> None:
         """One image: match with the keyframe (or previous frame), write Matches [+ features]."""
@@ -85,7 +92,7 @@ class Processor:
         """One synchronised pair: left/right Matches [+ features tracked on the left image]."""
         problem = stereo_size_problem(left.image, right.image)
         if problem:
-            self.log(f'stereo pair skipped: {problem}')
+            logger.warning('stereo pair skipped: %s', problem)
             self.stats.skipped += 1
             return
         start = time.perf_counter()
@@ -94,7 +101,8 @@ class Processor:
         self.stats.frames += 1
         self._write(output, left, right, records.MODE_STEREO, start)
 
-    def _write(self, output, frame: Frame, reference: Frame, mode: int, start: float) -> None:
+    def _write(self, output: FrameOutput, frame: Frame, reference: Frame, mode: int,
+               start: float) -> None:
         self.out.write_matches(frame, records.output_record(
             output, frame.header, reference.header, mode=mode, matcher=self.matcher.name,
             query_size=frame.size, reference_size=reference.size,
@@ -147,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_args(args) -> None:
+def check_args(args: argparse.Namespace) -> None:
     """Flag combinations argparse cannot check; BagProcessError names the problem."""
     stereo_topics = args.left_topic is not None or args.right_topic is not None
     if args.mode is None:
@@ -179,12 +187,8 @@ def check_args(args) -> None:
         raise BagProcessError(f'output {args.out} already exists; choose a new --out')
 
 
-def run(args, log=print) -> dict:
-    """Process the bag as the parsed flags say; returns the summary."""
-    from rosbags.highlevel import AnyReader, AnyReaderError
-    from rosbags.typesys import Stores, get_typestore
-    from tqdm import tqdm
-
+def run(args: argparse.Namespace) -> dict:
+    """Process the bag as the parsed flags say; print and return the summary."""
     check_args(args)
     config = config_from_args(args)
     try:
@@ -199,7 +203,7 @@ def run(args, log=print) -> dict:
         out = OutputBag(args.out, args.format, args.matches_topic,
                         args.features_topic if args.vins else None)
         try:
-            summary = _process(args, reader, out, matcher, topics, cameras, log, tqdm)
+            summary = _process(args, reader, out, matcher, topics, cameras)
         finally:
             out.close()
     finally:
@@ -207,14 +211,13 @@ def run(args, log=print) -> dict:
     return summary
 
 
-def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
-    def log_line(text):
-        tqdm.write(f'{PROG}: {text}', file=sys.stderr)
+def _process(args: argparse.Namespace, reader: AnyReader, out: OutputBag, matcher: Matcher,
+             topics: list, cameras: list) -> dict:
     config = frontend_config_from_args(
         args, mode=args.mode, max_epipolar_error=args.max_epipolar_error or 0.0,
         track_stereo_left=args.vins and args.mode == 'stereo')
     processor = Processor(Frontend(matcher, config), out, cameras=cameras,
-                          vins_units=args.vins_velocity_units if args.vins else None, log=log_line)
+                          vins_units=args.vins_velocity_units if args.vins else None)
     image_conns = [c for c in reader.connections if c.topic in topics]
     connections = reader.connections if args.copy_input else image_conns
     written = {args.matches_topic} | ({args.features_topic} if args.vins else set())
@@ -236,7 +239,7 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
             frame = decode_image(reader, conn, bag_ns, raw)
         except (ImageConversionError, GlueRosError) as exc:
             processor.stats.skipped += 1
-            processor.log(f'image on {conn.topic} skipped: {exc}')
+            logger.warning('image on %s skipped: %s', conn.topic, exc)
             continue
         try:
             if args.mode == 'sequential':
@@ -247,7 +250,7 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
                     processor.stereo(*pair)
         except GlueRosError as exc:
             processor.stats.skipped += 1
-            processor.log(f'frame at {frame.stamp_ns * 1e-9:.3f} s skipped: {exc}')
+            logger.warning('frame at %.3f s skipped: %s', frame.stamp_ns * 1e-9, exc)
     bar.close()
     pairer.flush()
     stats = processor.stats
@@ -265,20 +268,20 @@ def _process(args, reader, out, matcher, topics, cameras, log, tqdm) -> dict:
         extra += f', {summary["features_messages"]} VINS feature messages'
     if args.copy_input:
         extra += f', {summary["copied_messages"]} copied messages'
-    log(f'{PROG}: {summary["frames"]} {unit} from {", ".join(topics)}, {summary["matched"]} '
-        f'matched ({matcher.name}), median {summary["median_matches"]:g} matches per matched '
-        f'frame, median {summary["median_ms"]:.1f} ms per frame'
-        f'{", %d skipped" % summary["skipped"] if summary["skipped"] else ""}'
-        f'{", %d unpaired images" % summary["unpaired"] if summary["unpaired"] else ""}')
+    print(f'{PROG}: {summary["frames"]} {unit} from {", ".join(topics)}, {summary["matched"]} '
+          f'matched ({matcher.name}), median {summary["median_matches"]:g} matches per matched '
+          f'frame, median {summary["median_ms"]:.1f} ms per frame'
+          f'{", %d skipped" % summary["skipped"] if summary["skipped"] else ""}'
+          f'{", %d unpaired images" % summary["unpaired"] if summary["unpaired"] else ""}')
     if args.mode == 'stereo' and not summary['frames'] and summary['unpaired']:
-        log(f'{PROG}: no left image had a right image within --sync-slop {args.sync_slop} s; '
-            f'are the stamps of the two cameras offset? try a larger --sync-slop')
-    log(f'{PROG}: wrote {summary["matches_messages"]} Matches messages on '
-        f'{args.matches_topic}{extra} to {args.out} ({args.format})')
+        logger.warning(f'no left image had a right image within --sync-slop {args.sync_slop} '
+                       's; are the stamps of the two cameras offset? try a larger --sync-slop')
+    print(f'{PROG}: wrote {summary["matches_messages"]} Matches messages on '
+          f'{args.matches_topic}{extra} to {args.out} ({args.format})')
     return summary
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of glue-ros-bag; 0 on success, 2 with a message for unusable input."""
     log_to_console(PROG)
     parser = build_parser()

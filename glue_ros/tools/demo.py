@@ -16,8 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import Optional
+
 from glue_ros import settings
+from glue_ros.core.drawing import draw_matches, save_rgb
+from glue_ros.ros.messages import matches_arrays
 from glue_ros.testing import real_images
+from glue_ros.testing.harness import MatcherProcess
 from glue_ros.tools.console_log import log_to_console
 
 # The node's settings the demo passes on (the schema's flags).
@@ -26,10 +31,6 @@ DEMO_SETTINGS = ('matcher', 'features', 'weights')
 
 def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
     """Stream a homography sequence through the node in sequential mode."""
-    from glue_ros.testing.harness import MatcherProcess
-    from glue_ros.ros.messages import matches_arrays
-    from glue_ros.core.drawing import draw_matches, save_rgb
-
     sequence = real_images.homography_sequence('astronaut', frames)
     node = MatcherProcess(workdir, {'mode': 'sequential', **params}, reliable_images=True)
     rows = []
@@ -81,10 +82,6 @@ def run_sequential(workdir: Path, out: Path, frames: int, params: dict) -> dict:
 
 def run_stereo(workdir: Path, out: Path, params: dict) -> dict:
     """Publish the Middlebury pair through the node in stereo mode."""
-    from glue_ros.testing.harness import MatcherProcess
-    from glue_ros.ros.messages import matches_arrays
-    from glue_ros.core.drawing import draw_matches, save_rgb
-
     pair = real_images.middlebury_stereo()
     node = MatcherProcess(workdir, {'mode': 'stereo', **params}, reliable_images=True,
                           topics=('left/image_rect', 'right/image_rect'))
@@ -114,7 +111,7 @@ def run_stereo(workdir: Path, out: Path, params: dict) -> dict:
     return {'matches': len(errors), 'correct': correct, 'latency': msg.latency_ms}
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of make demo."""
     log_to_console('glue-ros-demo')
     parser = argparse.ArgumentParser(prog='glue-ros-demo', description=__doc__,

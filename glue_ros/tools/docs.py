@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 from glue_ros import settings
+from glue_ros.core.schema import Setting
 
 OUTPUT = Path(__file__).resolve().parents[2] / 'docs' / 'parameters.md'
 
@@ -46,7 +48,7 @@ it fails `configure` with that message.
 """
 
 
-def value_text(value) -> str:
+def value_text(value: object) -> str:
     """A value as it is written in a parameters YAML file."""
     if isinstance(value, bool):
         return 'true' if value else 'false'
@@ -57,7 +59,7 @@ def value_text(value) -> str:
     return str(value)
 
 
-def type_text(setting) -> str:
+def type_text(setting: Setting) -> str:
     """The parameter type; lists name their element type (``int[2]``)."""
     kind = setting.kind
     if kind is list or kind is tuple:
@@ -67,7 +69,7 @@ def type_text(setting) -> str:
     return {'str': 'string'}.get(kind.__name__, kind.__name__)
 
 
-def allowed_text(setting) -> str:
+def allowed_text(setting: Setting) -> str:
     """Choices, or the inclusive numeric range, or empty."""
     if setting.choices:
         return ', '.join(f'`{value_text(c)}`' for c in setting.choices)
@@ -86,7 +88,7 @@ def cell(text: str) -> str:
     return text.replace('|', '\\|').replace('\n', ' ')
 
 
-def render(schema=None) -> str:
+def render(schema: Optional[dict[str, Setting]] = None) -> str:
     """The whole page for a schema (default: settings.SETTINGS)."""
     schema = settings.SETTINGS if schema is None else schema
     groups: dict = {}
@@ -109,7 +111,7 @@ def render(schema=None) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Write the page, or with --check say whether it is up to date."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=OUTPUT, help='file to write')

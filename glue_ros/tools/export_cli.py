@@ -14,8 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from typing import Optional
+
 from glue_ros import settings
+from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
 from glue_ros.core.errors import GlueRosError
+from glue_ros.models import coarse_loftr, lightglue
 from glue_ros.tools.console_log import log_to_console
 
 # The node's settings an export takes; precision without 'bf16' (an eager CPU mode only).
@@ -24,25 +28,22 @@ EXPORT_SETTINGS = ('features', 'max_keypoints', 'input_size', 'weights', 'precis
 EXPORT_PRECISIONS = ('auto', 'fp16', 'fp32')
 
 
-def export_coarse_loftr(args) -> Path:
+def export_coarse_loftr(args: argparse.Namespace) -> Path:
     """Write the coarse LoFTR ONNX file; returns its path."""
-    from glue_ros.models.coarse_loftr import CoarseLoFTR, export_onnx
     if not args.weights:
         raise GlueRosError('coarse_loftr needs --weights (the LoFTR_teacher.pt checkpoint)')
-    model = CoarseLoFTR.from_checkpoint(args.weights).eval()
-    return export_onnx(model, args.out, tuple(args.input_size), opset=args.opset)
+    model = coarse_loftr.CoarseLoFTR.from_checkpoint(args.weights).eval()
+    return coarse_loftr.export_onnx(model, args.out, tuple(args.input_size), opset=args.opset)
 
 
-def export_lightglue(args) -> Path:
+def export_lightglue(args: argparse.Namespace) -> Path:
     """Write the full-depth LightGlue ONNX file; returns its path."""
-    from glue_ros.models.lightglue import LightGlue, export_onnx
-    model = LightGlue.for_features(args.features, weights=args.weights or None).eval()
-    return export_onnx(model, args.out, args.max_keypoints, opset=args.opset)
+    model = lightglue.LightGlue.for_features(args.features, weights=args.weights or None).eval()
+    return lightglue.export_onnx(model, args.out, args.max_keypoints, opset=args.opset)
 
 
-def build_engine(onnx_path: Path, args) -> Path:
+def build_engine(onnx_path: Path, args: argparse.Namespace) -> Path:
     """Build (or reuse) the cached TensorRT engine of an ONNX file; returns the engine path."""
-    from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
     cache = Path(args.engine_cache_dir) / 'engines' if args.engine_cache_dir else None
     backend = CoarseLoFTRTensorRT(onnx_path, precision=args.precision, cache_dir=cache)
     print(f'TensorRT engine {backend.how}: {backend.engine_path} ({backend.precision})')
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of glue-ros-export."""
     log_to_console('glue-ros-export')
     parser = build_parser()

@@ -15,16 +15,16 @@ from typing import Optional
 
 import numpy as np
 
+from glue_ros.evaluation import metrics
+from glue_ros.ros.matcher_node import stamp_seconds
+from glue_ros.ros.messages import matches_arrays
+from glue_ros.testing import real_images
+from glue_ros.testing.harness import MatcherProcess
+
 
 def live(config: Optional[Path], rate: float = 30.0, frames: int = 150,
-         workdir: Path = Path('bench_out'), log=print) -> dict:
+         workdir: Path = Path('bench_out')) -> dict:
     """Run one live camera against the node; the figures as a dict."""
-    from glue_ros.evaluation import metrics
-    from glue_ros.ros.matcher_node import stamp_seconds
-    from glue_ros.ros.messages import matches_arrays
-    from glue_ros.testing import real_images
-    from glue_ros.testing.harness import MatcherProcess
-
     sequence = real_images.homography_sequence('astronaut', frames, roll_per_frame=0.05,
                                                zoom_per_frame=0.0005)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -58,13 +58,19 @@ def live(config: Optional[Path], rate: float = 30.0, frames: int = 150,
               'published_fps': len(node.matches) / elapsed, 'learned_frames': learned,
               'within_3px': float(np.mean(errors < 3.0)) if len(errors) else 0.0,
               'matches_per_message': len(errors) / max(len(node.matches), 1), 'tracks': tracks}
-    log(f'live {result["config"]} at {rate:.0f} Hz: published {result["published"]} of '
-        f'{frames - 1} frames ({result["published_fps"]:.1f} per second, {learned} learned), '
-        f'{result["within_3px"]:.2%} within 3 px; tracks: consistency '
-        f'{tracks.get("consistency", 0):.3f}, mean / median length '
-        f'{tracks.get("mean_length", 0):.1f} / {tracks.get("median_length", 0):.0f}, '
-        f'{tracks.get("matches_per_frame", 0):.0f} tracked points per message')
     return result
 
 
-__all__ = ['live']
+def summary_line(result: dict) -> str:
+    """One live run's figures on one line."""
+    tracks = result['tracks']
+    return (f'live {result["config"]} at {result["rate"]:.0f} Hz: published '
+            f'{result["published"]} of {result["frames_sent"] - 1} frames '
+            f'({result["published_fps"]:.1f} per second, {result["learned_frames"]} learned), '
+            f'{result["within_3px"]:.2%} within 3 px; tracks: consistency '
+            f'{tracks.get("consistency", 0):.3f}, mean / median length '
+            f'{tracks.get("mean_length", 0):.1f} / {tracks.get("median_length", 0):.0f}, '
+            f'{tracks.get("matches_per_frame", 0):.0f} tracked points per message')
+
+
+__all__ = ['live', 'summary_line']

@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 import torch
 
-from glue_ros.core.camera import CameraModel
-from glue_ros.core.errors import GlueRosError
 from glue_ros import settings
-from glue_ros.frontend.frontend import FrontendConfig
-from glue_ros.matcher import MatcherConfig
+from glue_ros.core.camera import CameraModel
+from glue_ros.core.drawing import draw_matches, save_rgb
+from glue_ros.core.errors import GlueRosError
+from glue_ros.frontend.frontend import Frontend, FrontendConfig
+from glue_ros.matcher import MatcherConfig, build_matcher
 from glue_ros.tools.console_log import log_to_console
 
 
@@ -39,14 +40,16 @@ def add_frontend_arguments(parser: argparse.ArgumentParser, camera: bool = True,
         settings.add_arguments(parser, settings.TRACK_FLAGS)
 
 
-def frontend_config_from_args(args, mode: str = 'sequential', **extra) -> FrontendConfig:
+def frontend_config_from_args(args: argparse.Namespace, mode: str = 'sequential',
+                              **extra: object) -> FrontendConfig:
     """FrontendConfig from parsed add_frontend_arguments flags; ValueError names a bad one."""
     config = settings.frontend_config(settings.values_from_args(
         args, settings.VERIFY_FLAGS + settings.TRACK_FLAGS, mode=mode))
     return replace(config, **extra).validate()
 
 
-def camera_from_args(args, size) -> Optional[CameraModel]:
+def camera_from_args(args: argparse.Namespace, size: tuple[int, int]
+                     ) -> Optional[CameraModel]:
     """The pinhole CameraModel of --camera for images of `size` (width, height), or None."""
     if not getattr(args, 'camera', None):
         return None
@@ -56,7 +59,7 @@ def camera_from_args(args, size) -> Optional[CameraModel]:
                        np.c_[K, np.zeros(3)])
 
 
-def config_from_args(args) -> MatcherConfig:
+def config_from_args(args: argparse.Namespace) -> MatcherConfig:
     """MatcherConfig from parsed add_matcher_arguments flags."""
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -76,10 +79,8 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
-def run(args) -> dict:
+def run(args: argparse.Namespace) -> dict:
     """Match the pair `args.repeat` times after a warm-up; returns the JSON report."""
-    from glue_ros.matcher import build_matcher
-    from glue_ros.frontend.frontend import Frontend
     image0, image1 = read_image(args.image0), read_image(args.image1)
     matcher = build_matcher(config_from_args(args))
     frontend = Frontend(matcher, frontend_config_from_args(args))
@@ -110,7 +111,6 @@ def run(args) -> dict:
                         else verification.translation.tolist()),
     }
     if args.viz:
-        from glue_ros.core.drawing import draw_matches, save_rgb
         save_rgb(args.viz, draw_matches(
             image0, image1, result.points0, result.points1, result.scores,
             text=f'{matcher.name}: {len(result)} matches, layers {result.layers_used}/'
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of glue-ros-match."""
     log_to_console('glue-ros-match')
     parser = build_parser()

@@ -18,11 +18,19 @@ received by the node + lost in transport; received = processed + dropped + bad),
 from __future__ import annotations
 
 import ast
+import logging
 import statistics
 import time
 from pathlib import Path
+from typing import Any, Callable, Optional
 
+import cv2
 import numpy as np
+
+from glue_ros.testing import real_images
+from glue_ros.testing.harness import MatcherProcess, rss_mb, stop_process
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_S = 5.0
 PATTERNS = ('back-and-forth', 'still', 'cycle')
@@ -38,11 +46,9 @@ def node_stats(log: str) -> dict:
     return {}
 
 
-def pattern_frames(pattern: str, size=(640, 480)):
+def pattern_frames(pattern: str, size: tuple[int, int] = (640, 480)
+                   ) -> Callable[[int, float], np.ndarray]:
     """frame(k, t): the k-th frame a camera of `pattern` sends, at t seconds."""
-    import cv2
-
-    from glue_ros.testing import real_images
     if pattern == 'back-and-forth':
         camera = real_images.PanningCamera('astronaut', tuple(size),
                                            scale=1.6 * max(size[0] / 640, size[1] / 480))
@@ -57,16 +63,15 @@ def pattern_frames(pattern: str, size=(640, 480)):
     raise ValueError(f'unknown soak pattern {pattern!r}: one of {", ".join(PATTERNS)}')
 
 
-def work_ms(msg) -> float:
+def work_ms(msg: Any) -> float:
     """Matching time of a published frame: extraction and matching, as the message says."""
     return msg.extract_ms + msg.match_ms
 
 
-def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Path('bench_out'),
-         params=None, log=print, pattern: str = 'cycle') -> dict:
+def soak(seconds: float, size: tuple[int, int] = (640, 480), rate: float = 60.0,
+         workdir: Path = Path('bench_out'), params: Optional[dict] = None,
+         pattern: str = 'cycle') -> dict:
     """Run one soak; returns memory samples, matching times, latencies and the accounting."""
-    from glue_ros.testing.harness import MatcherProcess, rss_mb, stop_process
-
     frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
     node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})})
@@ -110,8 +115,9 @@ def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Pa
             if now >= next_sample:
                 pid = node.proc.pid
                 samples.append((now - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
-                log(f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  RssAnon '
-                    f'{samples[-1][2]:7.1f} MB  published {len(node.matches) - first_streamed}')
+                logger.info(f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  RssAnon '
+                            f'{samples[-1][2]:7.1f} MB  published '
+                            f'{len(node.matches) - first_streamed}')
                 next_sample += SAMPLE_S
             node.spin(max(0.0, start + sent * period - time.monotonic()))
         streamed_s = time.monotonic() - start
@@ -140,7 +146,7 @@ def soak(seconds: float, size=(640, 480), rate: float = 60.0, workdir: Path = Pa
             'single_frames': len(single)}
 
 
-def _at_minute(series):
+def _at_minute(series: list) -> tuple[float, list]:
     at_minute = next((v for t, v in series if t >= 60.0), series[-1][1])
     after = [v for t, v in series if t >= 60.0] or [series[-1][1]]
     return at_minute, after
@@ -182,7 +188,7 @@ def summarise(result: dict) -> dict:
 
 def plot(results: list, path: Path) -> None:
     """RssAnon against time, one line per soak."""
-    import matplotlib
+    import matplotlib  # optional: only the plot needs it
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))

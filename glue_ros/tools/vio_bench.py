@@ -6,19 +6,24 @@ learned and hybrid pipelines run exactly as the node would with that file.
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
+
+import yaml
 
 from glue_ros import settings
+from glue_ros.evaluation import vio, vio_report
+from glue_ros.frontend.frontend import FrontendConfig
+from glue_ros.matcher import MatcherConfig
 
 # The VIO preset of this source tree, used when no --vio-config is given and it exists (else
 # the installed package's).
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / 'config' / 'vio.yaml'
 
 
-def load_parameters(path) -> dict:
+def load_parameters(path: Union[str, Path]) -> dict:
     """The parameters of a parameter file (its one node's ros__parameters, or the mapping)."""
-    import yaml
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f'{path}: not a mapping of parameters')
@@ -32,7 +37,7 @@ def load_parameters(path) -> dict:
     return values
 
 
-def configs(values: Optional[dict] = None):
+def configs(values: Optional[dict] = None) -> tuple[MatcherConfig, FrontendConfig]:
     """(MatcherConfig, FrontendConfig) of parameter values over the node's defaults."""
     full = {**settings.defaults(), **(values or {})}
     if 'input_size' in full:
@@ -41,12 +46,12 @@ def configs(values: Optional[dict] = None):
     return settings.matcher_config(full), settings.frontend_config(full)
 
 
-def preset_path(path) -> Optional[Path]:
+def preset_path(path: Union[str, Path, None]) -> Optional[Path]:
     """The preset: `path`, else config/vio.yaml of the tree or the install, else None."""
     if path is not None:
         return Path(path)
     candidates = [DEFAULT_PRESET]
-    try:
+    try:  # optional: the ament index exists only where ROS is
         from ament_index_python.packages import get_package_share_directory
         candidates.append(Path(get_package_share_directory('glue_ros')) / 'config' / 'vio.yaml')
     except (ImportError, LookupError):   # no ament index, or not installed: the tree only
@@ -54,9 +59,8 @@ def preset_path(path) -> Optional[Path]:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def run(args, log) -> dict:
+def run(args: argparse.Namespace) -> dict:
     """Run the evaluation as the bench's flags say; print, plot, and return its report."""
-    from glue_ros.evaluation import vio
     path = preset_path(args.vio_config)
     values = load_parameters(path) if path is not None else {}
     matcher_config, frontend_config = configs(values)
@@ -64,13 +68,13 @@ def run(args, log) -> dict:
     report = vio.evaluate(names, matcher_config=matcher_config,
                           frontend_config=frontend_config, threads=args.threads,
                           camera_frames=args.vio_frames, hard_frames=max(args.vio_frames // 2,
-                                                                         12), log=log)
+                                                                         12))
     report['preset'] = {'path': None if path is None else str(path), 'parameters': values}
-    vio.print_report(report)
+    vio_report.print_report(report)
     print(f'learned/hybrid settings: {"node defaults" if path is None else path}')
     plot = args.plot.with_name('vio.png')
     plot.parent.mkdir(parents=True, exist_ok=True)
-    vio.plot(report, plot)
+    vio_report.plot(report, plot)
     print(f'plot: {plot}')
     return report
 

@@ -265,8 +265,7 @@ def test_klt_and_learned_pipelines_run_over_a_sequence(rendered):
     report = vio.evaluate(names, sequences=[rendered], threads=2,
                           matcher_config=MatcherConfig(max_keypoints=512),
                           frontend_config=FrontendConfig(max_tracks=200,
-                                                         min_track_distance=10.0),
-                          log=lambda _: None)
+                                                         min_track_distance=10.0))
     for name in names:
         r = report['pipelines'][name][rendered.name]
         assert r['fps'] > 0 and len(r['tracked_per_frame']) == len(rendered.frames)

@@ -37,7 +37,7 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike,
     cpu_model = cpu_copy(model).eval()
     dummy = (torch.rand(1, 1, height, width), torch.rand(1, 1, height, width))
 
-    def export(tmp):
+    def export(tmp: str) -> None:
         with warnings.catch_warnings():
             # The TorchScript exporter warns that it is deprecated in favour of dynamo=True;
             # that one needs onnxscript and gives no advantage for this static graph.

@@ -152,7 +152,8 @@ class _CoarseBackbone(nn.Module):
 
 
 def sine_positional_encoding(d_model: int, height: int, width: int, temp_bug_fix: bool,
-                             device=None, dtype=torch.float32) -> torch.Tensor:
+                             device: torch.device | str | None = None,
+                             dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Compute LoFTR's 2-D sine encoding of a (height, width) grid: (1, d_model, h, w).
 
     Channels cycle through sin(x f), cos(x f), sin(y f), cos(y f) over d_model / 4 frequencies
@@ -226,7 +227,8 @@ class _CoarseTransformer(nn.Module):
         self.layer_names = list(layer_names)
         self.layers = nn.ModuleList(_AttentionLayer(d_model, nhead, eps) for _ in layer_names)
 
-    def forward(self, feat0: torch.Tensor, feat1: torch.Tensor):
+    def forward(self, feat0: torch.Tensor, feat1: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         for name, layer in zip(self.layer_names, self.layers):
             if name == 'self':
                 feat0, feat1 = layer(feat0, feat0), layer(feat1, feat1)
@@ -327,7 +329,8 @@ class CoarseLoFTR(nn.Module):
         return (feat + pe).reshape(n, c, h * w).transpose(1, 2)  # (N, h * w, C)
 
 
-def _find_state_dict(checkpoint, path) -> Mapping[str, torch.Tensor]:
+def _find_state_dict(checkpoint: object, path: str | os.PathLike
+                     ) -> Mapping[str, torch.Tensor]:
     if isinstance(checkpoint, Mapping):
         for key in ('model_state_dict', 'state_dict'):
             if isinstance(checkpoint.get(key), Mapping):
@@ -349,13 +352,15 @@ def dual_softmax(feat0: torch.Tensor, feat1: torch.Tensor, temperature: float) -
     return F.softmax(sim, dim=1) * F.softmax(sim, dim=2)
 
 
-def _border_ok(index, rows: int, cols: int, border: int):
+def _border_ok(index: torch.Tensor | np.ndarray, rows: int, cols: int, border: int
+               ) -> torch.Tensor | np.ndarray:
     r, c = index // cols, index % cols
     return (r >= border) & (r < rows - border) & (c >= border) & (c < cols - border)
 
 
-def select_matches(conf_matrix, grid0: tuple[int, int], grid1: tuple[int, int],
-                   threshold: float = 0.2, border_rm: int = 2):
+def select_matches(conf_matrix: torch.Tensor | np.ndarray, grid0: tuple[int, int],
+                   grid1: tuple[int, int], threshold: float = 0.2, border_rm: int = 2
+                   ) -> tuple:
     """Pick coarse matches from a confidence matrix by LoFTR's rule.
 
     A pair (i, j) is kept when conf[i, j] > threshold, j is the maximum of row i and i the

@@ -64,7 +64,8 @@ def _row_logsumexp(block: torch.Tensor) -> torch.Tensor:
     return shifted.sum(1).log_().add_(top)
 
 
-def _dual_logsumexp(mdesc0, mdesc1, rows: int):
+def _dual_logsumexp(mdesc0: torch.Tensor, mdesc1: torch.Tensor, rows: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """Row and column log-sum-exps of ``sim = mdesc0 @ mdesc1.T`` with one exp per entry.
 
     Each block of ``rows`` rows is shifted by its maximum; row sums are final per block, column
@@ -96,7 +97,9 @@ def _dual_logsumexp(mdesc0, mdesc1, rows: int):
     return lse0, lse1, sim if rows >= n else None
 
 
-def _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows: int):
+def _blocked_maxima(mdesc0: torch.Tensor, mdesc1: torch.Tensor, offset0: torch.Tensor,
+                    offset1: torch.Tensor, rows: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row maxima and argmax, and column maxima, of ``2 sim + offset0_i + offset1_j`` by blocks."""
     n, m = mdesc0.shape[0], mdesc1.shape[0]
     max0 = mdesc0.new_empty(n)
@@ -111,7 +114,8 @@ def _blocked_maxima(mdesc0, mdesc1, offset0, offset1, rows: int):
     return max0, arg0, max1
 
 
-def _mutual_matches_from_maxima(max0, arg0, max1, threshold: float):
+def _mutual_matches_from_maxima(max0: torch.Tensor, arg0: torch.Tensor, max1: torch.Tensor,
+                                threshold: float) -> tuple[torch.Tensor, ...]:
     """:func:`mutual_matches` from the column maxima instead of the column argmax.
 
     Row i and column ``arg0_i`` are mutual nearest neighbours when the row's maximum is also the
@@ -133,7 +137,8 @@ def _mutual_matches_from_maxima(max0, arg0, max1, threshold: float):
     return matches0, scores0, matches1, scores1
 
 
-def mutual_matches(max0, arg0, arg1, threshold: float):
+def mutual_matches(max0: torch.Tensor, arg0: torch.Tensor, arg1: torch.Tensor,
+                   threshold: float) -> tuple[torch.Tensor, ...]:
     """Keep mutual nearest neighbours above ``threshold`` (probability); export graph."""
     mutual0 = arg1.gather(0, arg0) == torch.arange(arg0.shape[0], device=arg0.device)
     mutual1 = arg0.gather(0, arg1) == torch.arange(arg1.shape[0], device=arg1.device)

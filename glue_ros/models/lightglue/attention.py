@@ -166,7 +166,7 @@ class SelfAttentionBlock(AttentionBlock):
 
     def _projection(self, rotated: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``[q, k, v]``, followed by ``[rot(q), rot(k)]`` when ``rotated``."""
-        def build():
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
             rows = self._rows if rotated else self._rows[:3 * self.dim]
             signs = self._signs[:rows.shape[0]].to(self.Wqkv.weight.dtype)
             return (self.Wqkv.weight.index_select(0, rows) * signs[:, None],

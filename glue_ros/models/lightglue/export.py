@@ -98,7 +98,7 @@ def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoin
     device = next(lightglue.parameters()).device
     gen = torch.Generator().manual_seed(0)
 
-    def image():
+    def image() -> tuple[torch.Tensor, ...]:
         kpts = torch.rand(1, k, 2, generator=gen) * torch.tensor([640.0, 480.0])
         desc = F.normalize(torch.randn(1, k, dim, generator=gen), dim=-1)
         mask = torch.ones(1, k, dtype=torch.bool, device=device)

@@ -21,7 +21,7 @@ class AssignmentHead(nn.Module):
         Applied to descriptors they give, in one product, the scaled projections whose dot
         products are the similarities, and (last channel) the matchability logit.
         """
-        def build():
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
             scale = self.final_proj.weight.shape[0] ** -0.25
             return (torch.cat([self.final_proj.weight * scale, self.matchability.weight], 0),
                     torch.cat([self.final_proj.bias * scale, self.matchability.bias], 0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -156,7 +156,7 @@ class LightGlue(nn.Module):
             weights = packaged_weights(packaged)
         return cls.from_checkpoint(weights, **{**preset, **conf})
 
-    def _apply(self, fn, *args, **kwargs):
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> LightGlue:
         for module in self.modules():
             module.__dict__.pop('_derived_cache', None)
         return super()._apply(fn, *args, **kwargs)
@@ -173,7 +173,8 @@ class LightGlue(nn.Module):
         return self.conf['width_confidence'] > 0
 
     def _decision_scores(self, layer: int, x: torch.Tensor, need_confidence: bool,
-                         need_matchability: bool):
+                         need_matchability: bool
+                         ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """Token confidence and matchability probability ``(T,)`` after ``layer``.
 
         Only what is needed is computed; when both are, in one two-output projection.
@@ -296,7 +297,8 @@ class LightGlue(nn.Module):
     def _weights_version(self) -> tuple:
         return params_key(list(self.parameters()))
 
-    def _check_inputs(self, kpts, desc, index: int):
+    def _check_inputs(self, kpts: torch.Tensor, desc: torch.Tensor, index: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         if kpts.ndim == 3:
             if kpts.shape[0] != 1 or desc.ndim != 3 or desc.shape[0] != 1:
                 raise ValueError('LightGlue matches one pair: expected kpts (1, N, 2) and '
@@ -312,7 +314,8 @@ class LightGlue(nn.Module):
         return kpts.float(), desc.to(self.posenc.Wr.weight.dtype)
 
     @staticmethod
-    def _with_scale_ori(coords, scales, oris):
+    def _with_scale_ori(coords: torch.Tensor, scales: Optional[torch.Tensor],
+                        oris: Optional[torch.Tensor]) -> torch.Tensor:
         if scales is None or oris is None:
             raise ValueError('add_scale_ori needs scales and oris of both images')
         return torch.cat([coords, scales.reshape(-1, 1).to(coords),

@@ -25,14 +25,20 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
 
 from glue_ros import settings
+from glue_ros.evaluation import run as evaluation
 from glue_ros.tools.bench.pipelines import (COARSE_LOFTR_WEIGHTS, DEFAULT, PIPELINES,
                                             REFERENCE_OF, Worker, serve)
 from glue_ros.tools.bench.report import (machine, message_cost, print_ratios, print_table,
                                          run_live, run_soak)
 from glue_ros.tools.bench.sweep import (make_sweep_features, print_roofline, roofline,
                                         run_sweep, size_point, sweep_point)
+from glue_ros.tools import vio_bench
 from glue_ros.tools.console_log import log_to_console
 
 # The settings the benchmark's pipelines take from the command line.
@@ -103,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of glue-ros-bench."""
     log_to_console('glue-ros-bench')
     parser = build_parser()
@@ -125,7 +131,6 @@ def main(argv=None) -> int:
         return run_soak(args)
     if args.live is not None:
         return run_live(args)
-    from tqdm import tqdm
     if args.pipelines is None:
         args.pipelines = 'none' if args.vio else ','.join(DEFAULT)
     if args.pipelines == 'none':
@@ -168,18 +173,11 @@ def main(argv=None) -> int:
         print_table(rows)
         report['ratios'] = print_ratios(rows)
     if args.slam:
-        import torch
-
-        from glue_ros.evaluation import run as evaluation
         torch.set_num_threads(args.threads)
-        report['slam'] = evaluation.evaluate(keypoints=args.max_keypoints,
-                                             log=lambda text: print(f'slam: {text}',
-                                                                    file=sys.stderr))
+        report['slam'] = evaluation.evaluate(keypoints=args.max_keypoints)
         evaluation.print_report(report['slam'])
     if args.vio:
-        from glue_ros.tools import vio_bench
-        report['vio'] = vio_bench.run(args, log=lambda text: print(f'vio: {text}',
-                                                                   file=sys.stderr))
+        report['vio'] = vio_bench.run(args)
     if args.roofline:
         report['roofline'] = roofline(args.max_keypoints, args.threads)
         print_roofline(report['roofline'], rows)

@@ -6,16 +6,25 @@ worker alive so that the rounds of all pipelines interleave.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Callable, Optional, Union
 
 import numpy as np
+import torch
 
 from glue_ros.core import data_files
+from glue_ros.evaluation.references import LighterGluePipeline, ReferencePipeline
+from glue_ros.matcher import Matcher, MatcherConfig, build_matcher
+from glue_ros.testing import real_images
+
+Pipeline = Union[Matcher, LighterGluePipeline, ReferencePipeline]
 
 # name -> pipeline spec. 'kind' ours runs through build_matcher; reference through references.
 PIPELINES = {
@@ -60,46 +69,42 @@ COARSE_LOFTR_WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 # -- data --------------------------------------------------------------------------------
 
 
-def timing_pairs():
+def timing_pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Real pairs the speed is measured on: (name, image0, image1)."""
-    from glue_ros.testing import real_images
     stereo = real_images.middlebury_stereo((640, 480))
     a0, a1, _ = real_images.homography_pair('rocket', roll_deg=3, zoom=1.02, pan=0.01)
     h0, h1, _ = real_images.homography_pair('coffee', roll_deg=25, zoom=1.25, tilt=0.3)
     return [('stereo', stereo.left, stereo.right), ('easy', a0, a1), ('hard', h0, h1)]
 
 
-def accuracy_pairs():
+def accuracy_pairs() -> list[tuple[str, np.ndarray, np.ndarray, Callable]]:
     """Pairs with ground truth: (name, image0, image1, errors(points0, points1))."""
-    from glue_ros.testing import real_images as ri
-    stereo = ri.middlebury_stereo((640, 480))
+    stereo = real_images.middlebury_stereo((640, 480))
     pairs = [('middlebury', stereo.left, stereo.right,
-              lambda p0, p1: ri.disparity_errors(stereo, p0, p1))]
-    seq = ri.homography_sequence('astronaut', 6)
+              lambda p0, p1: real_images.disparity_errors(stereo, p0, p1))]
+    seq = real_images.homography_sequence('astronaut', 6)
     for k in range(1, 6, 2):
         H = seq.relative(k, k - 1)
         pairs.append((f'astronaut-seq{k}', seq.frames[k], seq.frames[k - 1],
-                      lambda p0, p1, H=H: ri.homography_errors(H, p0, p1)))
+                      lambda p0, p1, H=H: real_images.homography_errors(H, p0, p1)))
     for name, kwargs in (('coffee-rot15', {'roll_deg': 15, 'zoom': 1.15, 'tilt': 0.2}),
                          ('rocket-rot30', {'roll_deg': 30, 'zoom': 1.3, 'tilt': 0.3,
                                            'pan': 0.1})):
-        i0, i1, H = ri.homography_pair(name.split('-')[0], **kwargs)
-        pairs.append((name, i0, i1, lambda p0, p1, H=H: ri.homography_errors(H, p0, p1)))
+        i0, i1, H = real_images.homography_pair(name.split('-')[0], **kwargs)
+        pairs.append((name, i0, i1, lambda p0, p1, H=H: real_images.homography_errors(H, p0, p1)))
     return pairs
 
 
 # -- one pipeline, in its own process ----------------------------------------------------
 
 
-def build(spec: dict, args):
+def build(spec: dict, args: argparse.Namespace) -> Pipeline:
     """The pipeline object of a spec: our Matcher or a ReferencePipeline."""
     keypoints = spec.get('max_keypoints', args.max_keypoints)
     if spec['kind'] == 'reference':
-        from glue_ros.evaluation.references import LighterGluePipeline, ReferencePipeline
         if spec.get('lighterglue'):
             return LighterGluePipeline(keypoints)
         return ReferencePipeline(spec['features'], keypoints)
-    from glue_ros.matcher import MatcherConfig, build_matcher
     weights = None
     if spec['matcher'] == 'coarse_loftr':
         weights = args.coarse_loftr_weights
@@ -110,9 +115,8 @@ def build(spec: dict, args):
         **{k: spec[k] for k in ('depth_confidence', 'width_confidence') if k in spec}))
 
 
-def synchronise(device):
+def synchronise(device: torch.device) -> None:
     """Wait for queued GPU work, so wall-clock times are complete."""
-    import torch
     if device.type == 'cuda':
         torch.cuda.synchronize()
 
@@ -120,8 +124,7 @@ def synchronise(device):
 class PipelineRun:
     """One pipeline inside its worker process: warm-up, timing rounds on demand, accuracy."""
 
-    def __init__(self, spec: dict, args):
-        import torch
+    def __init__(self, spec: dict, args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         self.spec, self.args = spec, args
         self.rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -152,13 +155,12 @@ class PipelineRun:
 
     def finish(self) -> dict:
         """Medians of the rounds, accuracy on the ground-truth pairs, and peak memory."""
-        import torch
         pipe, med = self.pipe, statistics.median
         everything = [s for samples in self.samples.values() for s in samples]
         if not everything:
             raise RuntimeError('no timing round ran')
 
-        def ms(key, samples=everything):
+        def ms(key: str, samples: list = everything) -> float:
             return med(s[key] for s in samples) * 1e3
 
         per_pair = {name: {'match_ms': ms('match', samples),
@@ -196,7 +198,7 @@ class PipelineRun:
         }
 
 
-def serve(name: str, args) -> int:
+def serve(name: str, args: argparse.Namespace) -> int:
     """Worker process of one pipeline: answers 'round' and 'finish' read from stdin.
 
     Replies are the stdout lines starting with ``REPLY``; libraries may print other lines.
@@ -216,7 +218,7 @@ def serve(name: str, args) -> int:
 REPLY = 'glue-ros-bench-reply'
 
 
-def worker_command(args, extra: list) -> list:
+def worker_command(args: argparse.Namespace, extra: list) -> list:
     """Command line of this module in a worker process."""
     return [sys.executable, '-m', 'glue_ros.tools.bench', '--threads', str(args.threads),
             '--repeat', str(args.repeat), '--max-keypoints', str(args.max_keypoints),
@@ -224,7 +226,7 @@ def worker_command(args, extra: list) -> list:
             '--coarse-loftr-weights', str(args.coarse_loftr_weights), *extra]
 
 
-def run_worker(args, extra: list) -> dict:
+def run_worker(args: argparse.Namespace, extra: list) -> dict:
     """Run this module in a fresh process with `extra` arguments; returns its JSON answer."""
     proc = subprocess.run(worker_command(args, extra), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -239,8 +241,7 @@ class Worker:
     between them, measured in one run, stay meaningful. Each process still has its own memory.
     """
 
-    def __init__(self, args, name: str):
-        import tempfile
+    def __init__(self, args: argparse.Namespace, name: str) -> None:
         self.name, self.error = name, None
         self.stderr = tempfile.TemporaryFile('w+')
         self.proc = subprocess.Popen(worker_command(args, ['--worker', name]),
@@ -248,7 +249,7 @@ class Worker:
                                      stderr=self.stderr, text=True)
         self.ask(None)
 
-    def ask(self, command):
+    def ask(self, command: Optional[str]) -> Optional[str]:
         """Send a command (None: only read) and return the reply, or None after a failure."""
         if self.error:
             return None

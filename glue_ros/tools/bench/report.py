@@ -5,25 +5,28 @@ run the node over DDS (glue_ros.tools.soak, glue_ros.tools.live_camera).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from glue_ros.core.types import MatchResult
+from glue_ros.tools import soak
 from glue_ros.tools.bench.pipelines import COMPARISONS
 
 
 def message_cost(repeat: int = 200) -> dict:
     """Build + serialise time of a 2000-match glue_ros/Matches message."""
+    # ROS only here: the bench's other modes run without it
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
 
-    from glue_ros.core.types import MatchResult
     from glue_ros.ros.messages import matches_message
     rng = np.random.default_rng(0)
     m = 2000
@@ -43,7 +46,6 @@ def message_cost(repeat: int = 200) -> dict:
 
 def machine() -> dict:
     """Where the figures come from."""
-    import torch
     info = {'cpu': platform.processor() or platform.machine(), 'cores': os.cpu_count(),
             'python': platform.python_version(), 'torch': torch.__version__}
     try:
@@ -110,14 +112,13 @@ def print_ratios(rows: list) -> list:
     return ratios
 
 
-def run_soak(args) -> int:
+def run_soak(args: argparse.Namespace) -> int:
     """The soak mode: one soak per --soak-pattern and --soak-size, one after the other."""
-    from glue_ros.tools import soak
     results = []
     for pattern in args.soak_pattern or list(soak.PATTERNS):
         for size in args.soak_size or [(640, 480)]:
             result = soak.soak(args.soak, tuple(size), args.soak_rate, args.json.parent,
-                               log=lambda text: print(text, file=sys.stderr), pattern=pattern)
+                               pattern=pattern)
             result['summary'] = soak.summarise(result)
             soak.print_report(result, result['summary'])
             results.append(result)
@@ -129,12 +130,15 @@ def run_soak(args) -> int:
     return 0
 
 
-def run_live(args) -> int:
+def run_live(args: argparse.Namespace) -> int:
     """The live mode: one real-time camera run per parameters file, one JSON."""
+    # needs ROS (the node's modules): here, so that the bench's other modes run without it
     from glue_ros.tools import live_camera
-    results = [live_camera.live(None if str(config) == 'defaults' else config, args.live_rate,
-                                workdir=args.json.parent)
-               for config in (args.live or [None])]
+    results = []
+    for config in args.live or [None]:
+        results.append(live_camera.live(None if str(config) == 'defaults' else config,
+                                        args.live_rate, workdir=args.json.parent))
+        print(live_camera.summary_line(results[-1]))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     path = args.json.with_name('live.json')
     path.write_text(json.dumps({'machine': machine(), 'runs': results}, indent=1))

@@ -4,21 +4,28 @@ Each point runs in a fresh worker process, so the peak memory it reports is its 
 """
 from __future__ import annotations
 
+import argparse
 import resource
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from glue_ros.core.types import Features
+from glue_ros.matcher import MatcherConfig, build_matcher
+from glue_ros.models.lightglue import LightGlue
+from glue_ros.testing import real_images
 from glue_ros.tools.bench.pipelines import run_worker
 
 
-def make_sweep_features(args) -> dict:
+def make_sweep_features(args: argparse.Namespace) -> dict:
     """Extract the sweep's features once (inside a worker) and save them to a file."""
-    import torch
     torch.set_num_threads(args.threads)
-    from glue_ros.testing import real_images
-    from glue_ros.matcher import MatcherConfig, build_matcher
     image0, image1, _ = real_images.homography_pair('astronaut', size=(1600, 1200),
                                                     roll_deg=5, zoom=1.05, upscale=4.0)
     matcher = build_matcher(MatcherConfig(max_keypoints=max(args.sweep_counts)))
@@ -29,16 +36,13 @@ def make_sweep_features(args) -> dict:
     return {'keypoints': [len(f0), len(f1)]}
 
 
-def sweep_point(args) -> dict:
+def sweep_point(args: argparse.Namespace) -> dict:
     """LightGlue matching time and memory at one keypoint count (inside a worker process).
 
     Only the matcher and the saved features live in this process, so the peak RSS added by
     the first match is the matching's own memory.
     """
-    import torch
     torch.set_num_threads(args.threads)
-    from glue_ros.core.types import Features
-    from glue_ros.models.lightglue import LightGlue
     data = torch.load(args.sweep_features, weights_only=True)
     count = args.sweep_point
     lightglue = LightGlue.for_features('xfeat').eval()
@@ -61,12 +65,9 @@ def sweep_point(args) -> dict:
             'rss_before_first_match_mb': base}
 
 
-def size_point(args) -> dict:
+def size_point(args: argparse.Namespace) -> dict:
     """XFeat extraction time at one image size (inside a worker process)."""
-    import torch
     torch.set_num_threads(args.threads)
-    from glue_ros.testing import real_images
-    from glue_ros.matcher import MatcherConfig, build_matcher
     w, h = args.size_point
     image, _, _ = real_images.homography_pair('astronaut', size=(w, h), upscale=4.0)
     matcher = build_matcher(MatcherConfig(max_keypoints=args.max_keypoints, device=args.device))
@@ -89,11 +90,9 @@ def roofline(keypoints: int, threads: int, layers: int = 6, dim: int = 96,
     attention cannot get faster in fp32, and `layers` x (self + cross) of it is the floor of
     full-depth matching. Also the CPU's ISA as torch dispatches it, and bf16 support.
     """
-    import torch
-    import torch.nn.functional as F
     torch.set_num_threads(threads)
 
-    def median_ms(fn, *args):
+    def median_ms(fn: Callable, *args: torch.Tensor) -> float:
         fn(*args)
         times = []
         for _ in range(repeat):
@@ -132,7 +131,7 @@ def print_roofline(r: dict, rows: list) -> None:
 
 def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
     """Time and memory against keypoint count (and extraction time against image size)."""
-    import matplotlib
+    import matplotlib  # optional: only the plot needs it
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -157,9 +156,8 @@ def plot_sweep(sweep: list, sizes: list, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def run_sweep(args) -> dict:
+def run_sweep(args: argparse.Namespace) -> dict:
     """The --sweep part of a run: workers per point, the table, the plot; the report's part."""
-    from tqdm import tqdm
     report = {}
     features = args.json.parent / 'sweep_features.pt'
     features.parent.mkdir(parents=True, exist_ok=True)

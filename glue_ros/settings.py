@@ -7,12 +7,13 @@ schema's default and description), the MatcherConfig and FrontendConfig of a set
 and the ``config/*.yaml`` files (:func:`parameters_yaml`; a test checks the shipped ones). The
 ROS layer turns the same table into parameter descriptors. One place to add a setting.
 """
+
 from __future__ import annotations
 
 import argparse
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from glue_ros.core import schema
 from glue_ros.core.schema import SETTINGS, Setting, default
@@ -33,45 +34,64 @@ def validate(values: Mapping[str, Any]) -> None:
 def matcher_config(values: Mapping[str, Any]) -> MatcherConfig:
     """The MatcherConfig of a full set of values ('' files and -1 threshold: the defaults)."""
     return MatcherConfig(
-        matcher=values['matcher'], features=values['features'],
-        max_keypoints=values['max_keypoints'], weights=values['weights'] or None,
-        feature_weights=values['feature_weights'] or None, device=values['device'],
+        matcher=values['matcher'],
+        features=values['features'],
+        max_keypoints=values['max_keypoints'],
+        weights=values['weights'] or None,
+        feature_weights=values['feature_weights'] or None,
+        device=values['device'],
         depth_confidence=float(values['depth_confidence']),
         width_confidence=float(values['width_confidence']),
         match_threshold=None if values['match_threshold'] < 0 else values['match_threshold'],
-        backend=values['backend'], precision=values['precision'],
+        backend=values['backend'],
+        precision=values['precision'],
         input_size=tuple(values['input_size']),
-        engine_cache_dir=values['engine_cache_dir'] or None).validate()
+        engine_cache_dir=values['engine_cache_dir'] or None,
+    ).validate()
 
 
 def frontend_config(values: Mapping[str, Any]) -> FrontendConfig:
     """The FrontendConfig of a full set of values."""
     return FrontendConfig(
-        mode=values['mode'], geometric_check=values['geometric_check'],
-        ransac_threshold=float(values['ransac_threshold']), reference=values['reference'],
+        mode=values['mode'],
+        geometric_check=values['geometric_check'],
+        ransac_threshold=float(values['ransac_threshold']),
+        reference=values['reference'],
         keyframe_min_matches=values['keyframe_min_matches'],
-        track_max_age=values['track_max_age'], max_tracks=values['max_tracks'],
+        track_max_age=values['track_max_age'],
+        max_tracks=values['max_tracks'],
         min_track_distance=float(values['min_track_distance']),
         max_epipolar_error=float(values['max_epipolar_error']),
-        tracking=values['tracking'], flow_max_frames=values['flow_max_frames'],
+        tracking=values['tracking'],
+        flow_max_frames=values['flow_max_frames'],
         flow_min_share=float(values['flow_min_share']),
         flow_back_threshold=float(values['flow_back_threshold']),
-        track_stereo_left=values['mode'] == 'stereo' and values['publish_vins_features']
+        track_stereo_left=values['mode'] == 'stereo' and values['publish_vins_features'],
     ).validate()
 
 
 # -- command-line flags -------------------------------------------------------------------
 MATCHER_FLAGS = tuple(n for n, s in SETTINGS.items() if s.group == 'matcher')
 VERIFY_FLAGS = ('geometric_check', 'ransac_threshold')
-TRACK_FLAGS = ('reference', 'keyframe_min_matches', 'track_max_age', 'max_tracks',
-               'min_track_distance', 'tracking', 'flow_max_frames', 'flow_min_share',
-               'flow_back_threshold')
+TRACK_FLAGS = (
+    'reference',
+    'keyframe_min_matches',
+    'track_max_age',
+    'max_tracks',
+    'min_track_distance',
+    'tracking',
+    'flow_max_frames',
+    'flow_min_share',
+    'flow_back_threshold',
+)
 
 
 # Older spellings of some flags, still accepted (argparse aliases of the schema's flag).
-ALIASES = {'max_keypoints': ('--keypoints', '--num-keypoints'),
-           'engine_cache_dir': ('--cache-dir',),
-           'vins_velocity_units': ('--vins-velocity',)}
+ALIASES = {
+    'max_keypoints': ('--keypoints', '--num-keypoints'),
+    'engine_cache_dir': ('--cache-dir',),
+    'vins_velocity_units': ('--vins-velocity',),
+}
 METAVARS = {'input_size': ('W', 'H'), 'max_keypoints': 'N'}
 
 
@@ -80,8 +100,11 @@ def flag(name: str) -> str:
     return '--' + name.replace('_', '-')
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
-                  choices: Optional[Mapping[str, Sequence[Any]]] = None) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    names: Iterable[str],
+    choices: Mapping[str, Sequence[Any]] | None = None,
+) -> None:
     """A --flag per setting, with its type, default, choices and description.
 
     `choices` narrows a setting's choices for one tool (e.g. precisions an export supports).
@@ -92,9 +115,12 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
         flags = (flag(name), *ALIASES.get(name, ()))
         help_text = s.description
         if len(flags) > 1:
-            help_text += f" ({', '.join(flags[1:])}: older spelling)"
-        kwargs: dict[str, Any] = {'default': default(name),
-                                  'help': help_text.replace('%', '%%'), 'dest': name}
+            help_text += f' ({", ".join(flags[1:])}: older spelling)'
+        kwargs: dict[str, Any] = {
+            'default': default(name),
+            'help': help_text.replace('%', '%%'),
+            'dest': name,
+        }
         if name in METAVARS:
             kwargs['metavar'] = METAVARS[name]
         if s.kind is bool:
@@ -109,8 +135,9 @@ def add_arguments(parser: argparse.ArgumentParser, names: Iterable[str],
         parser.add_argument(*flags, **kwargs)
 
 
-def values_from_args(args: argparse.Namespace, names: Iterable[str], **extra: Any
-                     ) -> dict[str, Any]:
+def values_from_args(
+    args: argparse.Namespace, names: Iterable[str], **extra: Any
+) -> dict[str, Any]:
     """The full set of values: the flags `names` (where parsed) and `extra` over the defaults.
 
     ValueError names a bad one.
@@ -134,6 +161,7 @@ def _yaml_value(value: object) -> str:
         return '[' + ', '.join(map(_yaml_value, value)) + ']'
     if isinstance(value, str):
         import yaml
+
         plain = value and value[0] not in '~' and yaml.safe_load(value) == value
         return value if plain else "'" + value.replace("'", "''") + "'"
     return repr(value)
@@ -156,17 +184,23 @@ def parameters_yaml(values: Mapping[str, Any], header: str = '') -> str:
     for name, setting in SETTINGS.items():
         if name not in values:
             continue
-        lines += textwrap.wrap(_sentence(setting.description),
-                               width=99, initial_indent='    # ', subsequent_indent='    # ',
-                               break_on_hyphens=False)
-        lines.append(f'    {name}: {_yaml_value(values[name])}' +
-                     ('  # live' if setting.live else ''))
+        lines += textwrap.wrap(
+            _sentence(setting.description),
+            width=99,
+            initial_indent='    # ',
+            subsequent_indent='    # ',
+            break_on_hyphens=False,
+        )
+        lines.append(
+            f'    {name}: {_yaml_value(values[name])}' + ('  # live' if setting.live else '')
+        )
     return '\n'.join(lines) + '\n'
 
 
 def read_parameters_file(text: str) -> tuple[str, dict[str, Any]]:
     """(header, values) of a parameters file: its leading comment lines, its parameters."""
     import yaml
+
     header: list[str] = []
     for line in text.splitlines():
         if not line.startswith('#'):
@@ -177,10 +211,11 @@ def read_parameters_file(text: str) -> tuple[str, dict[str, Any]]:
     return '\n'.join(header), dict(node['ros__parameters'])
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Rewrite parameters files from their own values with the schema's comments."""
     import sys
     from pathlib import Path
+
     for path in map(Path, argv if argv is not None else sys.argv[1:]):
         header, values = read_parameters_file(path.read_text())
         unknown = sorted(set(values) - set(SETTINGS))
@@ -190,10 +225,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-__all__ = ['Setting', 'SETTINGS', 'default', 'defaults', 'validate', 'matcher_config',
-           'frontend_config', 'add_arguments', 'flag', 'values_from_args', 'ALIASES',
-           'parameters_yaml', 'read_parameters_file', 'MATCHER_FLAGS', 'VERIFY_FLAGS',
-           'TRACK_FLAGS']
+__all__ = [
+    'Setting',
+    'SETTINGS',
+    'default',
+    'defaults',
+    'validate',
+    'matcher_config',
+    'frontend_config',
+    'add_arguments',
+    'flag',
+    'values_from_args',
+    'ALIASES',
+    'parameters_yaml',
+    'read_parameters_file',
+    'MATCHER_FLAGS',
+    'VERIFY_FLAGS',
+    'TRACK_FLAGS',
+]
 
 
 if __name__ == '__main__':

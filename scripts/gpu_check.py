@@ -8,6 +8,7 @@ exits 0.
 
     python scripts/gpu_check.py [--json bench_out/gpu-check.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 import torch
 
@@ -33,9 +33,16 @@ def gpu_problem() -> str:
         return ''
     gpu = shutil.which('nvidia-smi') is not None
     if torch.version.cuda is None:
-        return ('torch ' + torch.__version__ + ' is a CPU build' +
-                (' although an NVIDIA GPU is present: install a CUDA build of torch' if gpu
-                 else ' and no NVIDIA GPU is present'))
+        return (
+            'torch '
+            + torch.__version__
+            + ' is a CPU build'
+            + (
+                ' although an NVIDIA GPU is present: install a CUDA build of torch'
+                if gpu
+                else ' and no NVIDIA GPU is present'
+            )
+        )
     return 'no GPU is visible to torch (CUDA_VISIBLE_DEVICES, driver)'
 
 
@@ -52,27 +59,38 @@ def run(name: str, command: list, timeout: float) -> dict:
     """One step as a subprocess: its exit code, duration and the tail of its output."""
     start = time.monotonic()
     try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         code, out = done.returncode, done.stdout + done.stderr
     except subprocess.TimeoutExpired as exc:
         code = 'timeout'
-        out = (exc.stdout or b'').decode(errors='replace') if isinstance(exc.stdout, bytes) \
+        out = (
+            (exc.stdout or b'').decode(errors='replace')
+            if isinstance(exc.stdout, bytes)
             else (exc.stdout or '')
+        )
     seconds = time.monotonic() - start
     print(f'[gpu-check] {name}: exit {code} in {seconds:.0f} s', flush=True)
-    return {'step': name, 'command': ' '.join(command), 'exit': code,
-            'seconds': round(seconds, 1), 'output_tail': out[-4000:]}
+    return {
+        'step': name,
+        'command': ' '.join(command),
+        'exit': code,
+        'seconds': round(seconds, 1),
+        'output_tail': out[-4000:],
+    }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Exit 0 when every step passed or there is no GPU to check; 1 otherwise."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--json', type=Path, default=ROOT / 'bench_out' / 'gpu-check.json')
     args = parser.parse_args(argv)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {'machine': platform.node(), 'torch': torch.__version__,
-              'torch_cuda': torch.version.cuda, 'tensorrt': tensorrt_version() or None}
+    report = {
+        'machine': platform.node(),
+        'torch': torch.__version__,
+        'torch_cuda': torch.version.cuda,
+        'tensorrt': tensorrt_version() or None,
+    }
     problem = gpu_problem()
     if problem:
         report['skipped'] = problem
@@ -80,13 +98,28 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f'[gpu-check] skipped: {problem} (written to {args.json})')
         return 0
     report['gpu'] = torch.cuda.get_device_name(0)
-    print(f"[gpu-check] {report['gpu']}, torch {torch.__version__} (CUDA "
-          f"{torch.version.cuda}), TensorRT {report['tensorrt'] or 'not installed'}",
-          flush=True)
+    print(
+        f'[gpu-check] {report["gpu"]}, torch {torch.__version__} (CUDA '
+        f'{torch.version.cuda}), TensorRT {report["tensorrt"] or "not installed"}',
+        flush=True,
+    )
     start = time.monotonic()
-    steps = [run('tests', [sys.executable, '-m', 'pytest', '-ra', '-p', 'no:cacheprovider',
-                           'test/backends/test_cuda.py', 'test/backends/test_backends.py'],
-                 STEP_TIMEOUT_S['tests'])]
+    steps = [
+        run(
+            'tests',
+            [
+                sys.executable,
+                '-m',
+                'pytest',
+                '-ra',
+                '-p',
+                'no:cacheprovider',
+                'test/backends/test_cuda.py',
+                'test/backends/test_backends.py',
+            ],
+            STEP_TIMEOUT_S['tests'],
+        )
+    ]
     pipelines = ['lightglue-xfeat', 'coarse_loftr-torch']
     if report['tensorrt']:
         pipelines.append('coarse_loftr-tensorrt')
@@ -97,10 +130,25 @@ def main(argv: Optional[list[str]] = None) -> int:
             steps.append({'step': name, 'exit': 'not run: out of time'})
             continue
         out = ROOT / 'bench_out' / f'gpu-bench-{precision}.json'
-        step = run(name, [sys.executable, '-m', 'glue_ros.tools.bench', '--device', 'cuda',
-                          '--precision', precision, '--pipelines', ','.join(pipelines),
-                          '--repeat', '3', '--json', str(out)],
-                   min(STEP_TIMEOUT_S[name], left))
+        step = run(
+            name,
+            [
+                sys.executable,
+                '-m',
+                'glue_ros.tools.bench',
+                '--device',
+                'cuda',
+                '--precision',
+                precision,
+                '--pipelines',
+                ','.join(pipelines),
+                '--repeat',
+                '3',
+                '--json',
+                str(out),
+            ],
+            min(STEP_TIMEOUT_S[name], left),
+        )
         if out.is_file():
             step['results'] = json.loads(out.read_text())
         steps.append(step)
@@ -108,8 +156,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     report['seconds'] = round(time.monotonic() - start, 1)
     report['ok'] = all(s.get('exit') == 0 for s in steps)
     args.json.write_text(json.dumps(report, indent=1) + '\n')
-    print(f"[gpu-check] {'passed' if report['ok'] else 'FAILED'} in {report['seconds']} s; "
-          f'report: {args.json}')
+    print(
+        f'[gpu-check] {"passed" if report["ok"] else "FAILED"} in {report["seconds"]} s; '
+        f'report: {args.json}'
+    )
     return 0 if report['ok'] else 1
 
 

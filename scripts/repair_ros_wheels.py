@@ -5,6 +5,7 @@ The wheels' exported CMake targets name the build machine's Python include and N
 directories; CMake then refuses them as non-existent paths. Point them at this interpreter's
 (NumPy's through a path outside the source tree, which CMake also refuses).
 """
+
 import pathlib
 import sys
 import sysconfig
@@ -18,8 +19,11 @@ BUILD_MACHINE_PYTHON = '/opt/python/cp311-cp311/include/python3.11'
 def main(prefix: str, numpy_include: str) -> int:
     """Rewrite every CMake file under <prefix>/share that names a build-machine path."""
     changed = 0
-    here = {BUILD_MACHINE_NUMPY: numpy_include, numpy.get_include(): numpy_include,
-            BUILD_MACHINE_PYTHON: sysconfig.get_paths()['include']}
+    here = {
+        BUILD_MACHINE_NUMPY: numpy_include,
+        numpy.get_include(): numpy_include,
+        BUILD_MACHINE_PYTHON: sysconfig.get_paths()['include'],
+    }
     for path in pathlib.Path(prefix, 'share').rglob('*.cmake'):
         text = path.read_text(errors='surrogateescape')
         new = text

@@ -4,6 +4,7 @@ Tests mirror the package: test/core, test/frontend, test/models, ... The ``ros``
 every test under test/ros (real rclpy nodes, DDS, the ROS 2 tools); ``slow`` on tests that take
 more than a few seconds. ``make test-fast`` runs ``-m "not ros and not slow"``.
 """
+
 import os
 import random
 from pathlib import Path

@@ -6,6 +6,7 @@ frontend (extract, match, verify, track) -> evaluation; the ROS layer (ros) and 
 (testing) sit beside the evaluation, the tools on top. Only the ROS layer, the fixtures and the
 ROS tools import ROS. docs/design.md draws the same picture.
 """
+
 import ast
 from pathlib import Path
 
@@ -23,17 +24,38 @@ ALLOWED = {
     'settings': {'core', 'matcher', 'frontend', 'settings'},
     'ros': {'core', 'matcher', 'frontend', 'settings', 'ros', 'msg', 'srv'},
     'testing': {'core', 'matcher', 'frontend', 'settings', 'ros', 'msg', 'srv', 'testing'},
-    'tools': {'core', 'models', 'backends', 'matcher', 'frontend', 'settings', 'evaluation',
-              'ros', 'msg', 'srv', 'testing', 'tools'},
+    'tools': {
+        'core',
+        'models',
+        'backends',
+        'matcher',
+        'frontend',
+        'settings',
+        'evaluation',
+        'ros',
+        'msg',
+        'srv',
+        'testing',
+        'tools',
+    },
 }
 # Packages of a ROS graph. (cv_bridge is not one: an image library the converter uses where it is
 # installed; ament_index_python only finds installed files.)
-ROS_PACKAGES = {'rclpy', 'rcl_interfaces', 'sensor_msgs', 'std_msgs', 'builtin_interfaces',
-                'rosgraph_msgs', 'lifecycle_msgs', 'diagnostic_msgs', 'launch', 'launch_ros'}
+ROS_PACKAGES = {
+    'rclpy',
+    'rcl_interfaces',
+    'sensor_msgs',
+    'std_msgs',
+    'builtin_interfaces',
+    'rosgraph_msgs',
+    'lifecycle_msgs',
+    'diagnostic_msgs',
+    'launch',
+    'launch_ros',
+}
 # Modules outside the ROS layer that are ROS programs themselves: the process harness, the demo
 # and the bag player, and the benchmark's message-cost measurement.
-ROS_MODULES = {'testing/harness.py', 'tools/demo.py', 'tools/bag_play.py',
-               'tools/bench/report.py'}
+ROS_MODULES = {'testing/harness.py', 'tools/demo.py', 'tools/bag_play.py', 'tools/bench/report.py'}
 
 
 def layer_of(path: Path) -> str:
@@ -55,8 +77,11 @@ def imported_modules(path: Path):
                 yield node.lineno, node.module
 
 
-MODULES = sorted(p for p in PACKAGE.rglob('*.py') if p.name != '__init__.py'
-                 and not {'msg', 'srv'} & set(p.relative_to(PACKAGE).parts))
+MODULES = sorted(
+    p
+    for p in PACKAGE.rglob('*.py')
+    if p.name != '__init__.py' and not {'msg', 'srv'} & set(p.relative_to(PACKAGE).parts)
+)
 
 
 def test_every_module_has_a_layer():
@@ -83,8 +108,9 @@ def test_imports_follow_the_layers(path):
 def test_the_rules_can_fail(tmp_path):
     """A core module that imports the matcher API breaks the rule (the check is not vacuous)."""
     bad = tmp_path / 'bad.py'
-    bad.write_text('import os\nfrom glue_ros.matcher import build_matcher\n'
-                   'def f():\n    import rclpy\n')
+    bad.write_text(
+        'import os\nfrom glue_ros.matcher import build_matcher\ndef f():\n    import rclpy\n'
+    )
     found = list(imported_modules(bad))
     assert (2, 'glue_ros.matcher') in found and (4, 'rclpy') in found
     assert 'matcher' not in ALLOWED['core']

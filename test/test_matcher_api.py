@@ -1,10 +1,11 @@
 """The matcher API the node, the CLI and the benchmark share."""
+
 import numpy as np
 import pytest
 
-from glue_ros.testing import real_images
 from glue_ros.core.errors import InputImageError, WeightsError
 from glue_ros.matcher import MatcherConfig, build_matcher
+from glue_ros.testing import real_images
 
 
 @pytest.fixture(scope='module')
@@ -47,10 +48,15 @@ def test_blank_image_gives_an_empty_result(matcher, pair):
     assert result.points0.shape == (0, 2)
 
 
-@pytest.mark.parametrize('image, message', [
-    (np.zeros((0, 0), np.uint8), 'too small'), (np.zeros((8, 640), np.uint8), 'too small'),
-    (np.zeros((32, 32, 2), np.uint8), 'shape'), ('not an image', 'numpy'),
-])
+@pytest.mark.parametrize(
+    'image, message',
+    [
+        (np.zeros((0, 0), np.uint8), 'too small'),
+        (np.zeros((8, 640), np.uint8), 'too small'),
+        (np.zeros((32, 32, 2), np.uint8), 'shape'),
+        ('not an image', 'numpy'),
+    ],
+)
 def test_unusable_images_raise_input_errors(matcher, image, message):
     with pytest.raises(InputImageError, match=message):
         matcher.extract(image)
@@ -63,27 +69,33 @@ def test_missing_weights_are_named(tmp_path):
         build_matcher(MatcherConfig(features='superpoint'))
 
 
-@pytest.mark.parametrize('change, name', [
-    ({'matcher': 'sift'}, 'matcher'), ({'max_keypoints': 0}, 'max_keypoints'),
-    ({'depth_confidence': 1.5}, 'depth_confidence'), ({'backend': 'openvino'}, 'backend'),
-    ({'precision': 'bf16', 'device': 'cuda'}, 'precision'),
-    ({'precision': 'bf16', 'backend': 'onnxruntime'}, 'precision'),
-    ({'input_size': (600, 480)}, 'input_size'),
-])
+@pytest.mark.parametrize(
+    'change, name',
+    [
+        ({'matcher': 'sift'}, 'matcher'),
+        ({'max_keypoints': 0}, 'max_keypoints'),
+        ({'depth_confidence': 1.5}, 'depth_confidence'),
+        ({'backend': 'openvino'}, 'backend'),
+        ({'precision': 'bf16', 'device': 'cuda'}, 'precision'),
+        ({'precision': 'bf16', 'backend': 'onnxruntime'}, 'precision'),
+        ({'input_size': (600, 480)}, 'input_size'),
+    ],
+)
 def test_bad_settings_name_the_setting(change, name):
     with pytest.raises(ValueError, match=name):
         MatcherConfig(**change).validate()
 
 
-@pytest.mark.slow   # bf16 attention is slow on CPUs without AMX
+@pytest.mark.slow  # bf16 attention is slow on CPUs without AMX
 def test_bf16_attention_keeps_the_matches(pair):
     image0, image1, H = pair
     fp32 = build_matcher(MatcherConfig(max_keypoints=1024, precision='fp32'))
     bf16 = build_matcher(MatcherConfig(max_keypoints=1024, precision='bf16'))
     f0, f1 = fp32.extract(image0), fp32.extract(image1)
     a, b = fp32.match(f0, f1), bf16.match(f0, f1)
-    same = set(zip(a.indices0.tolist(), a.indices1.tolist())) & \
-        set(zip(b.indices0.tolist(), b.indices1.tolist()))
+    same = set(zip(a.indices0.tolist(), a.indices1.tolist())) & set(
+        zip(b.indices0.tolist(), b.indices1.tolist())
+    )
     assert len(same) >= 0.95 * len(a)
     errors = real_images.homography_errors(H, b.points0, b.points1)
     reference = real_images.homography_errors(H, a.points0, a.points1)
@@ -94,9 +106,9 @@ def test_auto_precision_follows_the_cpu():
     """bf16 attention only where the CPU has AMX (where it was measured to pay); fp16 on CUDA."""
     auto = MatcherConfig()
     assert auto.precision == 'auto'
-    assert auto.resolved_precision({'avx512f', 'avx512_bf16'}) == 'fp32'   # measured: no gain
+    assert auto.resolved_precision({'avx512f', 'avx512_bf16'}) == 'fp32'  # measured: no gain
     assert auto.resolved_precision({'amx_bf16', 'amx_tile', 'avx512_bf16'}) == 'bf16'
-    assert auto.resolved_precision({'avx2', 'avx512f', 'fma'}) == 'fp32'   # emulated: slower
+    assert auto.resolved_precision({'avx2', 'avx512f', 'fma'}) == 'fp32'  # emulated: slower
     assert auto.resolved_precision(set()) == 'fp32'
     assert MatcherConfig(matcher='coarse_loftr').resolved_precision({'amx_bf16'}) == 'fp32'
     assert MatcherConfig(precision='fp32').resolved_precision({'amx_bf16'}) == 'fp32'

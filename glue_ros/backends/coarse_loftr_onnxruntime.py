@@ -1,4 +1,5 @@
 """Coarse LoFTR's exported two-image graph on ONNX Runtime."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +20,8 @@ class CoarseLoFTROnnxRuntime(OnnxRuntimeSession):
 
     def __call__(self, image0: np.ndarray, image1: np.ndarray) -> np.ndarray:
         """Run the model on two (1, 1, H, W) float32 images; returns conf_matrix (1, L, S)."""
-        feeds = {name: np.asarray(image, dtype=np.float32)
-                 for name, image in zip(self.input_names, (image0, image1))}
+        feeds = {
+            name: np.asarray(image, dtype=np.float32)
+            for name, image in zip(self.input_names, (image0, image1))
+        }
         return self.run(feeds, [self.output_name])[self.output_name]

@@ -5,11 +5,11 @@ exports the graph when a runtime needs it, and turns the confidence matrix into 
 the one selection every runtime shares (``select_matches``). It changes no process-wide
 setting: the number of torch threads is the caller's business (the node, the CLI tools).
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -46,21 +46,29 @@ class CoarseLoFTRRuntime:
     num_threads: ONNX Runtime's intra-op threads on the CPU (torch uses the process's setting).
     """
 
-    def __init__(self, backend: str = _D('backend'),
-                 input_size: tuple[int, int] = tuple(_D('input_size')),
-                 weights: str | os.PathLike | None = None,
-                 threshold: float = schema.MODEL_MATCH_THRESHOLD['coarse_loftr'],
-                 device: str = _D('device'), border_rm: int = 2,
-                 onnx_path: str | os.PathLike | None = None,
-                 cache_dir: str | os.PathLike | None = None, precision: str = _D('precision'),
-                 num_threads: Optional[int] = None, conf: Optional[dict] = None):
+    def __init__(
+        self,
+        backend: str = _D('backend'),
+        input_size: tuple[int, int] = tuple(_D('input_size')),
+        weights: str | os.PathLike | None = None,
+        threshold: float = schema.MODEL_MATCH_THRESHOLD['coarse_loftr'],
+        device: str = _D('device'),
+        border_rm: int = 2,
+        onnx_path: str | os.PathLike | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        precision: str = _D('precision'),
+        num_threads: int | None = None,
+        conf: dict | None = None,
+    ):
         conf = dict(conf or {})
         self.conf = {**default_conf, **conf}
         self.stride = int(self.conf['resolution'][0])
         width, height = (int(v) for v in input_size)
         if width <= 0 or height <= 0 or width % self.stride or height % self.stride:
-            raise ValueError(f'input_size {tuple(input_size)} must be positive multiples of '
-                             f'the coarse stride {self.stride}')
+            raise ValueError(
+                f'input_size {tuple(input_size)} must be positive multiples of '
+                f'the coarse stride {self.stride}'
+            )
         self.input_size = (width, height)
         self.grid = (height // self.stride, width // self.stride)
         self.threshold = float(threshold)
@@ -69,13 +77,15 @@ class CoarseLoFTRRuntime:
         self.device = device
         self.model = None
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
         if backend == 'tensorrt':  # fail fast, before any export work, on machines without it
             check_tensorrt_available()
         if onnx_path is None or backend == 'torch':
             if weights is None:
-                raise WeightsError('no weights given: pass weights= the coarse LoFTR checkpoint '
-                                   '(e.g. LoFTR_teacher.pt from Kolkir/Coarse_LoFTR_TRT)')
+                raise WeightsError(
+                    'no weights given: pass weights= the coarse LoFTR checkpoint '
+                    '(e.g. LoFTR_teacher.pt from Kolkir/Coarse_LoFTR_TRT)'
+                )
             self.model = CoarseLoFTR.from_checkpoint(weights, **conf)
         if backend == 'torch':
             self.model.to(device)
@@ -87,18 +97,26 @@ class CoarseLoFTRRuntime:
         self.onnx_path = Path(onnx_path)
         if backend == 'onnxruntime':
             self._backend = CoarseLoFTROnnxRuntime(
-                self.onnx_path, device=device, intra_op_num_threads=num_threads,
-                trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
+                self.onnx_path,
+                device=device,
+                intra_op_num_threads=num_threads,
+                trt_cache_dir=cache_root / 'ort_trt',
+                fp16=precision != 'fp32',
+            )
         else:
-            self._backend = CoarseLoFTRTensorRT(self.onnx_path, precision=precision,
-                                                cache_dir=cache_root / 'engines',
-                                                device=device if device != 'cpu' else 'cuda')
+            self._backend = CoarseLoFTRTensorRT(
+                self.onnx_path,
+                precision=precision,
+                cache_dir=cache_root / 'engines',
+                device=device if device != 'cpu' else 'cuda',
+            )
         self._run = self._backend
 
     def _run_torch(self, image0: np.ndarray, image1: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(image0).to(self.device),
-                              torch.from_numpy(image1).to(self.device))
+            return self.model(
+                torch.from_numpy(image0).to(self.device), torch.from_numpy(image1).to(self.device)
+            )
 
     def preprocess(self, image: np.ndarray, name: str = 'image') -> np.ndarray:
         """Uint8 grey (H, W) image -> (1, 1, h, w) float32 in [0, 1] at the input size."""
@@ -107,8 +125,9 @@ class CoarseLoFTRRuntime:
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
         if image.ndim != 2 or image.dtype != np.uint8:
-            raise InputImageError(f'{name} must be a uint8 grey image (H, W), got '
-                                  f'{image.dtype} {image.shape}')
+            raise InputImageError(
+                f'{name} must be a uint8 grey image (H, W), got {image.dtype} {image.shape}'
+            )
         if image.shape[0] < 1 or image.shape[1] < 1:
             raise InputImageError(f'{name} is empty: {image.shape}')
         width, height = self.input_size
@@ -116,8 +135,7 @@ class CoarseLoFTRRuntime:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         return (image.astype(np.float32) / np.float32(255.0))[None, None]
 
-    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray
-                    ) -> torch.Tensor | np.ndarray:
+    def conf_matrix(self, image0: np.ndarray, image1: np.ndarray) -> torch.Tensor | np.ndarray:
         """Network output (1, L, S) for two uint8 grey images (a tensor or a numpy array)."""
         return self._run(self.preprocess(image0, 'image0'), self.preprocess(image1, 'image1'))
 
@@ -131,8 +149,7 @@ class CoarseLoFTRRuntime:
         float32 confidences; indices0, indices1 (M,) int32 row-major cell indices i and j.
         """
         conf = self.conf_matrix(image0, image1)
-        i, j, scores = select_matches(conf, self.grid, self.grid, self.threshold,
-                                      self.border_rm)
+        i, j, scores = select_matches(conf, self.grid, self.grid, self.threshold, self.border_rm)
         if isinstance(i, torch.Tensor):
             i, j, scores = i.cpu().numpy(), j.cpu().numpy(), scores.float().cpu().numpy()
         cols = self.grid[1]

@@ -6,11 +6,12 @@ engine_cache.py for the key and the reuse / rebuild rules) and reused on the nex
 Device buffers are torch CUDA tensors, so no pycuda is needed. Requires TensorRT >= 8.5
 (named-tensor API: set_tensor_address / execute_async_v3).
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from glue_ros.backends.tensorrt_support import check_tensorrt_available, resolve
 def onnx_input_size(onnx_path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) of the first input of a fixed-size ONNX model (needs the onnx package)."""
     import onnx  # only for a bare ONNX file: the TensorRT path needs no onnx otherwise
+
     model = onnx.load(str(onnx_path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField('dim_value') for d in dims):
@@ -38,9 +40,15 @@ class CoarseLoFTRTensorRT:
     'reused' from the cache.
     """
 
-    def __init__(self, onnx_path: str | os.PathLike, input_size: Optional[tuple] = None,
-                 precision: str = 'auto', cache_dir: str | os.PathLike | None = None,
-                 device: str = 'cuda', workspace_mb: int = 1024):
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        input_size: tuple | None = None,
+        precision: str = 'auto',
+        cache_dir: str | os.PathLike | None = None,
+        device: str = 'cuda',
+        workspace_mb: int = 1024,
+    ):
         trt, torch = check_tensorrt_available()
         self._trt, self._torch = trt, torch
         self.onnx_path = Path(onnx_path)
@@ -58,8 +66,14 @@ class CoarseLoFTRTensorRT:
         self.workspace_bytes = int(workspace_mb) << 20
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
-        key = make_key(self.onnx_path, self.input_size, self.precision,
-                       torch.cuda.get_device_name(self.device), capability, trt.__version__)
+        key = make_key(
+            self.onnx_path,
+            self.input_size,
+            self.precision,
+            torch.cuda.get_device_name(self.device),
+            capability,
+            trt.__version__,
+        )
         self.cache = EngineCache(cache_dir)
         self.engine, self.how = self.cache.load_or_build(key, self._build, self._deserialize)
         self.engine_path = self.cache.paths(key)[0]
@@ -92,8 +106,10 @@ class CoarseLoFTRTensorRT:
             return None
         # An engine of another model deserialises fine: check that its I/O fits ours.
         width, height = self.input_size
-        shapes = {engine.get_tensor_name(i): tuple(engine.get_tensor_shape(
-            engine.get_tensor_name(i))) for i in range(engine.num_io_tensors)}
+        shapes = {
+            engine.get_tensor_name(i): tuple(engine.get_tensor_shape(engine.get_tensor_name(i)))
+            for i in range(engine.num_io_tensors)
+        }
         if shapes.get('image0') != (1, 1, height, width) or 'conf_matrix' not in shapes:
             raise ValueError(f'engine I/O {shapes} does not fit a {width}x{height} model')
         return engine
@@ -101,8 +117,13 @@ class CoarseLoFTRTensorRT:
     # ------------------------------------------------------------ run
     def _setup_buffers(self) -> None:
         trt, torch = self._trt, self._torch
-        dtypes = {trt.float32: torch.float32, trt.float16: torch.float16,
-                  trt.int32: torch.int32, trt.int8: torch.int8, trt.bool: torch.bool}
+        dtypes = {
+            trt.float32: torch.float32,
+            trt.float16: torch.float16,
+            trt.int32: torch.int32,
+            trt.int8: torch.int8,
+            trt.bool: torch.bool,
+        }
         if hasattr(trt, 'int64'):
             dtypes[trt.int64] = torch.int64
         self.context = self.engine.create_execution_context()
@@ -110,8 +131,9 @@ class CoarseLoFTRTensorRT:
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             shape = tuple(self.engine.get_tensor_shape(name))
-            buffer = torch.empty(shape, dtype=dtypes[self.engine.get_tensor_dtype(name)],
-                                 device=self.device)
+            buffer = torch.empty(
+                shape, dtype=dtypes[self.engine.get_tensor_dtype(name)], device=self.device
+            )
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs)[name] = buffer
             self.context.set_tensor_address(name, buffer.data_ptr())
@@ -126,8 +148,10 @@ class CoarseLoFTRTensorRT:
                 if isinstance(image, np.ndarray):
                     image = torch.from_numpy(np.ascontiguousarray(image))
                 if tuple(image.shape) != tuple(buffer.shape):
-                    raise ValueError(f'{name} must have the engine shape '
-                                     f'{tuple(buffer.shape)}, got {tuple(image.shape)}')
+                    raise ValueError(
+                        f'{name} must have the engine shape '
+                        f'{tuple(buffer.shape)}, got {tuple(image.shape)}'
+                    )
                 buffer.copy_(image)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise RuntimeError('TensorRT execution failed')

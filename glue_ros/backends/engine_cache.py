@@ -10,6 +10,7 @@ recorded sha256 and the deserialiser accepts them; otherwise (missing / foreign 
 corrupt) it is rebuilt and replaced. Files are written to a temporary name and moved into
 place, so concurrent processes never read half-written files; the last writer wins.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,8 +18,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TypeVar
+from typing import TypeVar
 
 from glue_ros.core.atomic_files import write_bytes_atomically
 
@@ -60,13 +62,15 @@ class EngineKey:
 
     def to_dict(self) -> dict:
         """JSON-able form, as stored in the sidecar (lists where the key has tuples)."""
-        return {'format': CACHE_FORMAT_VERSION,
-                'onnx_sha256': str(self.onnx_sha256),
-                'input_size': [int(v) for v in self.input_size],
-                'precision': str(self.precision),
-                'gpu_name': str(self.gpu_name),
-                'compute_capability': [int(v) for v in self.compute_capability],
-                'tensorrt_version': str(self.tensorrt_version)}
+        return {
+            'format': CACHE_FORMAT_VERSION,
+            'onnx_sha256': str(self.onnx_sha256),
+            'input_size': [int(v) for v in self.input_size],
+            'precision': str(self.precision),
+            'gpu_name': str(self.gpu_name),
+            'compute_capability': [int(v) for v in self.compute_capability],
+            'tensorrt_version': str(self.tensorrt_version),
+        }
 
     def digest(self) -> str:
         """Hex sha256 of the canonical JSON of the key."""
@@ -79,12 +83,23 @@ class EngineKey:
         return f'coarse_loftr_{width}x{height}_{self.precision}_{self.digest()[:24]}'
 
 
-def make_key(onnx_path: str | os.PathLike, input_size: Sequence[int], precision: str,
-             gpu_name: str, compute_capability: Sequence[int], tensorrt_version: str
-             ) -> EngineKey:
+def make_key(
+    onnx_path: str | os.PathLike,
+    input_size: Sequence[int],
+    precision: str,
+    gpu_name: str,
+    compute_capability: Sequence[int],
+    tensorrt_version: str,
+) -> EngineKey:
     """Make the key of an ONNX file (hashed), the build settings and the machine."""
-    return EngineKey(file_sha256(onnx_path), tuple(int(v) for v in input_size), precision,
-                     gpu_name, tuple(int(v) for v in compute_capability), tensorrt_version)
+    return EngineKey(
+        file_sha256(onnx_path),
+        tuple(int(v) for v in input_size),
+        precision,
+        gpu_name,
+        tuple(int(v) for v in compute_capability),
+        tensorrt_version,
+    )
 
 
 class EngineCache:
@@ -98,7 +113,7 @@ class EngineCache:
         stem = key.stem()
         return self.cache_dir / f'{stem}.engine', self.cache_dir / f'{stem}.json'
 
-    def validate(self, key: EngineKey) -> tuple[Optional[bytes], str]:
+    def validate(self, key: EngineKey) -> tuple[bytes | None, str]:
         """(engine bytes, '') when the cached files are usable for `key`, else (None, why)."""
         engine_path, meta_path = self.paths(key)
         if not engine_path.is_file():
@@ -117,8 +132,9 @@ class EngineCache:
             return None, f'engine {engine_path} does not match its recorded sha256 (corrupt)'
         return data, ''
 
-    def load_or_build(self, key: EngineKey, build: Callable[[], bytes],
-                      deserialize: Callable[[bytes], T]) -> tuple[T, str]:
+    def load_or_build(
+        self, key: EngineKey, build: Callable[[], bytes], deserialize: Callable[[bytes], T]
+    ) -> tuple[T, str]:
         """Return (engine, how): how is 'reused', 'built' (nothing cached) or 'rebuilt'.
 
         `build()` returns serialized engine bytes; `deserialize(bytes)` returns the runtime
@@ -154,7 +170,6 @@ class EngineCache:
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             write_bytes_atomically(engine_path, data)
-            write_bytes_atomically(meta_path,
-                                   json.dumps(meta, indent=1, sort_keys=True).encode())
+            write_bytes_atomically(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
         except OSError as exc:  # a read-only cache must not stop the node
             _log.warning('cannot cache the TensorRT engine in %s: %s', self.cache_dir, exc)

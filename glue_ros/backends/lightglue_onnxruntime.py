@@ -1,4 +1,5 @@
 """LightGlue's exported full-depth graph on ONNX Runtime."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,11 +6,11 @@ read back only among the valid points. It runs all layers on every pair: early e
 pruning change shapes at run time, which only eager PyTorch can do. Like the coarse LoFTR
 runtime, it changes no process-wide setting.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -38,21 +38,28 @@ class LightGlueRuntime:
     num_threads: ONNX Runtime's intra-op threads on the CPU.
     """
 
-    def __init__(self, lightglue: torch.nn.Module, backend: str = 'onnxruntime',
-                 num_keypoints: int = 2048, device: str = 'cpu', precision: str = 'auto',
-                 cache_dir: str | os.PathLike | None = None,
-                 num_threads: Optional[int] = None):
+    def __init__(
+        self,
+        lightglue: torch.nn.Module,
+        backend: str = 'onnxruntime',
+        num_keypoints: int = 2048,
+        device: str = 'cpu',
+        precision: str = 'auto',
+        cache_dir: str | os.PathLike | None = None,
+        num_threads: int | None = None,
+    ):
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
         if int(num_keypoints) < 1:
             raise ValueError(f'num_keypoints must be positive, got {num_keypoints}')
         if backend == 'tensorrt':  # before any export work
             check_tensorrt_available()
             raise BackendUnavailableError(
-                "LightGlue has no TensorRT engine runner yet (CoarseLoFTRTensorRT runs "
+                'LightGlue has no TensorRT engine runner yet (CoarseLoFTRTensorRT runs '
                 "coarse LoFTR's two-image graph); use backend='onnxruntime' with "
                 "device='cuda', whose TensorRT execution provider builds and caches an engine "
-                'of the same graph')
+                'of the same graph'
+            )
         self.backend_name = backend
         self.num_keypoints = int(num_keypoints)
         self.input_dim = int(lightglue.conf['input_dim'])
@@ -60,12 +67,22 @@ class LightGlueRuntime:
         cache_root = Path(cache_dir) if cache_dir is not None else default_cache_root()
         self.onnx_path = cached_onnx_export(lightglue, cache_root / 'onnx', self.num_keypoints)
         self._backend = LightGlueOnnxRuntime(
-            self.onnx_path, device=device, intra_op_num_threads=num_threads,
-            trt_cache_dir=cache_root / 'ort_trt', fp16=precision != 'fp32')
+            self.onnx_path,
+            device=device,
+            intra_op_num_threads=num_threads,
+            trt_cache_dir=cache_root / 'ort_trt',
+            fp16=precision != 'fp32',
+        )
         self.providers = self._backend.providers
 
-    def pad(self, keypoints: torch.Tensor, descriptors: torch.Tensor, scores: torch.Tensor,
-            image_size: tuple[int, int], suffix: str) -> tuple:
+    def pad(
+        self,
+        keypoints: torch.Tensor,
+        descriptors: torch.Tensor,
+        scores: torch.Tensor,
+        image_size: tuple[int, int],
+        suffix: str,
+    ) -> tuple:
         """Graph inputs of one image and the original index of each valid slot.
 
         More than K points: the K highest `scores` are kept (extraction already keeps the
@@ -80,15 +97,21 @@ class LightGlueRuntime:
             index = np.sort(np.argsort(-strength, kind='stable')[:k])
         n = len(index)
         if descriptors.shape[1] != self.input_dim:
-            raise ValueError(f'descriptors have {descriptors.shape[1]} dimensions, the '
-                             f'exported LightGlue takes {self.input_dim}')
+            raise ValueError(
+                f'descriptors have {descriptors.shape[1]} dimensions, the '
+                f'exported LightGlue takes {self.input_dim}'
+            )
         kpts = np.zeros((1, k, 2), np.float32)
         desc = np.zeros((1, k, self.input_dim), np.float32)
         mask = np.zeros((1, k), bool)
         kpts[0, :n], desc[0, :n], mask[0, :n] = keypoints[index], descriptors[index], True
         size = np.asarray(image_size, np.float32).reshape(1, 2)
-        feeds = {f'kpts{suffix}': kpts, f'desc{suffix}': desc, f'mask{suffix}': mask,
-                 f'size{suffix}': size}
+        feeds = {
+            f'kpts{suffix}': kpts,
+            f'desc{suffix}': desc,
+            f'mask{suffix}': mask,
+            f'size{suffix}': size,
+        }
         return feeds, index
 
     def match(self, features0: Features, features1: Features) -> dict:
@@ -98,22 +121,29 @@ class LightGlueRuntime:
         scores (M,) float32 match probabilities, from ``matches0[i] >= 0`` and ``scores0``.
         """
         if len(features0) == 0 or len(features1) == 0:
-            return {'indices0': np.zeros(0, np.int64), 'indices1': np.zeros(0, np.int64),
-                    'scores': np.zeros(0, np.float32)}
-        feeds0, index0 = self.pad(features0.keypoints, features0.descriptors,
-                                  features0.scores, features0.image_size, '0')
-        feeds1, index1 = self.pad(features1.keypoints, features1.descriptors,
-                                  features1.scores, features1.image_size, '1')
+            return {
+                'indices0': np.zeros(0, np.int64),
+                'indices1': np.zeros(0, np.int64),
+                'scores': np.zeros(0, np.float32),
+            }
+        feeds0, index0 = self.pad(
+            features0.keypoints, features0.descriptors, features0.scores, features0.image_size, '0'
+        )
+        feeds1, index1 = self.pad(
+            features1.keypoints, features1.descriptors, features1.scores, features1.image_size, '1'
+        )
         matches0, scores0 = self._backend({**feeds0, **feeds1})
-        matches0, scores0 = matches0[0, :len(index0)], scores0[0, :len(index0)]
+        matches0, scores0 = matches0[0, : len(index0)], scores0[0, : len(index0)]
         slots0 = np.nonzero(matches0 >= 0)[0]
         slots1 = matches0[slots0]
         # Padded slots of image 1 are masked in the graph; a match into one would be a bug.
         if np.any(slots1 >= len(index1)):
             raise RuntimeError('the exported LightGlue matched a padded keypoint')
-        return {'indices0': index0[slots0].astype(np.int64),
-                'indices1': index1[slots1].astype(np.int64),
-                'scores': scores0[slots0].astype(np.float32)}
+        return {
+            'indices0': index0[slots0].astype(np.int64),
+            'indices1': index1[slots1].astype(np.int64),
+            'scores': scores0[slots0].astype(np.float32),
+        }
 
 
 def _numpy(value: torch.Tensor | np.ndarray, dtype: type | np.dtype) -> np.ndarray:

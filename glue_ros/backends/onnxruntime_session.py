@@ -1,10 +1,11 @@
 """ONNX Runtime sessions and execution providers, shared by every exported model."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence
 
 import numpy as np
 
@@ -20,13 +21,17 @@ def _import_onnxruntime() -> ModuleType:
     except ImportError as exc:
         raise BackendUnavailableError(
             'the onnxruntime backend needs the Python package onnxruntime (CPU) or '
-            f'onnxruntime-gpu (CUDA / TensorRT): {exc}') from exc
+            f'onnxruntime-gpu (CUDA / TensorRT): {exc}'
+        ) from exc
     return onnxruntime
 
 
-def select_providers(device: str, available: Sequence[str],
-                     trt_cache_dir: Optional[str | os.PathLike] = None,
-                     fp16: bool = True) -> list:
+def select_providers(
+    device: str,
+    available: Sequence[str],
+    trt_cache_dir: str | os.PathLike | None = None,
+    fp16: bool = True,
+) -> list:
     """Choose execution providers for `device` ('cpu', 'cuda', 'cuda:N', 'auto').
 
     `available` is what onnxruntime.get_available_providers() lists.
@@ -56,7 +61,8 @@ def select_providers(device: str, available: Sequence[str],
     if not providers and device != 'auto':
         raise BackendUnavailableError(
             f'onnxruntime has no GPU execution provider here (available: {list(available)}); '
-            "install onnxruntime-gpu with CUDA, or use device='cpu'")
+            "install onnxruntime-gpu with CUDA, or use device='cpu'"
+        )
     return providers + ['CPUExecutionProvider']
 
 
@@ -68,10 +74,15 @@ class OnnxRuntimeSession:
     against the exported (static) shapes are the same for all of them.
     """
 
-    def __init__(self, onnx_path: str | os.PathLike, device: str = 'cpu',
-                 intra_op_num_threads: Optional[int] = None,
-                 providers: Optional[list] = None,
-                 trt_cache_dir: Optional[str | os.PathLike] = None, fp16: bool = True):
+    def __init__(
+        self,
+        onnx_path: str | os.PathLike,
+        device: str = 'cpu',
+        intra_op_num_threads: int | None = None,
+        providers: list | None = None,
+        trt_cache_dir: str | os.PathLike | None = None,
+        fp16: bool = True,
+    ):
         ort = _import_onnxruntime()
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.is_file():
@@ -82,16 +93,18 @@ class OnnxRuntimeSession:
             options.intra_op_num_threads = int(intra_op_num_threads)
             options.inter_op_num_threads = 1
         if providers is None:
-            providers = select_providers(device, ort.get_available_providers(), trt_cache_dir,
-                                         fp16)
-        self.session = ort.InferenceSession(str(self.onnx_path), sess_options=options,
-                                            providers=providers)
+            providers = select_providers(
+                device, ort.get_available_providers(), trt_cache_dir, fp16
+            )
+        self.session = ort.InferenceSession(
+            str(self.onnx_path), sess_options=options, providers=providers
+        )
         self.providers = self.session.get_providers()
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def run(self, feeds: dict, outputs: Optional[Sequence[str]] = None) -> dict:
+    def run(self, feeds: dict, outputs: Sequence[str] | None = None) -> dict:
         """Run on ``{input name: numpy array}``; returns ``{output name: numpy array}``.
 
         Every input must be given, at its exported shape (the graphs are static: a wrong shape
@@ -104,8 +117,7 @@ class OnnxRuntimeSession:
         for name, shape in zip(self.input_names, self.input_shapes):
             array = np.ascontiguousarray(feeds[name])
             if array.shape != shape:
-                raise ValueError(f'{name} must have the exported shape {shape}, '
-                                 f'got {array.shape}')
+                raise ValueError(f'{name} must have the exported shape {shape}, got {array.shape}')
             checked[name] = array
         names = list(outputs) if outputs is not None else self.output_names
         return dict(zip(names, self.session.run(names, checked)))

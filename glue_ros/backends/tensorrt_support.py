@@ -1,8 +1,9 @@
 """Whether TensorRT can run here, and the precision it should build engines in."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Sequence
 
 import torch
 
@@ -20,15 +21,20 @@ def check_tensorrt_available() -> tuple[ModuleType, ModuleType]:
     except ImportError as exc:
         problems.append(f"the Python package 'tensorrt' is not installed ({exc})")
     if not torch.cuda.is_available():
-        problems.append('torch sees no CUDA GPU (torch.cuda.is_available() is False; '
-                        'a CUDA build of torch is used for the device buffers)')
+        problems.append(
+            'torch sees no CUDA GPU (torch.cuda.is_available() is False; '
+            'a CUDA build of torch is used for the device buffers)'
+        )
     if trt is not None:
         version = tuple(int(v) for v in trt.__version__.split('.')[:2] if v.isdigit())
         if version < (8, 5):
             problems.append(f'TensorRT {trt.__version__} is too old (need >= 8.5)')
     if problems:
-        raise BackendUnavailableError('TensorRT backend unavailable: ' + '; '.join(problems)
-                                      + ". Use backend='onnxruntime' or 'torch' instead.")
+        raise BackendUnavailableError(
+            'TensorRT backend unavailable: '
+            + '; '.join(problems)
+            + ". Use backend='onnxruntime' or 'torch' instead."
+        )
     return trt, torch
 
 

@@ -24,19 +24,19 @@ glibc's heaps rose from 51 to 320 MB in two minutes, and RssAnon with it (+150 M
 malloc_trim(0) hands the free pages back (10-40 ms on this machine), so :class:`HeapTrimmer` has
 the node's worker call it between frames, at most once a second.
 """
+
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
 import time
-from typing import Optional
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
-def _libc() -> Optional[ctypes.CDLL]:
+def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library('c')
     try:
         libc = ctypes.CDLL(name or 'libc.so.6')
@@ -71,14 +71,15 @@ class HeapTrimmer:
     GLUE_ROS_ALLOCATOR=system (the C library's own settings) turns it off.
     """
 
-    def __init__(self, interval_s: float = 1.0, enabled: Optional[bool] = None):
+    def __init__(self, interval_s: float = 1.0, enabled: bool | None = None):
         self.interval_s = float(interval_s)
-        self.enabled = (os.environ.get('GLUE_ROS_ALLOCATOR') != 'system'
-                        if enabled is None else bool(enabled))
+        self.enabled = (
+            os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' if enabled is None else bool(enabled)
+        )
         self.last = -float('inf')
         self.calls = 0
 
-    def __call__(self, now: Optional[float] = None) -> bool:
+    def __call__(self, now: float | None = None) -> bool:
         """Release if due; True when malloc_trim ran."""
         now = time.monotonic() if now is None else now
         if not self.enabled or now - self.last < self.interval_s:

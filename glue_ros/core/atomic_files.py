@@ -1,10 +1,11 @@
 """Files written whole or not at all: a reader never sees half a model or engine."""
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:

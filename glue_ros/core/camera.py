@@ -11,10 +11,11 @@ Two kinds of image are handled, because a SLAM front-end sees both:
   the ideal pinhole P, so normalization only uses P (no distortion) and the result is in the
   rectified frame. The epipolar check of a stereo pair is only meaningful there.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,11 +44,13 @@ def _field(info: object, *names: str) -> Any:
     return None
 
 
-def _matrix(values: Optional[ArrayLike], shape: tuple[int, int], name: str) -> np.ndarray:
+def _matrix(values: ArrayLike | None, shape: tuple[int, int], name: str) -> np.ndarray:
     array = np.asarray(values if values is not None else [], np.float64).reshape(-1)
     if array.size != shape[0] * shape[1]:
-        raise CameraModelError(f'{name} has {array.size} values, expected '
-                               f'{shape[0] * shape[1]} ({shape[0]}x{shape[1]})')
+        raise CameraModelError(
+            f'{name} has {array.size} values, expected '
+            f'{shape[0] * shape[1]} ({shape[0]}x{shape[1]})'
+        )
     return array.reshape(shape)
 
 
@@ -82,29 +85,41 @@ class CameraModel:
             # Drivers of already rectified or ideal cameras often leave the model empty.
             model = 'plumb_bob'
         if model not in DISTORTION_MODELS:
-            raise CameraModelError(f'unsupported distortion_model {self.distortion_model!r}; '
-                                   f'supported: {", ".join(DISTORTION_MODELS)}')
+            raise CameraModelError(
+                f'unsupported distortion_model {self.distortion_model!r}; '
+                f'supported: {", ".join(DISTORTION_MODELS)}'
+            )
         self.distortion_model = model
         if model == 'equidistant' and self.d.size not in (0, 4):
-            raise CameraModelError(f'equidistant distortion needs 4 coefficients (k1..k4), '
-                                   f'got {self.d.size}')
+            raise CameraModelError(
+                f'equidistant distortion needs 4 coefficients (k1..k4), got {self.d.size}'
+            )
         if model != 'equidistant' and self.d.size > 14:
-            raise CameraModelError(f'{model} distortion has {self.d.size} coefficients; '
-                                   f'OpenCV takes at most 14')
+            raise CameraModelError(
+                f'{model} distortion has {self.d.size} coefficients; OpenCV takes at most 14'
+            )
         intrinsics = self.P if self.rectified else self.K
         name = 'P' if self.rectified else 'K'
         if intrinsics[0, 0] == 0.0 or intrinsics[1, 1] == 0.0:
             raise CameraModelError(
                 f'focal length is zero in {name} (fx={intrinsics[0, 0]}, fy={intrinsics[1, 1]})'
-                f': the camera is not calibrated')
+                f': the camera is not calibrated'
+            )
 
     @classmethod
-    def from_camera_info(cls, info: object, camera_id: int = 0, rectified: bool = False
-                         ) -> 'CameraModel':
+    def from_camera_info(
+        cls, info: object, camera_id: int = 0, rectified: bool = False
+    ) -> CameraModel:
         """Model of a sensor_msgs/CameraInfo (ROS 1 or 2, any message object) or dict."""
-        fields = {'width': ('width',), 'height': ('height',),
-                  'distortion_model': ('distortion_model',), 'd': ('d', 'D'),
-                  'K': ('k', 'K'), 'R': ('r', 'R'), 'P': ('p', 'P')}
+        fields = {
+            'width': ('width',),
+            'height': ('height',),
+            'distortion_model': ('distortion_model',),
+            'd': ('d', 'D'),
+            'K': ('k', 'K'),
+            'R': ('r', 'R'),
+            'P': ('p', 'P'),
+        }
         values = {key: _field(info, *names) for key, names in fields.items()}
         missing = [key for key in ('width', 'height', 'K') if values[key] is None]
         if missing:
@@ -149,27 +164,27 @@ def _undistort_pinhole(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.n
         return np.stack([(points[:, 0] - K[0, 2] - skew * y) / K[0, 0], y], axis=1)
     length = next(n for n in _PINHOLE_LENGTHS if n >= d.size)
     coeffs = np.zeros(length)
-    coeffs[:d.size] = d
+    coeffs[: d.size] = d
     src = points.reshape(-1, 1, 2)
     dst: np.ndarray
-    if hasattr(cv2, 'undistortPointsIter'):   # OpenCV 4: criteria only on the Iter variant
+    if hasattr(cv2, 'undistortPointsIter'):  # OpenCV 4: criteria only on the Iter variant
         dst = cv2.undistortPointsIter(src, K, coeffs, np.eye(3), np.eye(3), _CRITERIA)
-    else:   # OpenCV 5 merged the two
+    else:  # OpenCV 5 merged the two
         dst = cv2.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3), criteria=_CRITERIA)
     return dst.reshape(-1, 2)
 
 
 def _undistort_fisheye(points: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.ndarray:
     coeffs = np.zeros(4)
-    coeffs[:d.size] = d
+    coeffs[: d.size] = d
     src = points.reshape(-1, 1, 2)
-    dst = cv2.fisheye.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3),
-                                      criteria=_CRITERIA)
+    dst = cv2.fisheye.undistortPoints(src, K, coeffs, R=np.eye(3), P=np.eye(3), criteria=_CRITERIA)
     return dst.reshape(-1, 2)
 
 
-def epipolar_errors(left_points: ArrayLike, right_points: ArrayLike,
-                    min_disparity: Optional[float] = None) -> np.ndarray:
+def epipolar_errors(
+    left_points: ArrayLike, right_points: ArrayLike, min_disparity: float | None = None
+) -> np.ndarray:
     """|y_left - y_right| in pixels of each match of a RECTIFIED stereo pair, shape (M,).
 
     In a rectified pair a true match lies on the same row, so the row difference is the match's
@@ -188,9 +203,9 @@ def epipolar_errors(left_points: ArrayLike, right_points: ArrayLike,
     return errors
 
 
-def filter_stereo_matches(result: MatchResult, max_error_px: float,
-                          min_disparity: Optional[float] = 0.0
-                          ) -> tuple[MatchResult, np.ndarray]:
+def filter_stereo_matches(
+    result: MatchResult, max_error_px: float, min_disparity: float | None = 0.0
+) -> tuple[MatchResult, np.ndarray]:
     """(the matches of a rectified left/right result within max_error_px, the kept mask).
 
     The node and the bag tool drop outliers with this before publishing; the order of the kept
@@ -200,5 +215,10 @@ def filter_stereo_matches(result: MatchResult, max_error_px: float,
     return result.subset(keep), keep
 
 
-__all__ = ['CameraModel', 'CameraModelError', 'DISTORTION_MODELS', 'epipolar_errors',
-           'filter_stereo_matches']
+__all__ = [
+    'CameraModel',
+    'CameraModelError',
+    'DISTORTION_MODELS',
+    'epipolar_errors',
+    'filter_stereo_matches',
+]

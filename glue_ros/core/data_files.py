@@ -13,6 +13,7 @@ points ``$GLUE_ROS_SHARED`` at ``../shared`` when that folder exists. The layout
 Tests that need a missing file skip with :func:`missing_reason`, which says what to get from
 where; the benchmark leaves out the pipelines that need it.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,7 @@ COARSE_LOFTR_REFERENCE = 'reference/coarse_loftr_student_motorcycle_640x480.npz'
 SOURCES = {
     COARSE_LOFTR_WEIGHTS: 'weights/LoFTR_teacher.pt of https://github.com/Kolkir/Coarse_LoFTR_TRT',
     COARSE_LOFTR_REFERENCE: 'conf_matrix of the original Coarse_LoFTR_TRT code on '
-                            'skimage.data.stereo_motorcycle() (keys image0, image1, conf_matrix)',
+    'skimage.data.stereo_motorcycle() (keys image0, image1, conf_matrix)',
 }
 
 
@@ -47,5 +48,7 @@ def missing_reason(relative: str) -> str:
     path = data_file(relative)
     if path.is_file():
         return ''
-    return (f'{path} not found: get {SOURCES.get(relative, relative)} and put it at '
-            f'<folder>/{relative}, with {ENV}=<folder> (default: {shared_dir()})')
+    return (
+        f'{path} not found: get {SOURCES.get(relative, relative)} and put it at '
+        f'<folder>/{relative}, with {ENV}=<folder> (default: {shared_dir()})'
+    )

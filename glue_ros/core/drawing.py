@@ -1,4 +1,5 @@
 """Pictures of matches: the two images side by side with a line per match."""
+
 from __future__ import annotations
 
 import cv2
@@ -9,16 +10,22 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
 
 
-def draw_matches(image0: np.ndarray, image1: np.ndarray, points0: np.ndarray,
-                 points1: np.ndarray, scores: np.ndarray | None = None,
-                 max_lines: int = 300, text: str = '') -> np.ndarray:
+def draw_matches(
+    image0: np.ndarray,
+    image1: np.ndarray,
+    points0: np.ndarray,
+    points1: np.ndarray,
+    scores: np.ndarray | None = None,
+    max_lines: int = 300,
+    text: str = '',
+) -> np.ndarray:
     """RGB canvas: image0 left, image1 right, a line per match (red: low, green: high score)."""
     image0, image1 = _rgb(image0), _rgb(image1)
     h = max(image0.shape[0], image1.shape[0])
     w0 = image0.shape[1]
     canvas = np.zeros((h, w0 + image1.shape[1], 3), np.uint8)
-    canvas[:image0.shape[0], :w0] = image0
-    canvas[:image1.shape[0], w0:] = image1
+    canvas[: image0.shape[0], :w0] = image0
+    canvas[: image1.shape[0], w0:] = image1
     points0 = np.asarray(points0, np.float32).reshape(-1, 2)
     points1 = np.asarray(points1, np.float32).reshape(-1, 2)
     scores = np.ones(len(points0)) if scores is None else np.asarray(scores)
@@ -31,8 +38,9 @@ def draw_matches(image0: np.ndarray, image1: np.ndarray, points0: np.ndarray,
         cv2.circle(canvas, a, 2, colour, -1, cv2.LINE_AA)
         cv2.circle(canvas, b, 2, colour, -1, cv2.LINE_AA)
     if text:
-        cv2.putText(canvas, text, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
-                    cv2.LINE_AA)
+        cv2.putText(
+            canvas, text, (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA
+        )
     return canvas
 
 

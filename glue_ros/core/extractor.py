@@ -1,4 +1,5 @@
 """The one interface every feature extractor implements: image in, sparse features out."""
+
 from __future__ import annotations
 
 import torch
@@ -32,8 +33,9 @@ class Extractor(torch.nn.Module):
             raise InputImageError(f'{name} expects a (1, C, H, W) tensor, got {got}')
         b, c, h, w = image.shape
         if b != 1 or c not in (1, 3):
-            raise InputImageError(f'{name} expects one grey or RGB image (1, 1|3, H, W), '
-                                  f'got {tuple(image.shape)}')
+            raise InputImageError(
+                f'{name} expects one grey or RGB image (1, 1|3, H, W), got {tuple(image.shape)}'
+            )
         if h < 1 or w < 1:
             raise InputImageError(f'{name} got an empty image of size {w}x{h}')
         if not image.is_floating_point():

@@ -4,13 +4,14 @@ The node feeds events in and publishes :meth:`StreamHealth.report` on /diagnosti
 second; the rules live here, without ROS, so they are tested directly. Rates and ratios cover a
 sliding window (5 s by default), so a node that fell behind a minute ago reads healthy again.
 """
+
 from __future__ import annotations
 
 import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 # The levels of diagnostic_msgs/DiagnosticStatus.
 OK, WARN, ERROR = 0, 1, 2
@@ -36,7 +37,7 @@ class StreamHealth:
 
     def __init__(self, window_s: float = 5.0):
         self.window_s = float(window_s)
-        self._events: deque[tuple[float, str, float]] = deque()   # (time, kind, amount)
+        self._events: deque[tuple[float, str, float]] = deque()  # (time, kind, amount)
         self._lock = threading.Lock()
         self.totals = dict.fromkeys(self.KINDS, 0)
 
@@ -61,9 +62,16 @@ class StreamHealth:
                 counts[kind] += amount
         return {**counts, 'latencies': latencies}
 
-    def report(self, now: float, state: str, describe: Optional[Mapping[str, object]] = None,
-               error: Optional[str] = None, max_drop_ratio: float = 0.5,
-               max_latency_ms: float = 1000.0, unit: str = 'frames') -> HealthReport:
+    def report(
+        self,
+        now: float,
+        state: str,
+        describe: Mapping[str, object] | None = None,
+        error: str | None = None,
+        max_drop_ratio: float = 0.5,
+        max_latency_ms: float = 1000.0,
+        unit: str = 'frames',
+    ) -> HealthReport:
         """The verdict at `now` for a node in lifecycle `state` ('active', 'inactive', ...).
 
         `unit` names what the worker processes and drops: 'frames', or 'pairs' in stereo mode,
@@ -78,8 +86,8 @@ class StreamHealth:
         latency = sum(w['latencies']) / len(w['latencies']) if w['latencies'] else 0.0
         values = {
             'state': state,
-            'input rate (images/s)': f"{w['received'] / self.window_s:.2f}",
-            f'processed rate ({unit}/s)': f"{w['processed'] / self.window_s:.2f}",
+            'input rate (images/s)': f'{w["received"] / self.window_s:.2f}',
+            f'processed rate ({unit}/s)': f'{w["processed"] / self.window_s:.2f}',
             f'drop ratio ({unit})': f'{drop_ratio:.3f}',
             'mean latency (ms)': f'{latency:.1f}',
             'bad frames': str(int(w['bad'])),

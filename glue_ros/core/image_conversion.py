@@ -4,6 +4,7 @@ Works on any object with the message's fields, so it is tested without ROS. Wher
 cv_bridge is installed it does the decoding; our own checks of size, step and buffer length run
 first either way, so a malformed message gives the same clear error on every system.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -14,16 +15,23 @@ from glue_ros.core.errors import ImageConversionError
 
 try:  # ROS 2's cv_bridge (a system ROS 2 install); the PyPI 'cv-bridge' is ROS 1's.
     from cv_bridge import CvBridge as _CvBridge
+
     _BRIDGE = _CvBridge()
 except Exception:  # noqa: BLE001 - absent or broken: our converter does the work
     _BRIDGE = None
 
 # encoding -> (numpy dtype, channels)
 ENCODINGS = {
-    'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
-    'mono16': (np.uint16, 1), '16UC1': (np.uint16, 1),
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), '8UC3': (np.uint8, 3),
-    'rgba8': (np.uint8, 4), 'bgra8': (np.uint8, 4), '8UC4': (np.uint8, 4),
+    'mono8': (np.uint8, 1),
+    '8UC1': (np.uint8, 1),
+    'mono16': (np.uint16, 1),
+    '16UC1': (np.uint16, 1),
+    'rgb8': (np.uint8, 3),
+    'bgr8': (np.uint8, 3),
+    '8UC3': (np.uint8, 3),
+    'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4),
+    '8UC4': (np.uint8, 4),
     '32FC1': (np.float32, 1),
 }
 
@@ -37,19 +45,23 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     encoding = msg.encoding
     if encoding not in ENCODINGS:
         raise ImageConversionError(
-            f'unsupported encoding {encoding!r}; supported: {", ".join(sorted(ENCODINGS))}')
+            f'unsupported encoding {encoding!r}; supported: {", ".join(sorted(ENCODINGS))}'
+        )
     dtype, channels = ENCODINGS[encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f'empty image ({width}x{height})')
     row_bytes = width * channels * np.dtype(dtype).itemsize
     if step < row_bytes:
-        raise ImageConversionError(f'step {step} is smaller than a row of {width} {encoding} '
-                                   f'pixels ({row_bytes} bytes)')
+        raise ImageConversionError(
+            f'step {step} is smaller than a row of {width} {encoding} pixels ({row_bytes} bytes)'
+        )
     data = msg.data
     if len(data) < step * height:
-        raise ImageConversionError(f'truncated image: {len(data)} bytes for {height} rows of '
-                                   f'step {step} ({step * height} bytes expected)')
+        raise ImageConversionError(
+            f'truncated image: {len(data)} bytes for {height} rows of '
+            f'step {step} ({step * height} bytes expected)'
+        )
     if _BRIDGE is not None:
         image = np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding='passthrough'))
     else:
@@ -57,8 +69,11 @@ def image_to_numpy(msg: Any) -> np.ndarray:
         rows = buffer.reshape(height, step)[:, :row_bytes]
         order: Literal['>', '<'] = '>' if msg.is_bigendian else '<'
         image = rows.view(np.dtype(dtype).newbyteorder(order) if dtype != np.uint8 else dtype)
-        image = image.reshape(height, width, channels) if channels > 1 \
+        image = (
+            image.reshape(height, width, channels)
+            if channels > 1
             else image.reshape(height, width)
+        )
     return _normalise(image, encoding)
 
 
@@ -80,13 +95,15 @@ def _normalise(image: np.ndarray, encoding: str) -> np.ndarray:
 def compressed_to_numpy(msg: Any) -> np.ndarray:
     """An (H, W) grey or (H, W, 3) RGB uint8 image from a JPEG/PNG sensor_msgs/CompressedImage."""
     import cv2
+
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageConversionError('empty compressed image')
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ImageConversionError(f'cannot decode compressed image (format {msg.format!r}, '
-                                   f'{data.size} bytes)')
+        raise ImageConversionError(
+            f'cannot decode compressed image (format {msg.format!r}, {data.size} bytes)'
+        )
     if image.dtype == np.uint16:
         return _normalise(image if image.ndim == 2 else image[:, :, 0], 'mono16')
     if image.ndim == 3 and image.shape[2] == 4:
@@ -100,8 +117,17 @@ def numpy_to_image_fields(image: np.ndarray, encoding: str | None = None) -> dic
     """Fields of a sensor_msgs/Image for an (H, W) or (H, W, 3|4) array (rgb8 for 3 channels)."""
     image = np.ascontiguousarray(image)
     if encoding is None:
-        encoding = {(np.dtype(np.uint8), 2): 'mono8', (np.dtype(np.uint16), 2): 'mono16',
-                    (np.dtype(np.float32), 2): '32FC1', (np.dtype(np.uint8), 3): 'rgb8'
-                    }[(image.dtype, image.ndim)]
-    return {'height': image.shape[0], 'width': image.shape[1], 'encoding': encoding,
-            'is_bigendian': 0, 'step': image.strides[0], 'data': image.tobytes()}
+        encoding = {
+            (np.dtype(np.uint8), 2): 'mono8',
+            (np.dtype(np.uint16), 2): 'mono16',
+            (np.dtype(np.float32), 2): '32FC1',
+            (np.dtype(np.uint8), 3): 'rgb8',
+        }[(image.dtype, image.ndim)]
+    return {
+        'height': image.shape[0],
+        'width': image.shape[1],
+        'encoding': encoding,
+        'is_bigendian': 0,
+        'step': image.strides[0],
+        'data': image.tobytes(),
+    }

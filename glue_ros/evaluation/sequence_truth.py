@@ -3,10 +3,10 @@
 Apart from the rendering (:mod:`.sequences`) so that the metrics and the tests read the truth
 without the renderer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,8 +38,12 @@ class HomographyTruth(real_images.HomographyFrames):
         points = np.asarray(points, np.float64).reshape(-1, 2)
         source = real_images.apply_homography(np.linalg.inv(self.H[k]), points)
         w, h = self.source_size
-        valid = ((source[:, 0] >= 0) & (source[:, 0] <= w - 1) & (source[:, 1] >= 0)
-                 & (source[:, 1] <= h - 1))
+        valid = (
+            (source[:, 0] >= 0)
+            & (source[:, 0] <= w - 1)
+            & (source[:, 1] >= 0)
+            & (source[:, 1] <= h - 1)
+        )
         return real_images.apply_homography(self.relative(k, j), points), valid
 
 
@@ -50,7 +54,7 @@ class DepthTruth:
     K: np.ndarray
     R: list
     t: list
-    depth: list          # (h, w) float32 per frame, NaN where there is no known surface
+    depth: list  # (h, w) float32 per frame, NaN where there is no known surface
 
     def map_points(self, k: int, points: ArrayLike, j: int) -> tuple[np.ndarray, np.ndarray]:
         """(points of frame k seen in frame j, True where the truth is known).
@@ -84,14 +88,14 @@ class VioSequence:
     """Frames of one scene and regime, with their truth and the stretches that are hard."""
 
     name: str
-    scene: str                  # 'middlebury' or 'photo'
-    regime: str                 # 'camera' or 'hard'
-    frames: list                # RGB uint8
-    stamps: np.ndarray          # seconds (30 Hz; a dropped stretch leaves a gap)
-    truth: object               # HomographyTruth or DepthTruth
-    K: Optional[np.ndarray] = None          # intrinsics where the scene is 3D
+    scene: str  # 'middlebury' or 'photo'
+    regime: str  # 'camera' or 'hard'
+    frames: list  # RGB uint8
+    stamps: np.ndarray  # seconds (30 Hz; a dropped stretch leaves a gap)
+    truth: object  # HomographyTruth or DepthTruth
+    K: np.ndarray | None = None  # intrinsics where the scene is 3D
     stretches: list = field(default_factory=list)
-    motion_px: np.ndarray = None            # mean image motion from the previous frame (px)
+    motion_px: np.ndarray = None  # mean image motion from the previous frame (px)
 
     @property
     def size(self) -> tuple:
@@ -102,7 +106,7 @@ class VioSequence:
         """(points of frame k in frame j by the truth, True where the truth is known)."""
         return self.truth.map_points(k, points, j)
 
-    def relative_pose(self, i: int, j: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    def relative_pose(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(R, t) with X_j = R X_i + t, or None where the scene has no poses."""
         if not isinstance(self.truth, DepthTruth):
             return None
@@ -117,8 +121,9 @@ def sample_depth(depth: np.ndarray, points: np.ndarray) -> np.ndarray:
     x0 = np.clip(np.floor(np.where(inside, x, 0)).astype(int), 0, w - 2)
     y0 = np.clip(np.floor(np.where(inside, y, 0)).astype(int), 0, h - 2)
     fx, fy = np.where(inside, x, 0) - x0, np.where(inside, y, 0) - y0
-    corners = np.stack([depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0],
-                        depth[y0 + 1, x0 + 1]]).astype(np.float64)
+    corners = np.stack(
+        [depth[y0, x0], depth[y0, x0 + 1], depth[y0 + 1, x0], depth[y0 + 1, x0 + 1]]
+    ).astype(np.float64)
     weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])
     z = (corners * weights).sum(axis=0)
     with np.errstate(invalid='ignore'):

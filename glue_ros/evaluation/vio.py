@@ -17,12 +17,13 @@ Observations are counted alike for all: a learned track's first match also obser
 reference frame (as a KLT corner is observed in the frame it was detected in), and only ids
 observed in 2+ frames are tracks.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
-from typing import Iterable, Optional, Union
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -39,11 +40,11 @@ from glue_ros.matcher import Matcher, MatcherConfig, build_matcher
 logger = logging.getLogger(__name__)
 
 PIPELINES = ('klt', 'learned', 'hybrid')
-POSE_GAP = 5            # frames between the two views of a relative pose
-AFTER_STRETCH = 3       # a track survives a stretch when seen within this many frames after
-LENGTH_BINS = 64        # track-length histogram: 1..LENGTH_BINS-1 observations, then more
+POSE_GAP = 5  # frames between the two views of a relative pose
+AFTER_STRETCH = 3  # a track survives a stretch when seen within this many frames after
+LENGTH_BINS = 64  # track-length histogram: 1..LENGTH_BINS-1 observations, then more
 # What a pipeline's step returns: observations [(frame, points, ids)], learned or None, seconds.
-Step = tuple[list, Optional[bool], float]
+Step = tuple[list, bool | None, float]
 
 
 def hybrid_available() -> bool:
@@ -61,7 +62,7 @@ class KLTPipeline:
 
     name = 'klt'
 
-    def __init__(self, config: Optional[KLTConfig] = None) -> None:
+    def __init__(self, config: KLTConfig | None = None) -> None:
         self.config = config or KLTConfig()
 
     def start(self, sequence: VioSequence) -> None:
@@ -106,7 +107,7 @@ class FrontendPipeline:
         return observations, bool(getattr(out, 'learned', True)), seconds
 
 
-Pipeline = Union[KLTPipeline, FrontendPipeline]
+Pipeline = KLTPipeline | FrontendPipeline
 
 
 def camera_model(K: np.ndarray, size: tuple[int, int]) -> CameraModel:
@@ -115,17 +116,21 @@ def camera_model(K: np.ndarray, size: tuple[int, int]) -> CameraModel:
     return CameraModel(w, h, 'plumb_bob', np.zeros(5), K, np.eye(3), np.c_[K, np.zeros(3)])
 
 
-def build_pipelines(names: Optional[Iterable[str]] = None,
-                    matcher_config: Optional[MatcherConfig] = None,
-                    frontend_config: Optional[FrontendConfig] = None) -> list[Pipeline]:
+def build_pipelines(
+    names: Iterable[str] | None = None,
+    matcher_config: MatcherConfig | None = None,
+    frontend_config: FrontendConfig | None = None,
+) -> list[Pipeline]:
     """The pipelines by name; learned and hybrid share one matcher of matcher_config."""
     names = list(names or available_pipelines())
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:
         raise ValueError(f'unknown pipelines {unknown}; known: {", ".join(PIPELINES)}')
     if 'hybrid' in names and not hybrid_available():
-        raise ValueError("the 'hybrid' pipeline needs FrontendConfig.tracking, which this "
-                         'front-end does not have')
+        raise ValueError(
+            "the 'hybrid' pipeline needs FrontendConfig.tracking, which this "
+            'front-end does not have'
+        )
     frontend_config = frontend_config or FrontendConfig()
     matcher = None
     if {'learned', 'hybrid'} & set(names):
@@ -140,8 +145,11 @@ def build_pipelines(names: Optional[Iterable[str]] = None,
                 config = dataclasses.replace(config, tracking='match')
             pipelines.append(FrontendPipeline(name, matcher, config))
         else:
-            pipelines.append(FrontendPipeline(name, matcher, dataclasses.replace(
-                frontend_config, tracking='flow')))
+            pipelines.append(
+                FrontendPipeline(
+                    name, matcher, dataclasses.replace(frontend_config, tracking='flow')
+                )
+            )
     return pipelines
 
 
@@ -160,12 +168,18 @@ def run(pipeline: Pipeline, sequence: VioSequence) -> dict:
             row = (np.asarray(points, np.float64).reshape(-1, 2), np.asarray(ids, np.uint64))
             frames.setdefault(int(frame), []).append(row)
             if n == 0:
-                published[int(frame)] = row       # what the frame itself published
-    return {'frames': frames, 'published': published, 'seconds': float(np.sum(times)),
-            'times': times, 'cpu_seconds': cpu, 'learned': learned}
+                published[int(frame)] = row  # what the frame itself published
+    return {
+        'frames': frames,
+        'published': published,
+        'seconds': float(np.sum(times)),
+        'times': times,
+        'cpu_seconds': cpu,
+        'learned': learned,
+    }
 
 
-def observation_rows(frames: dict, count: int, only: Optional[dict] = None) -> list:
+def observation_rows(frames: dict, count: int, only: dict | None = None) -> list:
     """(frame, points, ids) of every frame, kept to ids observed in 2+ frames (tracks).
 
     `only`: frame -> (points, ids) to keep to instead of all the frame's observations (what
@@ -182,15 +196,17 @@ def observation_rows(frames: dict, count: int, only: Optional[dict] = None) -> l
     tracks = values[counts >= 2]
     rows = []
     for k in range(count):
-        points, ids = merged[k] if only is None else only.get(
-            k, (np.zeros((0, 2)), np.zeros(0, np.uint64)))
+        points, ids = (
+            merged[k] if only is None else only.get(k, (np.zeros((0, 2)), np.zeros(0, np.uint64)))
+        )
         keep = np.isin(ids, tracks)
         rows.append((k, points[keep], ids[keep]))
     return rows
 
 
-def survival(rows: list, sequence: VioSequence, stretch: Stretch, after: int = AFTER_STRETCH
-             ) -> dict:
+def survival(
+    rows: list, sequence: VioSequence, stretch: Stretch, after: int = AFTER_STRETCH
+) -> dict:
     """Tracks alive before a hard stretch that are seen again, on their point, just after it.
 
     Before: the frame before the stretch. After: within `after` frames of its end. An id seen
@@ -208,8 +224,9 @@ def survival(rows: list, sequence: VioSequence, stretch: Stretch, after: int = A
         candidates = [(int(i), p) for i, p in zip(ids, points) if int(i) in position]
         if not candidates:
             continue
-        mapped, valid = metrics.map_points(sequence, k, np.array([p for _, p in candidates]),
-                                           before)
+        mapped, valid = metrics.map_points(
+            sequence, k, np.array([p for _, p in candidates]), before
+        )
         for (i, _), q, ok in zip(candidates, mapped, valid):
             if not ok:
                 unverified += 1
@@ -219,8 +236,13 @@ def survival(rows: list, sequence: VioSequence, stretch: Stretch, after: int = A
             alive += 1
         for i, _ in candidates:
             del position[i]
-    return {'kind': stretch.kind, 'before': len(ids_before), 'alive_after': alive,
-            'wrong_after': wrong, 'unverified_after': unverified}
+    return {
+        'kind': stretch.kind,
+        'before': len(ids_before),
+        'alive_after': alive,
+        'wrong_after': wrong,
+        'unverified_after': unverified,
+    }
 
 
 def pose_errors(rows: list, sequence: VioSequence, gap: int = POSE_GAP) -> dict:
@@ -240,15 +262,19 @@ def pose_errors(rows: list, sequence: VioSequence, gap: int = POSE_GAP) -> dict:
         translation.append(t_error)
     rotation, translation = np.array(rotation), np.array(translation)
     failed = ~np.isfinite(rotation)
-    return {'rotation_median': finite_or_none(np.median(rotation)) if len(rotation) else None,
-            'translation_median': (finite_or_none(np.median(translation))
-                                   if len(translation) else None),
-            'failures': float(failed.mean()) if len(failed) else 0.0, 'pairs': len(rotation),
-            'rotation': [finite_or_none(e) for e in rotation],
-            'translation': [finite_or_none(e) for e in translation]}
+    return {
+        'rotation_median': finite_or_none(np.median(rotation)) if len(rotation) else None,
+        'translation_median': (
+            finite_or_none(np.median(translation)) if len(translation) else None
+        ),
+        'failures': float(failed.mean()) if len(failed) else 0.0,
+        'pairs': len(rotation),
+        'rotation': [finite_or_none(e) for e in rotation],
+        'translation': [finite_or_none(e) for e in translation],
+    }
 
 
-def finite_or_none(value: float) -> Optional[float]:
+def finite_or_none(value: float) -> float | None:
     """A float for JSON: None where infinite (no estimate)."""
     return float(value) if np.isfinite(value) else None
 
@@ -271,15 +297,16 @@ def measure(result: dict, sequence: VioSequence) -> dict:
     published = observation_rows(result['frames'], count, result['published'])
     out['tracked_per_frame'] = [int(len(ids)) for _, _, ids in published]
     out['matches_per_frame'] = float(np.mean(out['tracked_per_frame']))
-    out['coverage'] = float(np.mean([metrics.grid_coverage(points, sequence.size)
-                                     for _, points, _ in published]))
+    out['coverage'] = float(
+        np.mean([metrics.grid_coverage(points, sequence.size) for _, points, _ in published])
+    )
     lengths = {}
     for _, _, ids in rows:
         for i in ids:
             lengths[int(i)] = lengths.get(int(i), 0) + 1
-    out['length_histogram'] = np.bincount(np.minimum(list(lengths.values()) or [0],
-                                                     LENGTH_BINS - 1),
-                                          minlength=LENGTH_BINS).tolist()
+    out['length_histogram'] = np.bincount(
+        np.minimum(list(lengths.values()) or [0], LENGTH_BINS - 1), minlength=LENGTH_BINS
+    ).tolist()
     out['stretches'] = [survival(rows, sequence, s) for s in sequence.stretches]
     if sequence.K is not None:
         out['pose'] = pose_errors(rows, sequence)
@@ -288,12 +315,16 @@ def measure(result: dict, sequence: VioSequence) -> dict:
     return out
 
 
-def evaluate(names: Optional[Iterable[str]] = None,
-             sequences: Optional[list[VioSequence]] = None,
-             matcher_config: Optional[MatcherConfig] = None,
-             frontend_config: Optional[FrontendConfig] = None, threads: int = 2,
-             camera_frames: int = 60, hard_frames: int = 30,
-             size: tuple[int, int] = (640, 480)) -> dict:
+def evaluate(
+    names: Iterable[str] | None = None,
+    sequences: list[VioSequence] | None = None,
+    matcher_config: MatcherConfig | None = None,
+    frontend_config: FrontendConfig | None = None,
+    threads: int = 2,
+    camera_frames: int = 60,
+    hard_frames: int = 30,
+    size: tuple[int, int] = (640, 480),
+) -> dict:
     """Every pipeline over every sequence; the sequences are made once and shared.
 
     matcher_config and frontend_config set the learned and hybrid pipelines (a VIO preset);
@@ -309,18 +340,23 @@ def evaluate(names: Optional[Iterable[str]] = None,
     report = {'threads': threads, 'sequences': {}, 'pipelines': {}}
     for s in sequences:
         report['sequences'][s.name] = {
-            'frames': len(s.frames), 'size': list(s.size), 'scene': s.scene,
-            'regime': s.regime, 'motion_px_mean': float(np.mean(s.motion_px[1:])),
+            'frames': len(s.frames),
+            'size': list(s.size),
+            'scene': s.scene,
+            'regime': s.regime,
+            'motion_px_mean': float(np.mean(s.motion_px[1:])),
             'motion_px': [float(m) for m in s.motion_px],
-            'stretches': [dataclasses.asdict(x) for x in s.stretches]}
+            'stretches': [dataclasses.asdict(x) for x in s.stretches],
+        }
     for pipeline in pipelines:
         warm_up(pipeline, sequences[0])
         report['pipelines'][pipeline.name] = {}
         for s in sequences:
             result = run(pipeline, s)
             report['pipelines'][pipeline.name][s.name] = measure(result, s)
-            logger.info('%s on %s: %.1f FPS', pipeline.name, s.name,
-                        len(s.frames) / result['seconds'])
+            logger.info(
+                '%s on %s: %.1f FPS', pipeline.name, s.name, len(s.frames) / result['seconds']
+            )
     report['targets'] = targets(report)
     return report
 
@@ -344,13 +380,21 @@ def targets(report: dict) -> list:
     pipelines = report['pipelines']
     baseline = pipelines.get('klt', {})
 
-    def add(name: str, sequence: str, target: str, value: object, goal: object,
-            ok: bool) -> None:
-        rows.append({'pipeline': name, 'sequence': sequence, 'target': target,
-                     'value': value, 'goal': goal, 'ok': bool(ok)})
+    def add(name: str, sequence: str, target: str, value: object, goal: object, ok: bool) -> None:
+        rows.append(
+            {
+                'pipeline': name,
+                'sequence': sequence,
+                'target': target,
+                'value': value,
+                'goal': goal,
+                'ok': bool(ok),
+            }
+        )
 
-    def worst(value: Optional[float]) -> float:
+    def worst(value: float | None) -> float:
         return np.inf if value is None else value
+
     for name, by_sequence in pipelines.items():
         if name == 'klt':
             continue
@@ -358,27 +402,63 @@ def targets(report: dict) -> list:
             klt = baseline.get(sequence)
             if report['sequences'][sequence]['regime'] == 'camera':
                 if name in FPS_TARGETS:
-                    add(name, sequence, 'frames per second', r['fps'], FPS_TARGETS[name],
-                        r['fps'] >= FPS_TARGETS[name])
-                add(name, sequence, 'track consistency', r['consistency'], CONSISTENCY_TARGET,
-                    r['consistency'] >= CONSISTENCY_TARGET)
-                add(name, sequence, 'tracked points per frame', r['matches_per_frame'],
-                    TRACKED_TARGET, r['matches_per_frame'] >= TRACKED_TARGET)
+                    add(
+                        name,
+                        sequence,
+                        'frames per second',
+                        r['fps'],
+                        FPS_TARGETS[name],
+                        r['fps'] >= FPS_TARGETS[name],
+                    )
+                add(
+                    name,
+                    sequence,
+                    'track consistency',
+                    r['consistency'],
+                    CONSISTENCY_TARGET,
+                    r['consistency'] >= CONSISTENCY_TARGET,
+                )
+                add(
+                    name,
+                    sequence,
+                    'tracked points per frame',
+                    r['matches_per_frame'],
+                    TRACKED_TARGET,
+                    r['matches_per_frame'] >= TRACKED_TARGET,
+                )
                 if klt:
-                    add(name, sequence, 'mean track length (KLT\'s)', r['mean_length'],
-                        klt['mean_length'], r['mean_length'] >= klt['mean_length'])
+                    add(
+                        name,
+                        sequence,
+                        "mean track length (KLT's)",
+                        r['mean_length'],
+                        klt['mean_length'],
+                        r['mean_length'] >= klt['mean_length'],
+                    )
                 continue
             if not klt:
                 continue
             for ours, theirs in zip(r['stretches'], klt['stretches']):
                 goal = SURVIVAL_FACTOR * theirs['alive_after']
-                add(name, sequence, f'tracks alive after {ours["kind"]} (2x KLT\'s)',
-                    ours['alive_after'], goal, ours['alive_after'] >= max(goal, 1))
+                add(
+                    name,
+                    sequence,
+                    f"tracks alive after {ours['kind']} (2x KLT's)",
+                    ours['alive_after'],
+                    goal,
+                    ours['alive_after'] >= max(goal, 1),
+                )
             if r.get('pose') and klt.get('pose'):
                 for key in ('rotation_median', 'translation_median'):
                     value, goal = r['pose'][key], klt['pose'][key]
-                    add(name, sequence, f'pose {key.replace("_", " ")} (KLT\'s)', value, goal,
-                        worst(value) <= worst(goal))
+                    add(
+                        name,
+                        sequence,
+                        f"pose {key.replace('_', ' ')} (KLT's)",
+                        value,
+                        goal,
+                        worst(value) <= worst(goal),
+                    )
     return rows
 
 
@@ -389,6 +469,18 @@ def warm_up(pipeline: Pipeline, sequence: VioSequence) -> None:
         pipeline.step(k, sequence.frames[k], float(sequence.stamps[k]))
 
 
-__all__ = ['PIPELINES', 'KLTPipeline', 'FrontendPipeline', 'build_pipelines', 'run', 'measure',
-           'evaluate', 'survival', 'pose_errors', 'observation_rows', 'hybrid_available',
-           'available_pipelines', 'targets']
+__all__ = [
+    'PIPELINES',
+    'KLTPipeline',
+    'FrontendPipeline',
+    'build_pipelines',
+    'run',
+    'measure',
+    'evaluate',
+    'survival',
+    'pose_errors',
+    'observation_rows',
+    'hybrid_available',
+    'available_pipelines',
+    'targets',
+]

@@ -7,16 +7,15 @@ repetitive texture, motion blur) and is dropped. The front-end verifies the surv
 same robust model as learned matches, and runs the learned matcher again when too few are left
 (:class:`glue_ros.frontend.frontend.Frontend`, ``tracking: flow``).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
 
-WINDOW = 21   # pixels, VINS-Fusion's LK window
-LEVELS = 3    # pyramid levels above the image (VINS-Fusion: 3)
+WINDOW = 21  # pixels, VINS-Fusion's LK window
+LEVELS = 3  # pyramid levels above the image (VINS-Fusion: 3)
 CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
 
 
@@ -46,21 +45,31 @@ class FlowTracker:
         self.origins = np.zeros((0, 2), np.float32)
         self.ids = np.zeros(0, np.uint64)
         self.unconfirmed = np.zeros(0, np.int64)
-        self._gray: Optional[np.ndarray] = None
+        self._gray: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def reset(self, gray: Optional[np.ndarray] = None, points: Optional[ArrayLike] = None,
-              ids: Optional[ArrayLike] = None, unconfirmed: Optional[ArrayLike] = None
-              ) -> None:
+    def reset(
+        self,
+        gray: np.ndarray | None = None,
+        points: ArrayLike | None = None,
+        ids: ArrayLike | None = None,
+        unconfirmed: ArrayLike | None = None,
+    ) -> None:
         """Follow `points` (with their ids) from the image `gray` on; nothing without them."""
-        self.points = np.zeros((0, 2), np.float32) if points is None \
+        self.points = (
+            np.zeros((0, 2), np.float32)
+            if points is None
             else np.asarray(points, np.float32).reshape(-1, 2).copy()
+        )
         self.ids = np.zeros(0, np.uint64) if ids is None else np.asarray(ids, np.uint64).copy()
         self.origins = self.points.copy()
-        self.unconfirmed = np.zeros(len(self.ids), np.int64) if unconfirmed is None \
+        self.unconfirmed = (
+            np.zeros(len(self.ids), np.int64)
+            if unconfirmed is None
             else np.asarray(unconfirmed, np.int64).copy()
+        )
         self._gray = gray
 
     def track(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,18 +87,36 @@ class FlowTracker:
             start = self.points.reshape(-1, 1, 2)
             # The stubs want an array for nextPts; the binding takes None (no initial guess).
             forward, ok, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]
-                self._gray, gray, start, None, winSize=(WINDOW, WINDOW),
-                maxLevel=LEVELS, criteria=CRITERIA)
+                self._gray,
+                gray,
+                start,
+                None,
+                winSize=(WINDOW, WINDOW),
+                maxLevel=LEVELS,
+                criteria=CRITERIA,
+            )
             back, ok_back, _ = cv2.calcOpticalFlowPyrLK(
-                gray, self._gray, forward, start.copy(), winSize=(WINDOW, WINDOW),
-                maxLevel=LEVELS, criteria=CRITERIA, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+                gray,
+                self._gray,
+                forward,
+                start.copy(),
+                winSize=(WINDOW, WINDOW),
+                maxLevel=LEVELS,
+                criteria=CRITERIA,
+                flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            )
             moved = forward.reshape(-1, 2)
             h, w = gray.shape
             error = np.linalg.norm(back.reshape(-1, 2) - self.points, axis=1)
-            keep = ((ok.reshape(-1) == 1) & (ok_back.reshape(-1) == 1)
-                    & (error <= self.back_threshold)
-                    & (moved[:, 0] >= 0) & (moved[:, 0] <= w - 1)
-                    & (moved[:, 1] >= 0) & (moved[:, 1] <= h - 1))
+            keep = (
+                (ok.reshape(-1) == 1)
+                & (ok_back.reshape(-1) == 1)
+                & (error <= self.back_threshold)
+                & (moved[:, 0] >= 0)
+                & (moved[:, 0] <= w - 1)
+                & (moved[:, 1] >= 0)
+                & (moved[:, 1] <= h - 1)
+            )
         previous, ids = self.points[keep], self.ids[keep]
         self.points, self.ids = moved[keep].astype(np.float32), ids
         self.origins, self.unconfirmed = self.origins[keep], self.unconfirmed[keep]

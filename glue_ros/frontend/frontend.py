@@ -21,13 +21,14 @@ where the budget allows, and replaces the flow's positions (no drift); the flow'
 merged in by :mod:`glue_ros.frontend.hybrid`. One id space: the flow only carries ids the track
 manager gave.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,7 +54,7 @@ MIN_REVIVED = 30
 FLOW_MAX_REJECTED = 0.1
 _D = schema.default
 # The (query, reference) or (left, right) cameras of a pair, None where unknown.
-Cameras = tuple[Optional[CameraModel], Optional[CameraModel]]
+Cameras = tuple[CameraModel | None, CameraModel | None]
 _log = logging.getLogger(__name__)
 
 
@@ -65,23 +66,23 @@ class FrontendConfig:
     schema's (glue_ros.core.schema).
     """
 
-    mode: str = _D('mode')                      # 'sequential' or 'stereo'
+    mode: str = _D('mode')  # 'sequential' or 'stereo'
     geometric_check: str = _D('geometric_check')  # none, fundamental, essential, homography, auto
     ransac_threshold: float = _D('ransac_threshold')  # inlier threshold, pixels
-    ransac_seed: int = 0               # fixed: the same input gives the same output
-    reference: str = _D('reference')   # sequential: 'keyframe' (longer tracks) or 'previous'
+    ransac_seed: int = 0  # fixed: the same input gives the same output
+    reference: str = _D('reference')  # sequential: 'keyframe' (longer tracks) or 'previous'
     keyframe_min_matches: int = _D('keyframe_min_matches')  # keyframe: new one below this
     track_max_age: int = _D('track_max_age')  # 'previous': frames an unmatched track lives
     max_tracks: int = _D('max_tracks')  # feature budget (VINS MAX_CNT)
     min_track_distance: float = _D('min_track_distance')  # pixels (VINS MIN_DIST)
     max_epipolar_error: float = _D('max_epipolar_error')  # stereo, rectified; 0: off
-    track_stereo_left: bool = False    # stereo: also track the left image over time
-    tracking: str = _D('tracking')     # sequential: 'match' every frame, or 'flow' (hybrid)
+    track_stereo_left: bool = False  # stereo: also track the left image over time
+    tracking: str = _D('tracking')  # sequential: 'match' every frame, or 'flow' (hybrid)
     flow_max_frames: int = _D('flow_max_frames')  # flow: a learned frame at least this often
     flow_min_share: float = _D('flow_min_share')  # flow: learned below this share of tracks
     flow_back_threshold: float = _D('flow_back_threshold')  # flow: forward-backward, pixels
 
-    def validate(self) -> 'FrontendConfig':
+    def validate(self) -> FrontendConfig:
         """Raise ValueError naming the first bad setting (the schema's rules)."""
         schema.check(self.values())
         return self
@@ -92,26 +93,37 @@ class FrontendConfig:
 
 
 # The FrontendConfig fields that are settings (ransac_seed and track_stereo_left are not).
-SETTING_FIELDS = ('mode', 'geometric_check', 'ransac_threshold', 'reference',
-                  'keyframe_min_matches', 'track_max_age', 'max_tracks', 'min_track_distance',
-                  'max_epipolar_error', 'tracking', 'flow_max_frames', 'flow_min_share',
-                  'flow_back_threshold')
+SETTING_FIELDS = (
+    'mode',
+    'geometric_check',
+    'ransac_threshold',
+    'reference',
+    'keyframe_min_matches',
+    'track_max_age',
+    'max_tracks',
+    'min_track_distance',
+    'max_epipolar_error',
+    'tracking',
+    'flow_max_frames',
+    'flow_min_share',
+    'flow_back_threshold',
+)
 
 
 @dataclass
 class FrameOutput:
     """What one frame (or stereo pair) produced, ready to publish."""
 
-    result: MatchResult                  # the published matches: outliers removed
-    verification: Verification           # of the query-reference pair (inliers over `raw`)
-    track_ids: Optional[np.ndarray]      # (M,) uint64, 0 = no track (budget); None in stereo
-    num_outliers: int                    # matches removed by verification
-    features: Optional[Features | DenseImage]   # the query image's; None on flow frames
-    reference_tag: object = None         # tag of the reference frame (e.g. its header)
-    keyframe: bool = False               # the reference is a held keyframe
-    temporal: Optional[MatchResult] = None       # stereo + tracking: left over time
-    temporal_ids: Optional[np.ndarray] = None
-    learned: bool = True                 # False: points followed by optical flow (no features)
+    result: MatchResult  # the published matches: outliers removed
+    verification: Verification  # of the query-reference pair (inliers over `raw`)
+    track_ids: np.ndarray | None  # (M,) uint64, 0 = no track (budget); None in stereo
+    num_outliers: int  # matches removed by verification
+    features: Features | DenseImage | None  # the query image's; None on flow frames
+    reference_tag: object = None  # tag of the reference frame (e.g. its header)
+    keyframe: bool = False  # the reference is a held keyframe
+    temporal: MatchResult | None = None  # stereo + tracking: left over time
+    temporal_ids: np.ndarray | None = None
+    learned: bool = True  # False: points followed by optical flow (no features)
 
     @property
     def timing_ms(self) -> dict[str, float]:
@@ -122,21 +134,25 @@ class FrameOutput:
 class Frontend:
     """Drives a Matcher over a stream (see the module docstring)."""
 
-    def __init__(self, matcher: Matcher, config: Optional[FrontendConfig] = None) -> None:
+    def __init__(self, matcher: Matcher, config: FrontendConfig | None = None) -> None:
         self.matcher = matcher
         self.config = (config or FrontendConfig()).validate()
         c = self.config
-        self.tracks = TrackManager(c.track_max_age, c.max_tracks, c.min_track_distance,
-                                   keyframe=c.reference == 'keyframe',
-                                   keyframe_min_matches=c.keyframe_min_matches)
-        self.last_stamp: Optional[float] = None
-        self.last_features: Optional[Features | DenseImage] = None   # of the last query image
+        self.tracks = TrackManager(
+            c.track_max_age,
+            c.max_tracks,
+            c.min_track_distance,
+            keyframe=c.reference == 'keyframe',
+            keyframe_min_matches=c.keyframe_min_matches,
+        )
+        self.last_stamp: float | None = None
+        self.last_features: Features | DenseImage | None = None  # of the last query image
         # Hybrid tracking: the points followed since the last learned frame.
         self.flow = FlowTracker(c.flow_back_threshold)
-        self._flow_started = 0       # tracks handed to the flow at the last learned frame
-        self._flow_frames = 0        # frames since the last learned frame
+        self._flow_started = 0  # tracks handed to the flow at the last learned frame
+        self._flow_frames = 0  # frames since the last learned frame
         self._flow_rejected = False  # the last flow frame's verification rejected too much
-        self._flow_tag: object = None   # tag of the frame the flow stands on
+        self._flow_tag: object = None  # tag of the frame the flow stands on
 
     def retune(self, config: FrontendConfig) -> None:
         """Take new thresholds and track limits while running; tracks and ids are kept.
@@ -148,7 +164,7 @@ class Frontend:
         fixed = ('mode', 'reference', 'geometric_check', 'track_stereo_left', 'tracking')
         changed = [name for name in fixed if getattr(config, name) != getattr(self.config, name)]
         if changed:
-            raise ValueError(f"{', '.join(changed)} cannot change while running")
+            raise ValueError(f'{", ".join(changed)} cannot change while running')
         self.config = config
         self.tracks.max_age = config.track_max_age
         self.tracks.max_tracks = config.max_tracks
@@ -166,22 +182,27 @@ class Frontend:
         self.flow.reset()
 
     # -- sequential ------------------------------------------------------------------------
-    def process(self, image: np.ndarray, stamp: float, camera: Optional[CameraModel] = None,
-                tag: object = None) -> Optional[FrameOutput]:
+    def process(
+        self,
+        image: np.ndarray,
+        stamp: float,
+        camera: CameraModel | None = None,
+        tag: object = None,
+    ) -> FrameOutput | None:
         """One frame of the sequence; None for the first frame (nothing to match yet).
 
         With ``tracking='flow'`` most frames are flow frames (``learned`` False, no features).
         """
         self._check_time(stamp)
         start = time.perf_counter()
-        gray: Optional[np.ndarray] = None
-        followed: Optional[tuple[np.ndarray, np.ndarray]] = None
+        gray: np.ndarray | None = None
+        followed: tuple[np.ndarray, np.ndarray] | None = None
         if self.config.tracking == 'flow':
             gray = to_gray(image)
             if not self._learned_frame_due(gray):
                 return self._flow_frame(gray, camera, tag, start)
             if self.tracks.image_size == gray.shape[1::-1]:
-                self.flow.track(gray)      # where the flow's tracks are now, checked
+                self.flow.track(gray)  # where the flow's tracks are now, checked
                 followed = (self.flow.points, self.flow.ids)
         features = self.last_features = self.matcher.extract(image)
         extract_ms = (time.perf_counter() - start) * 1e3
@@ -195,21 +216,26 @@ class Frontend:
 
     def _check_time(self, stamp: float) -> None:
         if self.last_stamp is not None and stamp < self.last_stamp:
-            _log.warning(f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): '
-                         f'tracks and ids reset')
+            _log.warning(
+                f'time jumped back ({self.last_stamp:.3f} -> {stamp:.3f} s): tracks and ids reset'
+            )
             self._new_sequence()
         self.last_stamp = stamp
 
     # -- hybrid tracking ---------------------------------------------------------------------
     def _learned_frame_due(self, gray: np.ndarray) -> bool:
         c = self.config
-        return (len(self.flow) == 0 or self._flow_rejected
-                or self._flow_frames + 1 >= c.flow_max_frames
-                or len(self.flow) < c.flow_min_share * self._flow_started
-                or self.tracks.image_size != gray.shape[1::-1])
+        return (
+            len(self.flow) == 0
+            or self._flow_rejected
+            or self._flow_frames + 1 >= c.flow_max_frames
+            or len(self.flow) < c.flow_min_share * self._flow_started
+            or self.tracks.image_size != gray.shape[1::-1]
+        )
 
-    def _hand_to_flow(self, gray: np.ndarray, output: Optional[FrameOutput],
-                      camera: Optional[CameraModel], tag: object) -> Optional[FrameOutput]:
+    def _hand_to_flow(
+        self, gray: np.ndarray, output: FrameOutput | None, camera: CameraModel | None, tag: object
+    ) -> FrameOutput | None:
         """After a learned frame: its tracks and the flow's, one set, followed from here.
 
         A track both place keeps the learned position (no drift), unless they disagree: then
@@ -217,24 +243,30 @@ class Frontend:
         (its keypoint not detected or not matched this time) goes on, verified against where
         it was at the last learned frame, and is published with the learned matches.
         """
-        if output is None:   # the first frame of a sequence: nothing tracked yet
+        if output is None:  # the first frame of a sequence: nothing tracked yet
             self.flow.reset(gray)
         else:
             output, unconfirmed = merge_flow(
-                output, self.flow, self.tracks,
-                lambda points, origins, check: self._verify(points, origins, camera, camera,
-                                                            0.0, check))
+                output,
+                self.flow,
+                self.tracks,
+                lambda points, origins, check: self._verify(
+                    points, origins, camera, camera, 0.0, check
+                ),
+            )
             ids = output.track_ids
-            assert ids is not None   # sequential
+            assert ids is not None  # sequential
             tracked = ids > 0
-            self.flow.reset(gray, output.result.points0[tracked], ids[tracked],
-                            unconfirmed[tracked])
+            self.flow.reset(
+                gray, output.result.points0[tracked], ids[tracked], unconfirmed[tracked]
+            )
         self._flow_started, self._flow_frames = len(self.flow), 0
         self._flow_rejected, self._flow_tag = False, tag
         return output
 
-    def _flow_frame(self, gray: np.ndarray, camera: Optional[CameraModel], tag: object,
-                    start: float) -> FrameOutput:
+    def _flow_frame(
+        self, gray: np.ndarray, camera: CameraModel | None, tag: object, start: float
+    ) -> FrameOutput:
         """Follow the tracked points into this frame and verify them as learned matches are."""
         previous, points, ids = self.flow.track(gray)
         flow_ms = (time.perf_counter() - start) * 1e3
@@ -247,22 +279,48 @@ class Frontend:
         self.last_features = None
         none = np.full(count, -1, np.int32)
         done = time.perf_counter()
-        timing = {'extract': 0.0, 'match': flow_ms,   # the flow is this frame's matching
-                  'verify_track': (done - start) * 1e3 - flow_ms, 'total': (done - start) * 1e3}
-        result = MatchResult(points[keep], previous[keep], np.ones(count, np.float32), none,
-                             none.copy(), 0, 0, 0, 0, timing_ms=timing)
+        timing = {
+            'extract': 0.0,
+            'match': flow_ms,  # the flow is this frame's matching
+            'verify_track': (done - start) * 1e3 - flow_ms,
+            'total': (done - start) * 1e3,
+        }
+        result = MatchResult(
+            points[keep],
+            previous[keep],
+            np.ones(count, np.float32),
+            none,
+            none.copy(),
+            0,
+            0,
+            0,
+            0,
+            timing_ms=timing,
+        )
         reference_tag, self._flow_tag = self._flow_tag, tag
-        return FrameOutput(result, verification, ids[keep], followed - count, None,
-                           reference_tag=reference_tag, learned=False)
+        return FrameOutput(
+            result,
+            verification,
+            ids[keep],
+            followed - count,
+            None,
+            reference_tag=reference_tag,
+            learned=False,
+        )
 
-    def _track(self, features: Features | DenseImage, camera: Optional[CameraModel], tag: object,
-               elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None
-               ) -> Optional[FrameOutput]:
+    def _track(
+        self,
+        features: Features | DenseImage,
+        camera: CameraModel | None,
+        tag: object,
+        elsewhere: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> FrameOutput | None:
         """Match a frame's features with the tracks' reference, verify, assign ids."""
         size = self.tracks.image_size
         if size is not None and size != features.image_size:
-            _log.info(f'image size changed from {size} to {features.image_size}: '
-                      f'starting a new sequence')
+            _log.info(
+                f'image size changed from {size} to {features.image_size}: starting a new sequence'
+            )
             self._new_sequence()
         reference = self.tracks.reference()
         cells = self.matcher.dense_cells
@@ -274,15 +332,32 @@ class Frontend:
         sources = reference.sources[raw.indices1]
         verification, keep = self._verify_groups(raw, sources, reference.frame, camera)
         result = raw.subset(keep)
-        ids = self.tracks.assign(reference, features, tag, result.indices0, result.indices1,
-                                 result.points0, result.scores, cells, elsewhere)
-        result.timing_ms.setdefault('match', 0.0)   # none when an image had no keypoints
+        ids = self.tracks.assign(
+            reference,
+            features,
+            tag,
+            result.indices0,
+            result.indices1,
+            result.points0,
+            result.scores,
+            cells,
+            elsewhere,
+        )
+        result.timing_ms.setdefault('match', 0.0)  # none when an image had no keypoints
         result.timing_ms['verify_track'] = (time.perf_counter() - start) * 1e3
-        return FrameOutput(result, verification, ids, int(len(raw) - keep.sum()), features,
-                           reference_tag=reference.tag, keyframe=self.tracks.keyframe)
+        return FrameOutput(
+            result,
+            verification,
+            ids,
+            int(len(raw) - keep.sum()),
+            features,
+            reference_tag=reference.tag,
+            keyframe=self.tracks.keyframe,
+        )
 
-    def _verify_groups(self, raw: MatchResult, sources: np.ndarray, main: int,
-                       camera: Optional[CameraModel]) -> tuple[Verification, np.ndarray]:
+    def _verify_groups(
+        self, raw: MatchResult, sources: np.ndarray, main: int, camera: CameraModel | None
+    ) -> tuple[Verification, np.ndarray]:
         """(the reference pair's verification, the matches to keep), each pair of views alone.
 
         The pairs: with the reference frame, and with every older frame that alive tracks were
@@ -290,8 +365,9 @@ class Frontend:
         """
         keep = np.zeros(len(raw), bool)
         sel = np.flatnonzero(sources == main)
-        verification = self._verify(raw.points0[sel], raw.points1[sel], camera, camera,
-                                    raw.grid_step)
+        verification = self._verify(
+            raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step
+        )
         keep[sel] = verification.inliers
         # The scene decides the model: where the reference pair has no parallax (a plane, a
         # rotation), the older pairs are held to a homography too (a fundamental matrix on a
@@ -301,49 +377,79 @@ class Frontend:
             sel = np.flatnonzero(sources == source)
             if source == main or len(sel) < MIN_REVIVED:
                 continue  # too few to verify a pair of views on: never trusted unverified
-            v = self._verify(raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step,
-                             check)
+            v = self._verify(
+                raw.points0[sel], raw.points1[sel], camera, camera, raw.grid_step, check
+            )
             keep[sel] = v.inliers
         return verification, keep
 
-    def _verify(self, points0: np.ndarray, points1: np.ndarray,
-                camera0: Optional[CameraModel], camera1: Optional[CameraModel],
-                grid_step: float, check: Optional[str] = None, forced: Optional[str] = None
-                ) -> Verification:
+    def _verify(
+        self,
+        points0: np.ndarray,
+        points1: np.ndarray,
+        camera0: CameraModel | None,
+        camera1: CameraModel | None,
+        grid_step: float,
+        check: str | None = None,
+        forced: str | None = None,
+    ) -> Verification:
         # Coarse LoFTR points are cell centres: their error is up to half a cell.
         threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
         if self.config.geometric_check == 'none':
             check = 'none'
-        return geometry.verify(points0, points1, forced or check or self.config.geometric_check,
-                               camera0, camera1, threshold, seed=self.config.ransac_seed)
+        return geometry.verify(
+            points0,
+            points1,
+            forced or check or self.config.geometric_check,
+            camera0,
+            camera1,
+            threshold,
+            seed=self.config.ransac_seed,
+        )
 
     # -- one pair --------------------------------------------------------------------------
-    def match_pair(self, image0: np.ndarray, image1: np.ndarray, cameras: Cameras = (None, None),
-                   check: Optional[str] = None) -> FrameOutput:
+    def match_pair(
+        self,
+        image0: np.ndarray,
+        image1: np.ndarray,
+        cameras: Cameras = (None, None),
+        check: str | None = None,
+    ) -> FrameOutput:
         """Two chosen images, verified, outside any stream (no tracks, no state changed).
 
         `check` overrides the configured geometric check for this pair.
         """
         if check is not None and check not in geometry.CHECKS:
-            raise ValueError(f"geometric check {check!r} is not one of "
-                             f"{', '.join(geometry.CHECKS)}")
+            raise ValueError(
+                f'geometric check {check!r} is not one of {", ".join(geometry.CHECKS)}'
+            )
         start = time.perf_counter()
         features0, features1 = self.matcher.extract(image0), self.matcher.extract(image1)
         extract_ms = (time.perf_counter() - start) * 1e3
         raw = self.matcher.match(features0, features1)
         verify_start = time.perf_counter()
-        verification = self._verify(raw.points0, raw.points1, cameras[0], cameras[1],
-                                    raw.grid_step, forced=check)
+        verification = self._verify(
+            raw.points0, raw.points1, cameras[0], cameras[1], raw.grid_step, forced=check
+        )
         result = raw.subset(verification.inliers)
         done = time.perf_counter()
-        result.timing_ms.update(extract=extract_ms, match=raw.timing_ms.get('match', 0.0),
-                                verify_track=(done - verify_start) * 1e3,
-                                total=(done - start) * 1e3)
+        result.timing_ms.update(
+            extract=extract_ms,
+            match=raw.timing_ms.get('match', 0.0),
+            verify_track=(done - verify_start) * 1e3,
+            total=(done - start) * 1e3,
+        )
         return FrameOutput(result, verification, None, len(raw) - len(result), features0)
 
     # -- stereo ----------------------------------------------------------------------------
-    def process_stereo(self, left: np.ndarray, right: np.ndarray, stamp: float,
-                       cameras: Cameras = (None, None), tag: object = None) -> FrameOutput:
+    def process_stereo(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        stamp: float,
+        cameras: Cameras = (None, None),
+        tag: object = None,
+    ) -> FrameOutput:
         """One rectified (or not) stereo pair; with track_stereo_left, left tracked too."""
         problem = stereo_size_problem(left, right)
         if problem:
@@ -357,20 +463,28 @@ class Frontend:
         verify_start = time.perf_counter()
         rows_ok = np.ones(len(raw), bool)
         if self.config.max_epipolar_error > 0:
-            _, rows_ok = filter_stereo_matches(raw, self.config.max_epipolar_error,
-                                               min_disparity=-raw.grid_step)
+            _, rows_ok = filter_stereo_matches(
+                raw, self.config.max_epipolar_error, min_disparity=-raw.grid_step
+            )
         keep = np.zeros(len(raw), bool)
         sel = np.flatnonzero(rows_ok)
-        verification = self._verify(raw.points0[sel], raw.points1[sel], cameras[0], cameras[1],
-                                    raw.grid_step)
+        verification = self._verify(
+            raw.points0[sel], raw.points1[sel], cameras[0], cameras[1], raw.grid_step
+        )
         keep[sel] = verification.inliers
         verification = dataclasses.replace(verification, inliers=keep)
         result = raw.subset(keep)
         result.timing_ms['extract'] = extract_ms
         result.timing_ms.setdefault('match', 0.0)
         result.timing_ms['verify_track'] = (time.perf_counter() - verify_start) * 1e3
-        output = FrameOutput(result, verification, None, int(len(raw) - keep.sum()),
-                             features_left, reference_tag=tag)
+        output = FrameOutput(
+            result,
+            verification,
+            None,
+            int(len(raw) - keep.sum()),
+            features_left,
+            reference_tag=tag,
+        )
         if self.config.track_stereo_left:
             tracked = self._track(features_left, cameras[0], tag)
             if tracked is not None:
@@ -379,5 +493,11 @@ class Frontend:
         return output
 
 
-__all__ = ['Frontend', 'FrontendConfig', 'FrameOutput',
-           'MODES', 'REFERENCES', 'TRACKING']  # the schema's choices
+__all__ = [
+    'Frontend',
+    'FrontendConfig',
+    'FrameOutput',
+    'MODES',
+    'REFERENCES',
+    'TRACKING',
+]  # the schema's choices

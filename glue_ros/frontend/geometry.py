@@ -19,10 +19,11 @@ Degenerate inputs never raise: too few matches, points on a line, or a near-pure
 homography explains almost every match the fundamental matrix does, so epipolar geometry and the
 translation are not observable) give a status and keep what can be trusted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -63,12 +64,12 @@ FAILED = 'estimation_failed'
 class Verification:
     """What verification decided for a set of matches (in their order)."""
 
-    status: str                  # OK, NOT_CHECKED, TOO_FEW, COLLINEAR, ROTATION, FAILED
-    model: str                   # 'none', 'fundamental', 'essential', 'homography'
-    inliers: np.ndarray          # (M,) bool
-    rotation: Optional[np.ndarray] = None     # (3, 3): X_query = R X_reference + t
-    translation: Optional[np.ndarray] = None  # (3,) unit vector t
-    matrix: Optional[np.ndarray] = None       # the fitted F, E or H (3, 3)
+    status: str  # OK, NOT_CHECKED, TOO_FEW, COLLINEAR, ROTATION, FAILED
+    model: str  # 'none', 'fundamental', 'essential', 'homography'
+    inliers: np.ndarray  # (M,) bool
+    rotation: np.ndarray | None = None  # (3, 3): X_query = R X_reference + t
+    translation: np.ndarray | None = None  # (3,) unit vector t
+    matrix: np.ndarray | None = None  # the fitted F, E or H (3, 3)
 
     @property
     def num_inliers(self) -> int:
@@ -76,7 +77,7 @@ class Verification:
         return int(self.inliers.sum())
 
     @staticmethod
-    def unchecked(count: int, status: str = NOT_CHECKED, model: str = 'none') -> 'Verification':
+    def unchecked(count: int, status: str = NOT_CHECKED, model: str = 'none') -> Verification:
         """Every match kept, nothing fitted."""
         return Verification(status, model, np.ones(count, bool))
 
@@ -84,7 +85,7 @@ class Verification:
 def choose_model(check: str, calibrated: bool) -> str:
     """The model `check` asks for, given whether both cameras are known."""
     if check not in CHECKS:
-        raise ValueError(f"geometric_check must be one of {', '.join(CHECKS)}, got {check!r}")
+        raise ValueError(f'geometric_check must be one of {", ".join(CHECKS)}, got {check!r}')
     if check == 'auto':
         return 'essential' if calibrated else 'fundamental'
     if check == 'essential' and not calibrated:
@@ -109,7 +110,7 @@ def _usac(threshold: float, seed: int, max_iters: int, confidence: float) -> cv2
     return params
 
 
-def _mask(mask: Optional[ArrayLike], count: int) -> np.ndarray:
+def _mask(mask: ArrayLike | None, count: int) -> np.ndarray:
     if mask is None:
         return np.zeros(count, bool)
     return np.asarray(mask).reshape(-1).astype(bool)[:count]
@@ -121,10 +122,17 @@ def _collinear(points: np.ndarray) -> bool:
     return bool(singular[0] == 0 or singular[-1] / singular[0] < MIN_SPREAD)
 
 
-def verify(points0: ArrayLike, points1: ArrayLike, check: str = 'auto',
-           camera0: Optional[CameraModel] = None, camera1: Optional[CameraModel] = None,
-           threshold_px: float = 1.0, seed: int = 0, max_iters: int = 2000,
-           confidence: float = 0.9999) -> Verification:
+def verify(
+    points0: ArrayLike,
+    points1: ArrayLike,
+    check: str = 'auto',
+    camera0: CameraModel | None = None,
+    camera1: CameraModel | None = None,
+    threshold_px: float = 1.0,
+    seed: int = 0,
+    max_iters: int = 2000,
+    confidence: float = 0.9999,
+) -> Verification:
     """Fit the model `check` asks for to matches query (points0) <-> reference (points1).
 
     camera0/camera1: CameraModel of the query / reference camera (normalize() removes the
@@ -145,24 +153,33 @@ def verify(points0: ArrayLike, points1: ArrayLike, check: str = 'auto',
             return _homography(p0, p1, threshold_px, seed, max_iters, confidence)
         if model == 'fundamental':
             return _fundamental(p0, p1, threshold_px, seed, max_iters, confidence)
-        assert camera0 is not None and camera1 is not None   # choose_model: calibrated
+        assert camera0 is not None and camera1 is not None  # choose_model: calibrated
         return _essential(p0, p1, camera0, camera1, threshold_px, seed, max_iters, confidence)
     except cv2.error:
         return Verification(FAILED, model, np.zeros(count, bool))
 
 
-def _homography(p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int,
-                confidence: float) -> Verification:
-    H, mask = cv2.findHomography(p1, p0, mask=None,
-                                 params=_usac(threshold, seed, max_iters, confidence))
+def _homography(
+    p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int, confidence: float
+) -> Verification:
+    H, mask = cv2.findHomography(
+        p1, p0, mask=None, params=_usac(threshold, seed, max_iters, confidence)
+    )
     inliers = _mask(mask, len(p0))
     if H is None or inliers.sum() < MIN_MATCHES['homography']:
         return Verification(FAILED, 'homography', np.zeros(len(p0), bool))
     return Verification(OK, 'homography', inliers, matrix=H)
 
 
-def _rotation_only(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, threshold: float,
-                   seed: int, max_iters: int, confidence: float) -> Optional[np.ndarray]:
+def _rotation_only(
+    p0: np.ndarray,
+    p1: np.ndarray,
+    inliers: np.ndarray,
+    threshold: float,
+    seed: int,
+    max_iters: int,
+    confidence: float,
+) -> np.ndarray | None:
     """Homography inliers where a homography explains almost all epipolar inliers, else None.
 
     No parallax: a rotating camera or a planar scene. The homography is fitted and the test made
@@ -170,9 +187,12 @@ def _rotation_only(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, threshol
     it maps within PLANAR_KEEP times the threshold.
     """
     idx = np.flatnonzero(inliers)
-    H, mask = cv2.findHomography(p1[idx], p0[idx], mask=None,
-                                 params=_usac(PLANAR_SCALE * threshold, seed, max_iters,
-                                              confidence))
+    H, mask = cv2.findHomography(
+        p1[idx],
+        p0[idx],
+        mask=None,
+        params=_usac(PLANAR_SCALE * threshold, seed, max_iters, confidence),
+    )
     if H is None:
         return None
     kept = _mask(mask, len(idx))
@@ -185,7 +205,7 @@ def _rotation_only(p0: np.ndarray, p1: np.ndarray, inliers: np.ndarray, threshol
     return planar
 
 
-def _pure_rotation(n0: np.ndarray, n1: np.ndarray) -> Optional[np.ndarray]:
+def _pure_rotation(n0: np.ndarray, n1: np.ndarray) -> np.ndarray | None:
     """R with n0 ~ R n1 when the normalized homography is a rotation, else None.
 
     Without translation the homography of normalized points is R up to scale, so its singular
@@ -201,10 +221,12 @@ def _pure_rotation(n0: np.ndarray, n1: np.ndarray) -> Optional[np.ndarray]:
     return R if np.linalg.det(R) > 0 else None
 
 
-def _fundamental(p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int,
-                 confidence: float) -> Verification:
-    F, mask = cv2.findFundamentalMat(p1, p0, mask=None,
-                                     params=_usac(threshold, seed, max_iters, confidence))
+def _fundamental(
+    p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, max_iters: int, confidence: float
+) -> Verification:
+    F, mask = cv2.findFundamentalMat(
+        p1, p0, mask=None, params=_usac(threshold, seed, max_iters, confidence)
+    )
     inliers = _mask(mask, len(p0))
     if F is None or F.shape != (3, 3) or inliers.sum() < MIN_MATCHES['fundamental']:
         return Verification(FAILED, 'fundamental', np.zeros(len(p0), bool))
@@ -214,9 +236,16 @@ def _fundamental(p0: np.ndarray, p1: np.ndarray, threshold: float, seed: int, ma
     return Verification(OK, 'fundamental', inliers, matrix=F)
 
 
-def _essential(p0: np.ndarray, p1: np.ndarray, camera0: CameraModel, camera1: CameraModel,
-               threshold: float, seed: int, max_iters: int, confidence: float
-               ) -> Verification:
+def _essential(
+    p0: np.ndarray,
+    p1: np.ndarray,
+    camera0: CameraModel,
+    camera1: CameraModel,
+    threshold: float,
+    seed: int,
+    max_iters: int,
+    confidence: float,
+) -> Verification:
     n0 = np.asarray(camera0.normalize(p0), np.float64).reshape(-1, 2)
     n1 = np.asarray(camera1.normalize(p1), np.float64).reshape(-1, 2)
     finite = np.isfinite(n0).all(1) & np.isfinite(n1).all(1)
@@ -226,8 +255,15 @@ def _essential(p0: np.ndarray, p1: np.ndarray, camera0: CameraModel, camera1: Ca
         return Verification(TOO_FEW, 'essential', inliers)
     idx = np.flatnonzero(finite)
     eye, no_distortion = np.eye(3), np.zeros(5)
-    E, mask = cv2.findEssentialMat(n1[idx], n0[idx], eye, eye, no_distortion, no_distortion,
-                                   params=_usac(threshold / focal, seed, max_iters, confidence))
+    E, mask = cv2.findEssentialMat(
+        n1[idx],
+        n0[idx],
+        eye,
+        eye,
+        no_distortion,
+        no_distortion,
+        params=_usac(threshold / focal, seed, max_iters, confidence),
+    )
     if E is None or E.shape != (3, 3):
         return Verification(FAILED, 'essential', inliers)
     inliers[idx] = _mask(mask, len(idx))
@@ -235,14 +271,30 @@ def _essential(p0: np.ndarray, p1: np.ndarray, camera0: CameraModel, camera1: Ca
         return Verification(FAILED, 'essential', inliers)
     planar = _rotation_only(p0, p1, inliers, threshold, seed, max_iters, confidence)
     if planar is not None:  # E is not determined: no translation, a rotation only if pure
-        return Verification(ROTATION, 'essential', planar,
-                            rotation=_pure_rotation(n0[planar], n1[planar]), matrix=E)
+        return Verification(
+            ROTATION,
+            'essential',
+            planar,
+            rotation=_pure_rotation(n0[planar], n1[planar]),
+            matrix=E,
+        )
     # R, t with X_query = R X_reference + t (points of the reference camera first).
     _, R, t, _ = cv2.recoverPose(E, n1[inliers], n0[inliers], np.eye(3))
     t = t.reshape(3)
-    return Verification(OK, 'essential', inliers, rotation=R, translation=t / np.linalg.norm(t),
-                        matrix=E)
+    return Verification(
+        OK, 'essential', inliers, rotation=R, translation=t / np.linalg.norm(t), matrix=E
+    )
 
 
-__all__ = ['CHECKS', 'Verification', 'verify', 'choose_model', 'OK', 'NOT_CHECKED', 'TOO_FEW',
-           'COLLINEAR', 'ROTATION', 'FAILED']
+__all__ = [
+    'CHECKS',
+    'Verification',
+    'verify',
+    'choose_model',
+    'OK',
+    'NOT_CHECKED',
+    'TOO_FEW',
+    'COLLINEAR',
+    'ROTATION',
+    'FAILED',
+]

@@ -7,19 +7,20 @@ with :func:`message_fields`, driven by the field names: a field added to a messa
 here once, and both outputs carry it. The VINS feature record is
 :class:`glue_ros.frontend.vins.VinsFeatures`.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from glue_ros.core.types import Features, MatchResult
 
-if TYPE_CHECKING:   # annotations only: records need neither OpenCV nor the front-end
+if TYPE_CHECKING:  # annotations only: records need neither OpenCV nor the front-end
     from glue_ros.frontend.frontend import FrameOutput
     from glue_ros.frontend.geometry import Verification
 
@@ -87,22 +88,39 @@ def flat(values: ArrayLike, dtype: DTypeLike) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, dtype).reshape(-1))
 
 
-def matches_record(result: MatchResult, header: Any, reference_header: Any, *, mode: int,
-                   matcher: str, query_size: Sequence[int], reference_size: Sequence[int],
-                   track_ids: Optional[ArrayLike] = None, keyframe: bool = False,
-                   latency_ms: float = 0.0, dropped_frames: int = 0,
-                   verification: Optional[Verification] = None, num_outliers: int = 0,
-                   learned: bool = True) -> MatchesRecord:
+def matches_record(
+    result: MatchResult,
+    header: Any,
+    reference_header: Any,
+    *,
+    mode: int,
+    matcher: str,
+    query_size: Sequence[int],
+    reference_size: Sequence[int],
+    track_ids: ArrayLike | None = None,
+    keyframe: bool = False,
+    latency_ms: float = 0.0,
+    dropped_frames: int = 0,
+    verification: Verification | None = None,
+    num_outliers: int = 0,
+    learned: bool = True,
+) -> MatchesRecord:
     """The Matches record of a MatchResult (query = image 0, reference = image 1).
 
     verification: the front-end's Verification of these matches (None: not checked).
     """
     record = MatchesRecord(
-        header=header, reference_header=reference_header, mode=int(mode),
-        keyframe=bool(keyframe), learned=bool(learned),
-        query_width=int(query_size[0]), query_height=int(query_size[1]),
-        reference_width=int(reference_size[0]), reference_height=int(reference_size[1]),
-        matcher=str(matcher), grid_step=float(result.grid_step),
+        header=header,
+        reference_header=reference_header,
+        mode=int(mode),
+        keyframe=bool(keyframe),
+        learned=bool(learned),
+        query_width=int(query_size[0]),
+        query_height=int(query_size[1]),
+        reference_width=int(reference_size[0]),
+        reference_height=int(reference_size[1]),
+        matcher=str(matcher),
+        grid_step=float(result.grid_step),
         query_points=flat(result.points0, np.float32),
         reference_points=flat(result.points1, np.float32),
         confidences=flat(result.scores, np.float32),
@@ -111,10 +129,13 @@ def matches_record(result: MatchResult, header: Any, reference_header: Any, *, m
         num_outliers=int(num_outliers),
         num_query_keypoints=int(result.num_keypoints0),
         num_reference_keypoints=int(result.num_keypoints1),
-        layers_used=int(result.layers_used), layers_total=int(result.layers_total),
+        layers_used=int(result.layers_used),
+        layers_total=int(result.layers_total),
         extract_ms=float(result.timing_ms.get('extract', 0.0)),
         match_ms=float(result.timing_ms.get('match', 0.0)),
-        latency_ms=float(latency_ms), dropped_frames=int(dropped_frames))
+        latency_ms=float(latency_ms),
+        dropped_frames=int(dropped_frames),
+    )
     if track_ids is not None:
         record.track_ids = flat(track_ids, np.uint64)
     if verification is not None:
@@ -127,42 +148,77 @@ def matches_record(result: MatchResult, header: Any, reference_header: Any, *, m
     return record
 
 
-def output_record(output: FrameOutput, header: Any, reference_header: Any, *, mode: int,
-                  matcher: str, query_size: Sequence[int], reference_size: Sequence[int],
-                  latency_ms: float = 0.0, dropped_frames: int = 0) -> MatchesRecord:
+def output_record(
+    output: FrameOutput,
+    header: Any,
+    reference_header: Any,
+    *,
+    mode: int,
+    matcher: str,
+    query_size: Sequence[int],
+    reference_size: Sequence[int],
+    latency_ms: float = 0.0,
+    dropped_frames: int = 0,
+) -> MatchesRecord:
     """The Matches record of a front-end FrameOutput (sequential, stereo or pair)."""
     return matches_record(
-        output.result, header, reference_header, mode=mode, matcher=matcher,
-        query_size=query_size, reference_size=reference_size, track_ids=output.track_ids,
-        keyframe=output.keyframe, latency_ms=latency_ms, dropped_frames=dropped_frames,
-        verification=output.verification, num_outliers=output.num_outliers,
-        learned=output.learned)
+        output.result,
+        header,
+        reference_header,
+        mode=mode,
+        matcher=matcher,
+        query_size=query_size,
+        reference_size=reference_size,
+        track_ids=output.track_ids,
+        keyframe=output.keyframe,
+        latency_ms=latency_ms,
+        dropped_frames=dropped_frames,
+        verification=output.verification,
+        num_outliers=output.num_outliers,
+        learned=output.learned,
+    )
 
 
-def keypoints_record(header: Any, image_size: Sequence[int], extractor: str,
-                     keypoints: ArrayLike, scores: ArrayLike,
-                     descriptors: Optional[np.ndarray] = None) -> KeypointsRecord:
+def keypoints_record(
+    header: Any,
+    image_size: Sequence[int],
+    extractor: str,
+    keypoints: ArrayLike,
+    scores: ArrayLike,
+    descriptors: np.ndarray | None = None,
+) -> KeypointsRecord:
     """The Keypoints record; descriptors are included only when given and not empty."""
-    record = KeypointsRecord(header=header, width=int(image_size[0]), height=int(image_size[1]),
-                             extractor=str(extractor), keypoints=flat(keypoints, np.float32),
-                             scores=flat(scores, np.float32))
+    record = KeypointsRecord(
+        header=header,
+        width=int(image_size[0]),
+        height=int(image_size[1]),
+        extractor=str(extractor),
+        keypoints=flat(keypoints, np.float32),
+        scores=flat(scores, np.float32),
+    )
     if descriptors is not None and len(descriptors):
         record.descriptor_dim = int(np.shape(descriptors)[1])
         record.descriptors = flat(descriptors, np.float32)
     return record
 
 
-def features_record(header: Any, features: Features, extractor: str, descriptors: bool
-                    ) -> KeypointsRecord:
+def features_record(
+    header: Any, features: Features, extractor: str, descriptors: bool
+) -> KeypointsRecord:
     """The Keypoints record of a Features (torch tensors on any device)."""
     return keypoints_record(
-        header, features.image_size, extractor, features.keypoints.float().cpu().numpy(),
+        header,
+        features.image_size,
+        extractor,
+        features.keypoints.float().cpu().numpy(),
         features.scores.float().cpu().numpy(),
-        features.descriptors.float().cpu().numpy() if descriptors else None)
+        features.descriptors.float().cpu().numpy() if descriptors else None,
+    )
 
 
-def message_fields(record: Any, *, array: Callable[[np.ndarray], Any],
-                   header: Optional[Callable[[Any], Any]] = None) -> dict[str, Any]:
+def message_fields(
+    record: Any, *, array: Callable[[np.ndarray], Any], header: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
     """{field name: value} of a record for a message constructor.
 
     array converts each numpy field (to array.array for rclpy, as is for rosbags), header each
@@ -179,6 +235,16 @@ def message_fields(record: Any, *, array: Callable[[np.ndarray], Any],
     return out
 
 
-__all__ = ['KeypointsRecord', 'MODE_PAIR', 'MODE_SEQUENTIAL', 'MODE_STEREO', 'MatchesRecord',
-           'features_record', 'flat', 'keypoints_record', 'matches_record', 'message_fields',
-           'output_record']
+__all__ = [
+    'KeypointsRecord',
+    'MODE_PAIR',
+    'MODE_SEQUENTIAL',
+    'MODE_STEREO',
+    'MatchesRecord',
+    'features_record',
+    'flat',
+    'keypoints_record',
+    'matches_record',
+    'message_fields',
+    'output_record',
+]

@@ -18,10 +18,11 @@ so that geometry is verified per pair of views). With ``keyframe=True`` the refe
 keyframe held until fewer than ``keyframe_min_matches`` matches remain, and ids are written back
 to it. Detector-free matchers (coarse LoFTR: no descriptors) use the previous frame only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Union, cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import torch
@@ -37,17 +38,17 @@ _D = schema.default
 class Reference:
     """What the next frame is matched against."""
 
-    features: Union[Features, DenseImage]   # keypoints (and descriptors) of its points
-    ids: np.ndarray          # (R,) uint64 track id per reference point, 0 = none yet
-    sources: np.ndarray      # (R,) int64 index of the frame each point was last seen in
-    frame: int               # index of the frame the reference was made from
-    tag: object              # the caller's tag of that frame (e.g. its message header)
+    features: Features | DenseImage  # keypoints (and descriptors) of its points
+    ids: np.ndarray  # (R,) uint64 track id per reference point, 0 = none yet
+    sources: np.ndarray  # (R,) int64 index of the frame each point was last seen in
+    frame: int  # index of the frame the reference was made from
+    tag: object  # the caller's tag of that frame (e.g. its message header)
 
 
 @dataclass
 class _Frame:
-    features: Union[Features, DenseImage]
-    ids: np.ndarray          # per keypoint (or coarse cell), 0 = no track
+    features: Features | DenseImage
+    ids: np.ndarray  # per keypoint (or coarse cell), 0 = no track
     index: int
     tag: object
 
@@ -55,35 +56,49 @@ class _Frame:
 class _LostTracks(NamedTuple):
     """Alive tracks the reference frame does not contain: matched against until too old."""
 
-    ids: np.ndarray              # (K,) uint64
-    keypoints: torch.Tensor      # (K, 2) where each was last seen
-    descriptors: torch.Tensor    # (K, D)
-    sources: np.ndarray          # (K,) int64 index of the frame each was last seen in
-    ages: np.ndarray             # (K,) int64 frames since then
+    ids: np.ndarray  # (K,) uint64
+    keypoints: torch.Tensor  # (K, 2) where each was last seen
+    descriptors: torch.Tensor  # (K, D)
+    sources: np.ndarray  # (K,) int64 index of the frame each was last seen in
+    ages: np.ndarray  # (K,) int64 frames since then
 
-    def select(self, keep: np.ndarray) -> '_LostTracks':
+    def select(self, keep: np.ndarray) -> _LostTracks:
         """The tracks at indices `keep`."""
         index = torch.from_numpy(keep).to(self.keypoints.device)
-        return _LostTracks(self.ids[keep], self.keypoints[index], self.descriptors[index],
-                           self.sources[keep], self.ages[keep])
+        return _LostTracks(
+            self.ids[keep],
+            self.keypoints[index],
+            self.descriptors[index],
+            self.sources[keep],
+            self.ages[keep],
+        )
 
 
 class TrackManager:
     """Track ids over a sequence of frames (see the module docstring)."""
 
-    def __init__(self, max_age: int = _D('track_max_age'), max_tracks: int = _D('max_tracks'),
-                 min_distance: float = _D('min_track_distance'),
-                 keyframe: bool = False,
-                 keyframe_min_matches: int = _D('keyframe_min_matches')) -> None:
-        schema.check({'track_max_age': max_age, 'max_tracks': max_tracks,
-                      'min_track_distance': min_distance,
-                      'keyframe_min_matches': keyframe_min_matches})
+    def __init__(
+        self,
+        max_age: int = _D('track_max_age'),
+        max_tracks: int = _D('max_tracks'),
+        min_distance: float = _D('min_track_distance'),
+        keyframe: bool = False,
+        keyframe_min_matches: int = _D('keyframe_min_matches'),
+    ) -> None:
+        schema.check(
+            {
+                'track_max_age': max_age,
+                'max_tracks': max_tracks,
+                'min_track_distance': min_distance,
+                'keyframe_min_matches': keyframe_min_matches,
+            }
+        )
         self.max_age = int(max_age)
         self.max_tracks = int(max_tracks)
         self.min_distance = float(min_distance)
         self.keyframe = bool(keyframe)
         self.keyframe_min_matches = int(keyframe_min_matches)
-        self.sequences = 0   # sequences started: consumers with state of their own compare it
+        self.sequences = 0  # sequences started: consumers with state of their own compare it
         self.reset()
 
     def reset(self) -> None:
@@ -91,16 +106,16 @@ class TrackManager:
         self.sequences += 1
         self.next_id = 1
         self.frame_index = 0
-        self._reference_frame: Optional[_Frame] = None
-        self._lost: Optional[_LostTracks] = None
+        self._reference_frame: _Frame | None = None
+        self._lost: _LostTracks | None = None
 
     @property
-    def image_size(self) -> Optional[tuple[int, int]]:
+    def image_size(self) -> tuple[int, int] | None:
         """Image size of the sequence, None before its first frame."""
         frame = self._reference_frame
         return None if frame is None else frame.features.image_size
 
-    def reference(self) -> Optional[Reference]:
+    def reference(self) -> Reference | None:
         """The reference for the next frame: the previous frame (or keyframe) + lost tracks."""
         frame = self._reference_frame
         if frame is None:
@@ -112,26 +127,39 @@ class TrackManager:
             return Reference(frame.features, frame.ids, sources, frame.index, frame.tag)
         # Lost tracks are kept only for features with descriptors (see _advance).
         f = cast(Features, frame.features)
-        features = Features(torch.cat([f.keypoints, lost.keypoints.to(f.keypoints)]),
-                            torch.cat([f.scores, torch.ones(len(lost.ids)).to(f.scores)]),
-                            torch.cat([f.descriptors, lost.descriptors.to(f.descriptors)]),
-                            f.image_size)
-        return Reference(features, np.concatenate([frame.ids, lost.ids]),
-                         np.concatenate([sources, lost.sources]), frame.index, frame.tag)
+        features = Features(
+            torch.cat([f.keypoints, lost.keypoints.to(f.keypoints)]),
+            torch.cat([f.scores, torch.ones(len(lost.ids)).to(f.scores)]),
+            torch.cat([f.descriptors, lost.descriptors.to(f.descriptors)]),
+            f.image_size,
+        )
+        return Reference(
+            features,
+            np.concatenate([frame.ids, lost.ids]),
+            np.concatenate([sources, lost.sources]),
+            frame.index,
+            frame.tag,
+        )
 
-    def start(self, features: Union[Features, DenseImage], tag: object, num_points: int = 0
-              ) -> None:
+    def start(self, features: Features | DenseImage, tag: object, num_points: int = 0) -> None:
         """First frame of a sequence: it becomes the reference, no ids yet."""
         self.frame_index += 1
         count = max(len(features), num_points)
-        self._reference_frame = _Frame(features, np.zeros(count, np.uint64),
-                                       self.frame_index, tag)
+        self._reference_frame = _Frame(features, np.zeros(count, np.uint64), self.frame_index, tag)
         self._lost = None
 
-    def assign(self, reference: Reference, features: Union[Features, DenseImage], tag: object,
-               indices0: np.ndarray, indices1: np.ndarray, points0: np.ndarray,
-               scores: np.ndarray, num_points: int = 0,
-               elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    def assign(
+        self,
+        reference: Reference,
+        features: Features | DenseImage,
+        tag: object,
+        indices0: np.ndarray,
+        indices1: np.ndarray,
+        points0: np.ndarray,
+        scores: np.ndarray,
+        num_points: int = 0,
+        elsewhere: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Track ids (uint64, 0 = no track) of verified matches, and advance to this frame.
 
         indices0 index the current frame's keypoints, indices1 the reference's points (in
@@ -166,9 +194,14 @@ class TrackManager:
             self._lost = self._lost.select(np.flatnonzero(~np.isin(self._lost.ids, ids)))
 
     # -- helpers -----------------------------------------------------------------------------
-    def _budget(self, points: np.ndarray, ids: np.ndarray, fresh: np.ndarray,
-                scores: np.ndarray,
-                elsewhere: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    def _budget(
+        self,
+        points: np.ndarray,
+        ids: np.ndarray,
+        fresh: np.ndarray,
+        scores: np.ndarray,
+        elsewhere: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Indices (into the matches) of the new matches that may start a track."""
         taken = points[ids > 0]
         room = self.max_tracks - int(np.count_nonzero(ids))
@@ -210,12 +243,21 @@ class TrackManager:
                 break
         return np.sort(np.asarray(chosen, np.int64))
 
-    def _advance(self, reference: Reference, features: Union[Features, DenseImage], tag: object,
-                 indices1: np.ndarray, current_ids: np.ndarray) -> None:
+    def _advance(
+        self,
+        reference: Reference,
+        features: Features | DenseImage,
+        tag: object,
+        indices1: np.ndarray,
+        current_ids: np.ndarray,
+    ) -> None:
         """The current frame becomes the reference; unmatched tracks become (or stay) lost."""
         frame = self._reference_frame
-        has_descriptors = (isinstance(features, Features) and features.descriptors.ndim == 2
-                           and features.descriptors.shape[1] > 0)
+        has_descriptors = (
+            isinstance(features, Features)
+            and features.descriptors.ndim == 2
+            and features.descriptors.shape[1] > 0
+        )
         matched = np.zeros(len(reference.ids), bool)
         matched[indices1] = True
         if self.max_age > 0 and has_descriptors:
@@ -226,17 +268,23 @@ class TrackManager:
             if self._lost is not None:
                 ages[n_frame:] = self._lost.ages + 1
             unseen = unseen[ages[unseen] <= self.max_age]
-            rf = cast(Features, reference.features)   # the same extractor as `features`
-            self._lost = _LostTracks(reference.ids, rf.keypoints, rf.descriptors,
-                                     reference.sources, ages).select(unseen)
+            rf = cast(Features, reference.features)  # the same extractor as `features`
+            self._lost = _LostTracks(
+                reference.ids, rf.keypoints, rf.descriptors, reference.sources, ages
+            ).select(unseen)
         else:
             self._lost = None
         self._reference_frame = _Frame(features, current_ids, self.frame_index, tag)
 
-    def _advance_keyframe(self, reference: Reference, features: Union[Features, DenseImage],
-                          tag: object,
-                          indices1: np.ndarray, ids: np.ndarray, current_ids: np.ndarray
-                          ) -> None:
+    def _advance_keyframe(
+        self,
+        reference: Reference,
+        features: Features | DenseImage,
+        tag: object,
+        indices1: np.ndarray,
+        ids: np.ndarray,
+        current_ids: np.ndarray,
+    ) -> None:
         """Keep the keyframe (with the new ids written back) until too few matches remain."""
         assert self._reference_frame is not None, 'assign() needs a reference'
         self._reference_frame.ids[indices1] = ids

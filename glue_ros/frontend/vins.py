@@ -13,10 +13,12 @@ This module is the numeric work (VinsFeatures, computed by VinsFeatureBuilder.co
 ROS, so that the bag tool writes the same content with rosbags; glue_ros.ros.vins turns it into
 the rclpy message for the node.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -26,8 +28,7 @@ if TYPE_CHECKING:
     from glue_ros.core.types import MatchResult
     from glue_ros.frontend.frontend import FrameOutput
 
-CHANNEL_NAMES = ('feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y',
-                 'gx', 'gy', 'gz')
+CHANNEL_NAMES = ('feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y', 'gx', 'gy', 'gz')
 VELOCITY_UNITS = ('pixels', 'normalized')
 # Channels are float32, which holds integers exactly only up to 2**24; track ids grow without
 # bound (a few thousand new tracks a second), so feature ids wrap there. A wrapped id can only
@@ -71,10 +72,20 @@ class VinsFeatures:
         """(name, float32 values) of the nine channels, in VINS-Fusion's order."""
         zeros = np.zeros(len(self), np.float32)
         ids = (self.track_ids % np.uint64(FEATURE_ID_MODULUS)).astype(np.float32)
-        columns = [ids, self.camera_ids.astype(np.float32), self.pixels[:, 0], self.pixels[:, 1],
-                   self.velocity[:, 0], self.velocity[:, 1], zeros, zeros, zeros]
-        return [(name, np.asarray(values, np.float32))
-                for name, values in zip(CHANNEL_NAMES, columns)]
+        columns = [
+            ids,
+            self.camera_ids.astype(np.float32),
+            self.pixels[:, 0],
+            self.pixels[:, 1],
+            self.velocity[:, 0],
+            self.velocity[:, 1],
+            zeros,
+            zeros,
+            zeros,
+        ]
+        return [
+            (name, np.asarray(values, np.float32)) for name, values in zip(CHANNEL_NAMES, columns)
+        ]
 
 
 class VinsFeatureBuilder:
@@ -92,20 +103,27 @@ class VinsFeatureBuilder:
 
     def __init__(self, velocity_units: str = 'pixels') -> None:
         if velocity_units not in VELOCITY_UNITS:
-            raise ValueError(f'velocity_units={velocity_units!r}; expected one of '
-                             f'{", ".join(VELOCITY_UNITS)}')
+            raise ValueError(
+                f'velocity_units={velocity_units!r}; expected one of {", ".join(VELOCITY_UNITS)}'
+            )
         self.velocity_units = velocity_units
         self._previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._stamp_ns: Optional[int] = None
+        self._stamp_ns: int | None = None
 
     def reset(self) -> None:
         """Forget previous positions (time jumped, tracks restarted)."""
         self._previous = {}
         self._stamp_ns = None
 
-    def compute(self, stamp: Any, track_ids: ArrayLike, points_cam0: ArrayLike,
-                camera0: CameraModel, points_cam1: Optional[ArrayLike] = None,
-                camera1: Optional[CameraModel] = None) -> VinsFeatures:
+    def compute(
+        self,
+        stamp: Any,
+        track_ids: ArrayLike,
+        points_cam0: ArrayLike,
+        camera0: CameraModel,
+        points_cam1: ArrayLike | None = None,
+        camera1: CameraModel | None = None,
+    ) -> VinsFeatures:
         """The frame's VinsFeatures; `stamp` is a header, a Time or nanoseconds.
 
         track_ids (M,) and points_cam0 (M, 2) pixels are camera 0's tracked matches; in stereo,
@@ -120,8 +138,10 @@ class VinsFeatureBuilder:
             if camera1 is None:
                 raise ValueError('points_cam1 given without camera1')
             if camera1.camera_id == camera0.camera_id:
-                raise ValueError(f'both cameras have camera_id {camera0.camera_id}; build the '
-                                 f'second with CameraModel.from_camera_info(info, camera_id=1)')
+                raise ValueError(
+                    f'both cameras have camera_id {camera0.camera_id}; build the '
+                    f'second with CameraModel.from_camera_info(info, camera_id=1)'
+                )
             cams.append((camera1, _points(points_cam1, len(ids), 'points_cam1')))
         if self._stamp_ns is not None and now < self._stamp_ns:
             self.reset()
@@ -136,13 +156,21 @@ class VinsFeatureBuilder:
             velocity = self._velocity(camera.camera_id, cam_ids, tracked, dt)
             order = np.argsort(cam_ids, kind='stable')
             previous[camera.camera_id] = (cam_ids[order], tracked[order])
-            parts.append((cam_ids, np.full(len(cam_ids), camera.camera_id), normalized,
-                          cam_pixels, velocity))
+            parts.append(
+                (
+                    cam_ids,
+                    np.full(len(cam_ids), camera.camera_id),
+                    normalized,
+                    cam_pixels,
+                    velocity,
+                )
+            )
         self._previous, self._stamp_ns = previous, now
         return VinsFeatures(now, *(np.concatenate(column) for column in zip(*parts)))
 
-    def _velocity(self, camera_id: int, ids: np.ndarray, positions: np.ndarray, dt: float
-                  ) -> np.ndarray:
+    def _velocity(
+        self, camera_id: int, ids: np.ndarray, positions: np.ndarray, dt: float
+    ) -> np.ndarray:
         velocity = np.zeros((len(ids), 2))
         previous = self._previous.get(camera_id)
         if previous is None or dt <= 0.0 or not len(previous[0]) or not len(ids):
@@ -172,9 +200,14 @@ class VinsOutput:
             self.builder.reset()
             self._sequence = sequences
 
-    def features(self, output: FrameOutput, stamp: Any, sequences: int,
-                 camera: Callable[[int], Optional[CameraModel]], stereo: bool
-                 ) -> Optional[VinsFeatures]:
+    def features(
+        self,
+        output: FrameOutput,
+        stamp: Any,
+        sequences: int,
+        camera: Callable[[int], CameraModel | None],
+        stereo: bool,
+    ) -> VinsFeatures | None:
         """VinsFeatures of a FrameOutput, or None (nothing tracked, or a camera still unknown).
 
         camera(i) gives camera i's CameraModel or None; it is asked only for the cameras this
@@ -189,19 +222,25 @@ class VinsOutput:
             if camera0 is None or camera1 is None:
                 return None
             temporal, temporal_ids = output.temporal, output.temporal_ids
-            assert temporal is not None and temporal_ids is not None   # set together
+            assert temporal is not None and temporal_ids is not None  # set together
             tracked = temporal_ids > 0
             return self.builder.compute(
-                stamp, temporal_ids[tracked], temporal.points0[tracked], camera0,
-                stereo_partner_points(temporal.indices0[tracked], output.result), camera1)
+                stamp,
+                temporal_ids[tracked],
+                temporal.points0[tracked],
+                camera0,
+                stereo_partner_points(temporal.indices0[tracked], output.result),
+                camera1,
+            )
         camera0 = camera(0)
         if camera0 is None:
             return None
         track_ids = output.track_ids
-        assert track_ids is not None   # None only in stereo
+        assert track_ids is not None  # None only in stereo
         tracked = track_ids > 0
-        return self.builder.compute(stamp, track_ids[tracked],
-                                    output.result.points0[tracked], camera0)
+        return self.builder.compute(
+            stamp, track_ids[tracked], output.result.points0[tracked], camera0
+        )
 
 
 def _points(points: ArrayLike, count: int, name: str) -> np.ndarray:
@@ -228,5 +267,13 @@ def stereo_partner_points(query_indices: ArrayLike, stereo_result: MatchResult) 
     return partners
 
 
-__all__ = ['CHANNEL_NAMES', 'FEATURE_ID_MODULUS', 'VELOCITY_UNITS', 'VinsFeatures',
-           'VinsFeatureBuilder', 'VinsOutput', 'stereo_partner_points', 'stamp_ns']
+__all__ = [
+    'CHANNEL_NAMES',
+    'FEATURE_ID_MODULUS',
+    'VELOCITY_UNITS',
+    'VinsFeatures',
+    'VinsFeatureBuilder',
+    'VinsOutput',
+    'stereo_partner_points',
+    'stamp_ns',
+]

@@ -1,12 +1,13 @@
 """Exported graphs on disk, keyed by content: a changed model never reuses a stale file."""
+
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -24,7 +25,7 @@ def cpu_copy(model: torch.nn.Module) -> torch.nn.Module:
     return copy.deepcopy(model).to('cpu', torch.float32)
 
 
-def model_digest(model: torch.nn.Module, settings: dict, conf: Optional[dict] = None) -> str:
+def model_digest(model: torch.nn.Module, settings: dict, conf: dict | None = None) -> str:
     """Hex sha256 of a model's weights, its `conf` and the export `settings`.
 
     The torch version is part of it too (another exporter may write another graph). Keying the
@@ -33,8 +34,11 @@ def model_digest(model: torch.nn.Module, settings: dict, conf: Optional[dict] = 
     """
     digest = hashlib.sha256()
     conf = getattr(model, 'conf', None) if conf is None else conf
-    digest.update(json.dumps({'conf': conf, **settings, 'torch': torch.__version__},
-                             sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(
+            {'conf': conf, **settings, 'torch': torch.__version__}, sort_keys=True, default=str
+        ).encode()
+    )
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -6,11 +6,11 @@ distributed with glue_ros: the user passes the file. Detection and descriptor sa
 the SuperGlue/LightGlue implementation (9x9 iterative NMS, 4 px border, bilinear sampling with
 its coordinate convention) because the LightGlue SuperPoint matcher was trained on that output.
 """
+
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -22,9 +22,16 @@ from glue_ros.core.weights import load_checkpoint, load_into, strip_prefix
 
 # (name, in_channels, out_channels, kernel) of the encoder, a 2x2 max-pool after each pair
 # but the last; then the detector (P) and descriptor (D) heads.
-_ENCODER = (('conv1a', 1, 64), ('conv1b', 64, 64), ('conv2a', 64, 64), ('conv2b', 64, 64),
-            ('conv3a', 64, 128), ('conv3b', 128, 128), ('conv4a', 128, 128),
-            ('conv4b', 128, 128))
+_ENCODER = (
+    ('conv1a', 1, 64),
+    ('conv1b', 64, 64),
+    ('conv2a', 64, 64),
+    ('conv2b', 64, 64),
+    ('conv3a', 64, 128),
+    ('conv3b', 128, 128),
+    ('conv4a', 128, 128),
+    ('conv4b', 128, 128),
+)
 _CELL = 8
 # ITU-R 601 luma, as cv2.cvtColor(..., COLOR_RGB2GRAY) which the weights were trained with.
 _LUMA = (0.299, 0.587, 0.114)
@@ -32,7 +39,8 @@ _LICENCE_NOTE = (
     'SuperPoint needs its weights file (Magic Leap superpoint_v1.pth, or the identical file '
     'shipped by LightGlue). Those weights carry a non-commercial licence, so glue_ros does not '
     'ship or download them: obtain the file under its licence and pass '
-    'SuperPoint(weights=PATH).')
+    'SuperPoint(weights=PATH).'
+)
 
 
 class SuperPointNet(nn.Module):
@@ -72,16 +80,19 @@ def _suppress(scores: torch.Tensor, radius: int) -> torch.Tensor:
     return maxima
 
 
-def _read_weights(path: Union[str, os.PathLike]) -> dict[str, torch.Tensor]:
+def _read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a SuperPoint checkpoint, unwrapping the usual training-script containers."""
     state = load_checkpoint(path)
     for key in ('state_dict', 'model'):  # training checkpoints wrap the weights
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]
     if not isinstance(state, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()):
-        raise WeightsError(f'{path} is not a SuperPoint state dict (a mapping of tensor names '
-                           f'to tensors); got {type(state).__name__}')
+        isinstance(v, torch.Tensor) for v in state.values()
+    ):
+        raise WeightsError(
+            f'{path} is not a SuperPoint state dict (a mapping of tensor names '
+            f'to tensors); got {type(state).__name__}'
+        )
     return strip_prefix(state, ('module.',))
 
 
@@ -91,10 +102,14 @@ class SuperPoint(Extractor):
     name = 'superpoint'
     descriptor_dim = 256
 
-    def __init__(self, max_keypoints: int = 2048,
-                 weights: Optional[Union[str, os.PathLike]] = None,
-                 detection_threshold: float = 0.0005, nms_radius: int = 4,
-                 remove_borders: int = 4):
+    def __init__(
+        self,
+        max_keypoints: int = 2048,
+        weights: str | os.PathLike | None = None,
+        detection_threshold: float = 0.0005,
+        nms_radius: int = 4,
+        remove_borders: int = 4,
+    ):
         super().__init__(max_keypoints)
         if weights is None:
             raise WeightsError(_LICENCE_NOTE)
@@ -131,15 +146,18 @@ class SuperPoint(Extractor):
         if border:
             keep[:border] = False
             keep[:, :border] = False
-            keep[height - border:] = False
-            keep[:, width - border:] = False
+            keep[height - border :] = False
+            keep[:, width - border :] = False
         rows, cols = keep.nonzero(as_tuple=True)
         scores = heat[rows, cols]
         count = min(self.max_keypoints, int(scores.shape[0]))
         scores, order = torch.topk(scores, count, sorted=True)
         keypoints = torch.stack((cols[order], rows[order]), dim=1).float()
-        return {'keypoints': keypoints, 'keypoint_scores': scores,
-                'descriptors': self._describe(dense, keypoints)}
+        return {
+            'keypoints': keypoints,
+            'keypoint_scores': scores,
+            'descriptors': self._describe(dense, keypoints),
+        }
 
     @staticmethod
     def _describe(dense: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:

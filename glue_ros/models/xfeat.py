@@ -9,10 +9,10 @@ largest such size, at least 32, as the reference implementation does). From its 
 outputs the sparse detector keeps the 5x5 maxima of the 8x8 depth-to-space keypoint heatmap,
 scores them by heatmap x bilinear reliability and samples bicubic descriptors at the winners.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -47,14 +47,21 @@ class _Unit(nn.Module):
         super().__init__()
         self.layer = nn.Sequential(
             nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False),
-            nn.BatchNorm2d(cout, affine=False))
+            nn.BatchNorm2d(cout, affine=False),
+        )
 
     def folded(self) -> nn.Conv2d:
         """Return the one convolution equal to conv -> BatchNorm (eval statistics)."""
         conv, norm = self.layer
         scale = torch.rsqrt(norm.running_var.double() + norm.eps)
-        fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                          conv.padding, bias=True)
+        fused = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            bias=True,
+        )
         with torch.no_grad():
             fused.weight.copy_(conv.weight.double() * scale[:, None, None, None])
             fused.bias.copy_(-norm.running_mean.double() * scale)
@@ -95,12 +102,13 @@ def _onednn_usable() -> bool:
     """Whether oneDNN's fused convolution (what torch.compile emits on x86 CPUs) is there."""
     ops = torch.ops.mkldnn
     try:
-        return (torch.backends.mkldnn.is_available()
-                and hasattr(ops, '_convolution_pointwise')
-                and hasattr(torch._C._nn, 'mkldnn_reorder_conv2d_weight')
-                # Arm Compute Library builds lack the fused kernels (torch.compile skips them).
-                and not (hasattr(ops, '_is_mkldnn_acl_supported')
-                         and ops._is_mkldnn_acl_supported()))
+        return (
+            torch.backends.mkldnn.is_available()
+            and hasattr(ops, '_convolution_pointwise')
+            and hasattr(torch._C._nn, 'mkldnn_reorder_conv2d_weight')
+            # Arm Compute Library builds lack the fused kernels (torch.compile skips them).
+            and not (hasattr(ops, '_is_mkldnn_acl_supported') and ops._is_mkldnn_acl_supported())
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -125,8 +133,14 @@ class _Conv(nn.Conv2d):
     fast = _onednn_usable()
 
     def __init__(self, conv: nn.Conv2d, relu: bool):
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                         conv.padding, bias=True)
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            bias=True,
+        )
         with torch.no_grad():
             self.weight.copy_(conv.weight)
             self.bias.copy_(conv.bias)
@@ -135,13 +149,27 @@ class _Conv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve (and rectify)."""
-        if (self.fast and x.device.type == 'cpu' and x.dtype == torch.float32
-                and self.weight.dtype == torch.float32 and not self.weight.requires_grad
-                and not _tracing()):
+        if (
+            self.fast
+            and x.device.type == 'cpu'
+            and x.dtype == torch.float32
+            and self.weight.dtype == torch.float32
+            and not self.weight.requires_grad
+            and not _tracing()
+        ):
             try:
                 return torch.ops.mkldnn._convolution_pointwise(
-                    x, self._onednn_weight(x.shape), self.bias, list(self.padding),
-                    list(self.stride), [1, 1], 1, 'relu' if self.relu else 'none', [], '')
+                    x,
+                    self._onednn_weight(x.shape),
+                    self.bias,
+                    list(self.padding),
+                    list(self.stride),
+                    [1, 1],
+                    1,
+                    'relu' if self.relu else 'none',
+                    [],
+                    '',
+                )
             except RuntimeError:  # an unexpected build: use the portable path from now on
                 type(self).fast = False
         y = super().forward(x)
@@ -159,16 +187,25 @@ class _Conv(nn.Conv2d):
         if self._packed is None or self._packed[0] != key:
             with torch.inference_mode(False), torch.no_grad():
                 packed = torch._C._nn.mkldnn_reorder_conv2d_weight(
-                    self.weight.detach().to_mkldnn(), list(self.padding), list(self.stride),
-                    [1, 1], 1, list(size))
+                    self.weight.detach().to_mkldnn(),
+                    list(self.padding),
+                    list(self.stride),
+                    [1, 1],
+                    1,
+                    list(size),
+                )
             self._packed = (key, packed)
         return self._packed[1]
 
 
 def _stage(checkpoint: _Checkpoint, stage: str) -> nn.Sequential:
     """Folded conv + ReLU layers of one stage, ending with its plain conv if it has one."""
-    return nn.Sequential(*[_Conv(m.folded(), True) if isinstance(m, _Unit) else _Conv(m, False)
-                           for m in getattr(checkpoint, stage)])
+    return nn.Sequential(
+        *[
+            _Conv(m.folded(), True) if isinstance(m, _Unit) else _Conv(m, False)
+            for m in getattr(checkpoint, stage)
+        ]
+    )
 
 
 class XFeatNet(nn.Module):
@@ -216,8 +253,11 @@ class XFeatNet(nn.Module):
         s16 = self.block4(s8)
         s32 = self.block5(s16)
         size = s8.shape[-2:]
-        pyramid = (s8 + F.interpolate(s16, size, mode='bilinear', align_corners=False)
-                   + F.interpolate(s32, size, mode='bilinear', align_corners=False))
+        pyramid = (
+            s8
+            + F.interpolate(s16, size, mode='bilinear', align_corners=False)
+            + F.interpolate(s32, size, mode='bilinear', align_corners=False)
+        )
         features = self.fusion(pyramid)
         reliability = torch.sigmoid(self.reliability(features))
         logits = self.keypoints(x)
@@ -246,9 +286,12 @@ class XFeat(Extractor):
     name = 'xfeat'
     descriptor_dim = 64
 
-    def __init__(self, max_keypoints: int = 2048,
-                 weights: Optional[Union[str, os.PathLike]] = None,
-                 detection_threshold: float = 0.05):
+    def __init__(
+        self,
+        max_keypoints: int = 2048,
+        weights: str | os.PathLike | None = None,
+        detection_threshold: float = 0.05,
+    ):
         super().__init__(max_keypoints)
         if not 0.0 <= detection_threshold < 1.0:
             raise ValueError(f'detection_threshold must be in [0, 1), got {detection_threshold}')
@@ -260,7 +303,7 @@ class XFeat(Extractor):
         load_into(checkpoint, state, str(path), ignore=('fine_matcher.',))
         self.net = XFeatNet(checkpoint)
 
-    def train(self, mode: bool = True) -> 'XFeat':
+    def train(self, mode: bool = True) -> XFeat:
         """Stay in eval mode: the BatchNorm statistics are folded into the convolutions."""
         return super().train(False)
 
@@ -279,11 +322,20 @@ class XFeat(Extractor):
         features, logits, reliability = self.net(grey)
         keypoints, scores, descriptors = self._sparse(features, logits, reliability, net_h, net_w)
         keypoints = keypoints * keypoints.new_tensor([width / net_w, height / net_h])
-        return {'keypoints': keypoints.float(), 'keypoint_scores': scores.float(),
-                'descriptors': descriptors.float()}
+        return {
+            'keypoints': keypoints.float(),
+            'keypoint_scores': scores.float(),
+            'descriptors': descriptors.float(),
+        }
 
-    def _sparse(self, features: torch.Tensor, logits: torch.Tensor, reliability: torch.Tensor,
-                height: int, width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _sparse(
+        self,
+        features: torch.Tensor,
+        logits: torch.Tensor,
+        reliability: torch.Tensor,
+        height: int,
+        width: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keypoints (integer pixels of the network input), scores, descriptors; best first."""
         # Per-pixel keypoint probability: softmax over the 65 classes, the 64 cell positions
         # laid out back into 8x8 pixels.
@@ -307,6 +359,7 @@ class XFeat(Extractor):
         points = points[order]
         # Unit-length descriptor map, sampled bicubically, normalised again.
         features = _unit(features, 1)
-        descriptors = F.grid_sample(features, _sample_grid(points, height, width),
-                                    mode='bicubic', align_corners=False)[0, :, 0]
+        descriptors = F.grid_sample(
+            features, _sample_grid(points, height, width), mode='bicubic', align_corners=False
+        )[0, :, 0]
         return points, scores, _unit(descriptors.t(), 1).contiguous()

@@ -1,7 +1,8 @@
 """The calibration of each camera the node matches, from its CameraInfo topic."""
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo
@@ -24,33 +25,39 @@ class CameraInfos:
         self.topics: dict[int, str] = {}
         self._logger = None
 
-    def subscribe(self, node: Node, topics: dict, rectified: bool,
-                  on_bad: Callable[[str], None]) -> list:
+    def subscribe(
+        self, node: Node, topics: dict, rectified: bool, on_bad: Callable[[str], None]
+    ) -> list:
         """Subscribe each camera's topic; returns the subscriptions (the node destroys them)."""
         self.models, self.topics, self._logger = {}, dict(topics), node.get_logger()
 
         def receive(msg: CameraInfo, camera_id: int) -> None:
             try:
                 self.models[camera_id] = CameraModel.from_camera_info(
-                    msg, camera_id=camera_id, rectified=rectified)
+                    msg, camera_id=camera_id, rectified=rectified
+                )
             except CameraModelError as exc:
                 on_bad(f'camera_info of camera {camera_id} ignored: {exc}')
-        return [node.create_subscription(CameraInfo, topic,
-                                         lambda m, i=camera_id: receive(m, i), 10)
-                for camera_id, topic in self.topics.items()]
 
-    def get(self, camera_id: int) -> Optional[CameraModel]:
+        return [
+            node.create_subscription(CameraInfo, topic, lambda m, i=camera_id: receive(m, i), 10)
+            for camera_id, topic in self.topics.items()
+        ]
+
+    def get(self, camera_id: int) -> CameraModel | None:
         """The camera's model, None while its CameraInfo has not arrived."""
         return self.models.get(camera_id)
 
-    def for_vins(self, camera_id: int) -> Optional[CameraModel]:
+    def for_vins(self, camera_id: int) -> CameraModel | None:
         """As :meth:`get`, saying (throttled) that VINS features wait for a missing one."""
         camera = self.models.get(camera_id)
         if camera is None and self._logger is not None:
             topic = self.topics.get(camera_id, 'camera_info')
-            self._logger.warning(f'no CameraInfo received on {topic} yet: VINS features are '
-                                 f'not published until it arrives',
-                                 throttle_duration_sec=THROTTLE_S)
+            self._logger.warning(
+                f'no CameraInfo received on {topic} yet: VINS features are '
+                f'not published until it arrives',
+                throttle_duration_sec=THROTTLE_S,
+            )
         return camera
 
 

@@ -11,11 +11,12 @@ and counts the frames it never got to. Latency therefore stays bounded when imag
 than inference, and a dropped frame costs next to nothing (glue_ros.ros.raw_images).
 The match_images service shares the matcher with the worker, one inference at a time.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
@@ -30,12 +31,17 @@ from glue_ros import settings
 from glue_ros.core.allocator import HeapTrimmer
 from glue_ros.core.errors import GlueRosError, ImageConversionError, ParameterError
 from glue_ros.core.health import StreamHealth
-from glue_ros.core.scheduling import (Frame, LatestSlot, StereoPairer, StopRequest, TurnLock,
-                                      stereo_size_problem)
-from glue_ros.matcher import build_matcher
+from glue_ros.core.scheduling import (
+    Frame,
+    LatestSlot,
+    StereoPairer,
+    StopRequest,
+    TurnLock,
+    stereo_size_problem,
+)
 from glue_ros.frontend import records
 from glue_ros.frontend.frontend import FrameOutput, Frontend
-from glue_ros.srv import MatchImages
+from glue_ros.matcher import build_matcher
 from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros import raw_images
 from glue_ros.ros.camera_infos import CameraInfos
@@ -44,10 +50,19 @@ from glue_ros.ros.log_bridge import forward_library_logs, stop_forwarding
 from glue_ros.ros.publishing import Outputs, diagnostics_message
 from glue_ros.ros.service import answer_match_images
 from glue_ros.ros.topics import camera_info_topic
+from glue_ros.srv import MatchImages
 
 # Re-exported: users and tests know these from the node module.
-__all__ = ['Frame', 'LatestSlot', 'MatcherNode', 'StereoPairer', 'StopRequest', 'TurnLock',
-           'main', 'stamp_seconds']
+__all__ = [
+    'Frame',
+    'LatestSlot',
+    'MatcherNode',
+    'StereoPairer',
+    'StopRequest',
+    'TurnLock',
+    'main',
+    'stamp_seconds',
+]
 
 THROTTLE_S = 5.0
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -66,8 +81,13 @@ class MatcherNode(LifecycleNode):
     drivers and `ros2 bag play` both connect; reliable outputs).
     """
 
-    def __init__(self, *, image_qos: Optional[QoSProfile] = None,
-                 output_qos: Optional[QoSProfile] = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        image_qos: QoSProfile | None = None,
+        output_qos: QoSProfile | None = None,
+        **kwargs,
+    ):
         super().__init__('glue_ros_matcher', **kwargs)
         # The library's log records (front-end events, engine builds) go to this node's log.
         self._log_handler = forward_library_logs(self.get_logger())
@@ -75,32 +95,33 @@ class MatcherNode(LifecycleNode):
         self._image_qos, self._output_qos = image_qos, output_qos
         self.state = 'unconfigured'
         self.mode = self.params['mode']
-        self.config = None                  # the MatcherConfig (configure)
-        self.outputs: Optional[Outputs] = None    # the publishers (configure)
-        self.cameras = CameraInfos()        # camera id -> CameraModel (CameraInfo topics)
-        self.slot = LatestSlot()            # the newest job for the worker (activate)
+        self.config = None  # the MatcherConfig (configure)
+        self.outputs: Outputs | None = None  # the publishers (configure)
+        self.cameras = CameraInfos()  # camera id -> CameraModel (CameraInfo topics)
+        self.slot = LatestSlot()  # the newest job for the worker (activate)
         self.input_watch = InputWatch()
-        self._received = {}                 # side -> images received (activate)
-        self.health = StreamHealth()   # the frame account: stats, /diagnostics
+        self._received = {}  # side -> images received (activate)
+        self.health = StreamHealth()  # the frame account: stats, /diagnostics
         self.matcher = None
-        self.matcher_error: Optional[str] = None
-        self.frontend: Optional[Frontend] = None
-        self.inference = TurnLock()   # one inference at a time, stream and service in turn
-        self.worker: Optional[threading.Thread] = None
+        self.matcher_error: str | None = None
+        self.frontend: Frontend | None = None
+        self.inference = TurnLock()  # one inference at a time, stream and service in turn
+        self.worker: threading.Thread | None = None
         # New views give new tensor sizes: free heap memory is handed back between frames.
         self.trim_heap = HeapTrimmer()
         self._running = False
-        self._entities = []                 # (entity, destroy): made by configure
+        self._entities = []  # (entity, destroy): made by configure
         self._image_subscriptions = {}
-        self._image_type = Image            # or CompressedImage (use_compressed), at activate
-        self.sync: Optional[StereoPairer] = None
+        self._image_type = Image  # or CompressedImage (use_compressed), at activate
+        self.sync: StereoPairer | None = None
         self._watch_timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         # Diagnostics report in every state, a failed configure included, and in a callback
         # group of their own: they go on while a long configure (an engine build) runs.
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(1.0, self._publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(
+            1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup()
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start_automatically(self) -> None:
@@ -108,10 +129,12 @@ class MatcherNode(LifecycleNode):
 
         From inside the executor, not before it: /diagnostics goes on while the matcher loads.
         """
+
         def autostart() -> None:
             timer.cancel()
             if self.trigger_configure() == SUCCESS:
                 self.trigger_activate()
+
         timer = self.create_timer(0.01, autostart)
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -128,43 +151,70 @@ class MatcherNode(LifecycleNode):
         if not self._load_matcher():
             self.state = 'unconfigured'
             return FAILURE
-        self.outputs = Outputs(self, self.params, self._output_qos or QoSProfile(
-            depth=self.params['output_qos_depth']))
-        self._entities = [(p, self.destroy_lifecycle_publisher)
-                          for p in self.outputs.publishers()]
+        self.outputs = Outputs(
+            self,
+            self.params,
+            self._output_qos or QoSProfile(depth=self.params['output_qos_depth']),
+        )
+        self._entities = [(p, self.destroy_lifecycle_publisher) for p in self.outputs.publishers()]
         topics = {}
-        if (self.outputs.vins is not None
-                or self.params['geometric_check'] in ('auto', 'essential')):
-            topics = {camera_id: camera_info_topic(
-                self, self._image_name(side, transport=False),
-                'camera_info' if side is None else f'{side}/camera_info')
-                for camera_id, side in enumerate(self._sides())}
-        self._entities += [(s, self.destroy_subscription) for s in self.cameras.subscribe(
-            self, topics, rectified=self.mode == 'stereo', on_bad=self._bad_frame)]
+        if self.outputs.vins is not None or self.params['geometric_check'] in (
+            'auto',
+            'essential',
+        ):
+            topics = {
+                camera_id: camera_info_topic(
+                    self,
+                    self._image_name(side, transport=False),
+                    'camera_info' if side is None else f'{side}/camera_info',
+                )
+                for camera_id, side in enumerate(self._sides())
+            }
+        self._entities += [
+            (s, self.destroy_subscription)
+            for s in self.cameras.subscribe(
+                self, topics, rectified=self.mode == 'stereo', on_bad=self._bad_frame
+            )
+        ]
         # Its own callback group: a request is served while image callbacks keep arriving.
-        self._entities.append((self.create_service(
-            MatchImages, 'match_images', self._on_match_images,
-            callback_group=MutuallyExclusiveCallbackGroup()), self.destroy_service))
+        self._entities.append(
+            (
+                self.create_service(
+                    MatchImages,
+                    'match_images',
+                    self._on_match_images,
+                    callback_group=MutuallyExclusiveCallbackGroup(),
+                ),
+                self.destroy_service,
+            )
+        )
         self.state = 'inactive'
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe the images and start the worker."""
         self.slot = LatestSlot()
-        self.sync = StereoPairer(round(self.params['sync_slop'] * 1e9),
-                                 self.params['sync_queue_size'])
+        self.sync = StereoPairer(
+            round(self.params['sync_slop'] * 1e9), self.params['sync_queue_size']
+        )
         image_qos = self._image_qos or QoSProfile(
             depth=self.params['image_qos_depth'],
             reliability=qos_profile_sensor_data.reliability,
-            history=qos_profile_sensor_data.history)
+            history=qos_profile_sensor_data.history,
+        )
         self._image_type = CompressedImage if self.params['use_compressed'] else Image
         sides = self._sides()
         # Serialized (raw): only the frame the worker takes is decoded.
         self._image_subscriptions = {
-            side: self.create_subscription(self._image_type, self._image_name(side),
-                                           lambda m, s=side: self._on_image(m, s), image_qos,
-                                           raw=True)
-            for side in sides}
+            side: self.create_subscription(
+                self._image_type,
+                self._image_name(side),
+                lambda m, s=side: self._on_image(m, s),
+                image_qos,
+                raw=True,
+            )
+            for side in sides
+        }
         self._received = dict.fromkeys(sides, 0)
         self.input_watch = InputWatch()
         self._watch_timer = self.create_timer(1.0, self._watch_inputs)
@@ -175,7 +225,8 @@ class MatcherNode(LifecycleNode):
         self.get_logger().info(
             f'active: {self.mode} mode, {self.matcher.name} on {self.config.device}, backend '
             f'{self.config.backend}; subscribed to '
-            f'{", ".join(s.topic_name for s in self._image_subscriptions.values())}')
+            f'{", ".join(s.topic_name for s in self._image_subscriptions.values())}'
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -206,7 +257,7 @@ class MatcherNode(LifecycleNode):
     def _sides(self) -> tuple:
         return (None,) if self.mode == 'sequential' else ('left', 'right')
 
-    def _image_name(self, side: Optional[str], transport: bool = True) -> str:
+    def _image_name(self, side: str | None, transport: bool = True) -> str:
         """The relative, remappable image topic of a side (transport=False: the base topic)."""
         name = 'image' if side is None else f'{side}/image_rect'
         compressed = transport and self.params['use_compressed']
@@ -239,24 +290,27 @@ class MatcherNode(LifecycleNode):
 
     def _load_matcher(self) -> bool:
         """Build the matcher; on failure the node stays up, unconfigured, and says why."""
-        what = self.config.matcher + (f'/{self.config.features}'
-                                      if self.config.matcher == 'lightglue' else '')
-        self.get_logger().info(f'loading {what} on {self.config.device}, backend '
-                               f'{self.config.backend} (exports and engine builds can take '
-                               'minutes the first time)')
+        what = self.config.matcher + (
+            f'/{self.config.features}' if self.config.matcher == 'lightglue' else ''
+        )
+        self.get_logger().info(
+            f'loading {what} on {self.config.device}, backend '
+            f'{self.config.backend} (exports and engine builds can take '
+            'minutes the first time)'
+        )
         start = time.monotonic()
         try:
             matcher = build_matcher(self.config)
             frontend = Frontend(matcher, settings.frontend_config(self.params))
         except (GlueRosError, OSError, RuntimeError, ValueError) as exc:
             self.matcher_error = f'{type(exc).__name__}: {exc}'
-            self.get_logger().error(f'matcher unavailable, configure failed: '
-                                    f'{self.matcher_error}')
+            self.get_logger().error(f'matcher unavailable, configure failed: {self.matcher_error}')
             return False
         with self.inference:
             self.matcher, self.frontend, self.matcher_error = matcher, frontend, None
-        self.get_logger().info(f'matcher ready in {time.monotonic() - start:.1f} s: '
-                               f'{matcher.describe()}')
+        self.get_logger().info(
+            f'matcher ready in {time.monotonic() - start:.1f} s: {matcher.describe()}'
+        )
         return True
 
     # -- parameters, diagnostics ---------------------------------------------------------------
@@ -269,14 +323,15 @@ class MatcherNode(LifecycleNode):
         self.diagnostics_pub.publish(diagnostics_message(self))
 
     # -- reception (executor thread: never blocks) --------------------------------------
-    def _on_image(self, raw: bytes, side: Optional[str]) -> None:
+    def _on_image(self, raw: bytes, side: str | None) -> None:
         """Count the frame and store it serialized: the stamp is all pairing needs."""
         arrival = time.monotonic()
         self.health.add(arrival, 'received')
         self._received[side] += 1
         try:
-            frame = Frame(raw_images.stamp_ns_of(raw, self._image_type), raw=raw, side=side,
-                          arrival=arrival)
+            frame = Frame(
+                raw_images.stamp_ns_of(raw, self._image_type), raw=raw, side=side, arrival=arrival
+            )
         except ImageConversionError as exc:
             self._bad_frame(f'{side + " " if side else ""}image skipped: {exc}')
             return
@@ -292,8 +347,9 @@ class MatcherNode(LifecycleNode):
         now = time.monotonic()
         for side, subscription in self._image_subscriptions.items():
             topic = subscription.topic_name
-            warning = self.input_watch.check(topic, now, self.count_publishers(topic),
-                                             self._received[side])
+            warning = self.input_watch.check(
+                topic, now, self.count_publishers(topic), self._received[side]
+            )
             if warning:
                 self.get_logger().warning(warning, throttle_duration_sec=THROTTLE_S)
 
@@ -308,8 +364,9 @@ class MatcherNode(LifecycleNode):
             if job is None:
                 continue
             self.health.add(time.monotonic(), 'dropped', dropped)
-            problem = raw_images.decode_frames(job[1] if job[0] == 'stereo' else (job[1],),
-                                               self._image_type)
+            problem = raw_images.decode_frames(
+                job[1] if job[0] == 'stereo' else (job[1],), self._image_type
+            )
             if problem:
                 self._bad_frame(problem)
                 continue
@@ -325,56 +382,85 @@ class MatcherNode(LifecycleNode):
                 except GlueRosError as exc:
                     self._bad_frame(f'frame skipped: {exc}')
                 except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
-                    self._bad_frame(f'frame skipped after an unexpected {type(exc).__name__}: '
-                                    f'{exc}')
+                    self._bad_frame(
+                        f'frame skipped after an unexpected {type(exc).__name__}: {exc}'
+                    )
             self.trim_heap()
 
     # -- on request (service callback group) ------------------------------------------------
-    def _on_match_images(self, request: MatchImages.Request, response: MatchImages.Response
-                         ) -> MatchImages.Response:
+    def _on_match_images(
+        self, request: MatchImages.Request, response: MatchImages.Response
+    ) -> MatchImages.Response:
         """Match two chosen images; every failure is an answer with `error`, never a raise."""
         response = answer_match_images(self, request, response)
         if not response.success:
-            self.get_logger().warning(f'match_images: {response.error}',
-                                      throttle_duration_sec=THROTTLE_S)
+            self.get_logger().warning(
+                f'match_images: {response.error}', throttle_duration_sec=THROTTLE_S
+            )
         return response
 
     def _process_sequential(self, frame: Frame, dropped: int) -> None:
-        out = self.frontend.process(frame.image, stamp_seconds(frame.header),
-                                    camera=self.cameras.get(0), tag=frame)
-        if self.frontend.last_features is not None:   # None on a flow frame
+        out = self.frontend.process(
+            frame.image, stamp_seconds(frame.header), camera=self.cameras.get(0), tag=frame
+        )
+        if self.frontend.last_features is not None:  # None on a flow frame
             self.outputs.keypoints_of(frame, self.frontend.last_features, self.config)
         if out is None:
             return
-        self._publish(out, frame, out.reference_tag, records.MODE_SEQUENTIAL, dropped,
-                      frame.arrival)
+        self._publish(
+            out, frame, out.reference_tag, records.MODE_SEQUENTIAL, dropped, frame.arrival
+        )
 
     def _process_stereo(self, left: Frame, right: Frame, dropped: int) -> None:
         problem = stereo_size_problem(left.image, right.image)
         if problem:
             self._bad_frame(f'stereo pair skipped: {problem}')
             return
-        out = self.frontend.process_stereo(left.image, right.image,
-                                           stamp_seconds(left.header),
-                                           cameras=(self.cameras.get(0), self.cameras.get(1)),
-                                           tag=left)
+        out = self.frontend.process_stereo(
+            left.image,
+            right.image,
+            stamp_seconds(left.header),
+            cameras=(self.cameras.get(0), self.cameras.get(1)),
+            tag=left,
+        )
         self.outputs.keypoints_of(left, out.features, self.config)
-        self._publish(out, left, right, records.MODE_STEREO, dropped,
-                      max(left.arrival, right.arrival))
+        self._publish(
+            out, left, right, records.MODE_STEREO, dropped, max(left.arrival, right.arrival)
+        )
 
-    def _publish(self, out: FrameOutput, frame: Frame, reference: Frame, mode: int, dropped: int,
-                 arrival: float) -> None:
-        latency_ms = self.outputs.matches_of(out, frame, reference, mode=mode,
-                                             matcher=self.matcher.name, dropped=dropped,
-                                             arrival=arrival)
+    def _publish(
+        self,
+        out: FrameOutput,
+        frame: Frame,
+        reference: Frame,
+        mode: int,
+        dropped: int,
+        arrival: float,
+    ) -> None:
+        latency_ms = self.outputs.matches_of(
+            out,
+            frame,
+            reference,
+            mode=mode,
+            matcher=self.matcher.name,
+            dropped=dropped,
+            arrival=arrival,
+        )
         now = time.monotonic()
         self.health.add(now, 'published')
         self.health.add(now, 'latency_ms', latency_ms)
         result = out.result
-        self.get_logger().debug(f'{len(result)} matches, layers {result.layers_used}/'
-                                f'{result.layers_total}, latency {latency_ms:.1f} ms')
-        self.outputs.vins_of(out, frame, self.frontend.tracks.sequences, self.cameras.for_vins,
-                             stereo=mode == records.MODE_STEREO)
+        self.get_logger().debug(
+            f'{len(result)} matches, layers {result.layers_used}/'
+            f'{result.layers_total}, latency {latency_ms:.1f} ms'
+        )
+        self.outputs.vins_of(
+            out,
+            frame,
+            self.frontend.tracks.sequences,
+            self.cameras.for_vins,
+            stereo=mode == records.MODE_STEREO,
+        )
 
     @property
     def stats(self) -> dict:
@@ -387,9 +473,10 @@ class MatcherNode(LifecycleNode):
         stop_forwarding(self._log_handler)
 
 
-def main(args: Optional[list[str]] = None) -> int:
+def main(args: list[str] | None = None) -> int:
     """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
     from glue_ros.ros.node_main import run  # here: node_main imports this module
+
     return run(args)
 
 

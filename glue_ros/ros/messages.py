@@ -4,19 +4,19 @@ rclpy's generated setters accept an array.array of the field's type without look
 element; a list or a numpy array is checked element by element, which costs milliseconds for a
 few thousand matches.
 """
+
 from __future__ import annotations
 
 import array
-
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 from std_msgs.msg import Header
 
 from glue_ros.core.types import MatchResult
-from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend import records
+from glue_ros.frontend.geometry import Verification
 from glue_ros.msg import Keypoints, Matches
 
 # array.array type codes of the message field types.
@@ -31,11 +31,13 @@ def to_array(values: ArrayLike, dtype: type) -> array.array:
     return out
 
 
-def from_array(field: Union[array.array, Sequence], dtype: type, columns: int = 0
-               ) -> np.ndarray:
+def from_array(field: array.array | Sequence, dtype: type, columns: int = 0) -> np.ndarray:
     """A numpy view of a message array field (a copy only when the field is a list)."""
-    out = np.frombuffer(field, dtype=dtype) if isinstance(field, array.array) \
+    out = (
+        np.frombuffer(field, dtype=dtype)
+        if isinstance(field, array.array)
         else np.asarray(field, dtype=dtype)
+    )
     return out.reshape(-1, columns) if columns else out
 
 
@@ -44,34 +46,61 @@ def array_field(values: np.ndarray) -> array.array:
     return to_array(values, values.dtype.type)
 
 
-def to_message(record: records.KeypointsRecord | records.MatchesRecord
-               ) -> Keypoints | Matches:
+def to_message(record: records.KeypointsRecord | records.MatchesRecord) -> Keypoints | Matches:
     """The rclpy message of a front-end record (glue_ros.frontend.records)."""
     cls = Keypoints if isinstance(record, records.KeypointsRecord) else Matches
     return cls(**records.message_fields(record, array=array_field))
 
 
-def keypoints_message(header: Header, image_size: Sequence[int], extractor: str,
-                      keypoints: ArrayLike, scores: ArrayLike,
-                      descriptors: Optional[ArrayLike] = None) -> Keypoints:
+def keypoints_message(
+    header: Header,
+    image_size: Sequence[int],
+    extractor: str,
+    keypoints: ArrayLike,
+    scores: ArrayLike,
+    descriptors: ArrayLike | None = None,
+) -> Keypoints:
     """Keypoints message; descriptors are included only when given."""
-    return to_message(records.keypoints_record(header, image_size, extractor, keypoints, scores,
-                                               descriptors))
+    return to_message(
+        records.keypoints_record(header, image_size, extractor, keypoints, scores, descriptors)
+    )
 
 
-def matches_message(result: MatchResult, header: Header, reference_header: Header, *,
-                    mode: int, matcher: str, query_size: Sequence[int],
-                    reference_size: Sequence[int], grid_step: float = 0.0,
-                    track_ids: Optional[ArrayLike] = None, keyframe: bool = False,
-                    latency_ms: float = 0.0, dropped_frames: int = 0,
-                    verification: Optional[Verification] = None, num_outliers: int = 0,
-                    learned: bool = True) -> Matches:
+def matches_message(
+    result: MatchResult,
+    header: Header,
+    reference_header: Header,
+    *,
+    mode: int,
+    matcher: str,
+    query_size: Sequence[int],
+    reference_size: Sequence[int],
+    grid_step: float = 0.0,
+    track_ids: ArrayLike | None = None,
+    keyframe: bool = False,
+    latency_ms: float = 0.0,
+    dropped_frames: int = 0,
+    verification: Verification | None = None,
+    num_outliers: int = 0,
+    learned: bool = True,
+) -> Matches:
     """Matches message from a MatchResult (query = image 0, reference = image 1)."""
     record = records.matches_record(
-        result, header, reference_header, mode=mode, matcher=matcher, query_size=query_size,
-        reference_size=reference_size, track_ids=track_ids, keyframe=keyframe,
-        latency_ms=latency_ms, dropped_frames=dropped_frames, verification=verification,
-        num_outliers=num_outliers, learned=learned)
+        result,
+        header,
+        reference_header,
+        mode=mode,
+        matcher=matcher,
+        query_size=query_size,
+        reference_size=reference_size,
+        track_ids=track_ids,
+        keyframe=keyframe,
+        latency_ms=latency_ms,
+        dropped_frames=dropped_frames,
+        verification=verification,
+        num_outliers=num_outliers,
+        learned=learned,
+    )
     record.grid_step = float(grid_step)
     return to_message(record)
 

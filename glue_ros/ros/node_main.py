@@ -1,9 +1,9 @@
 """The matcher node's process: signals, allocator, executor, and an orderly stop."""
+
 from __future__ import annotations
 
 import os
 import time
-from typing import Optional
 
 import rclpy
 import rclpy.executors
@@ -15,10 +15,10 @@ from glue_ros.core.scheduling import StopRequest
 from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros.matcher_node import MatcherNode
 
-ROSOUT_GRACE_S = 0.25   # for the last log line to leave before the node's publishers go
+ROSOUT_GRACE_S = 0.25  # for the last log line to leave before the node's publishers go
 
 
-def run(args: Optional[list[str]] = None) -> int:
+def run(args: list[str] | None = None) -> int:
     """Run a MatcherNode until SIGINT / SIGTERM; 2 when the parameters stop the start-up."""
     stop = StopRequest()
     stop.install()
@@ -29,13 +29,19 @@ def run(args: Optional[list[str]] = None) -> int:
     try:
         node = MatcherNode()
         if node.params['autostart']:
-            node.params = node_parameters.read(node)   # a bad value stops the start-up
+            node.params = node_parameters.read(node)  # a bad value stops the start-up
     except ParameterError as exc:
         rclpy.logging.get_logger('glue_ros_matcher').fatal(f'cannot start: {exc}')
         rclpy.try_shutdown()
         return 2
-    node.get_logger().info('allocator: ' + ('glibc mmap threshold fixed at 16 MiB, 2 arenas'
-                                            if allocator else "the C library's own settings"))
+    node.get_logger().info(
+        'allocator: '
+        + (
+            'glibc mmap threshold fixed at 16 MiB, 2 arenas'
+            if allocator
+            else "the C library's own settings"
+        )
+    )
     if node.params['autostart']:
         node.start_automatically()
     else:

@@ -5,10 +5,12 @@ checked by the node's on-set callback (:func:`check_changes`); the others are re
 ``ros2 param set`` on them fails with a reason instead of reporting a success that changes
 nothing.
 """
+
 from __future__ import annotations
 
 import array
-from typing import TYPE_CHECKING, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -21,24 +23,32 @@ from glue_ros.core.errors import ParameterError
 if TYPE_CHECKING:  # the node imports this module
     from glue_ros.ros.matcher_node import MatcherNode
 
-INT_LIMIT = 2 ** 31 - 1
+INT_LIMIT = 2**31 - 1
 
 
 def descriptor(setting: settings.Setting) -> ParameterDescriptor:
     """The ParameterDescriptor of one setting: description, choices, range, read-only."""
     text = setting.description
     if setting.choices:
-        text += f" (one of: {', '.join(map(str, setting.choices))})"
+        text += f' (one of: {", ".join(map(str, setting.choices))})'
     text += '; changes live' if setting.live else '; read-only: set it at start-up'
     d = ParameterDescriptor(description=text, read_only=not setting.live)
     if setting.kind is float and (setting.low is not None or setting.high is not None):
-        d.floating_point_range = [FloatingPointRange(
-            from_value=float(setting.low if setting.low is not None else -1e300),
-            to_value=float(setting.high if setting.high is not None else 1e300), step=0.0)]
+        d.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(setting.low if setting.low is not None else -1e300),
+                to_value=float(setting.high if setting.high is not None else 1e300),
+                step=0.0,
+            )
+        ]
     elif setting.kind is int and (setting.low is not None or setting.high is not None):
-        d.integer_range = [IntegerRange(
-            from_value=int(setting.low if setting.low is not None else -INT_LIMIT),
-            to_value=int(setting.high if setting.high is not None else INT_LIMIT), step=0)]
+        d.integer_range = [
+            IntegerRange(
+                from_value=int(setting.low if setting.low is not None else -INT_LIMIT),
+                to_value=int(setting.high if setting.high is not None else INT_LIMIT),
+                step=0,
+            )
+        ]
     return d
 
 
@@ -72,7 +82,7 @@ def read(node: Node) -> dict:
     return values
 
 
-def check_changes(current: dict, changes: dict) -> Optional[str]:
+def check_changes(current: dict, changes: dict) -> str | None:
     """Why `changes` (name -> value) cannot be applied on top of `current`, or None.
 
     Read-only parameters and ranges never get here: rclpy applies the descriptors first.
@@ -85,7 +95,7 @@ def check_changes(current: dict, changes: dict) -> Optional[str]:
     return None
 
 
-def apply_live_changes(node: MatcherNode, changed: Sequence[Parameter]) -> Optional[str]:
+def apply_live_changes(node: MatcherNode, changed: Sequence[Parameter]) -> str | None:
     """Check a node's live parameter changes together and apply them; the reason if refused.
 
     The matcher and the front-end are retuned while no inference runs (node.inference).

@@ -5,10 +5,12 @@ newer one before the worker gets to them; such a frame costs the copy rclpy make
 its stamp, not a deserialization, a conversion and a check that compete with inference for the
 cores and the interpreter lock. The frame the worker takes is decoded and checked there, once.
 """
+
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from rclpy.serialization import deserialize_message
@@ -21,7 +23,7 @@ from glue_ros.core.scheduling import Frame
 from glue_ros.matcher import check_image
 
 # The two image message classes the node subscribes raw.
-ImageType = Union[type[Image], type[CompressedImage]]
+ImageType = type[Image] | type[CompressedImage]
 # CDR encapsulations of plain (final) data, XCDR1 and XCDR2, big and little endian: the message
 # starts right after these 4 bytes, and a header's stamp (int32 sec, uint32 nanosec) first.
 _PLAIN = {b'\x00\x00': '>', b'\x00\x01': '<', b'\x00\x06': '>', b'\x00\x07': '<'}
@@ -58,7 +60,7 @@ def decode(raw: bytes, msg_type: ImageType) -> tuple[Header, np.ndarray]:
     return msg.header, image
 
 
-def decode_frames(frames: Iterable[Frame], msg_type: ImageType) -> Optional[str]:
+def decode_frames(frames: Iterable[Frame], msg_type: ImageType) -> str | None:
     """Decode the serialized frames of a job (glue_ros.core.scheduling.Frame).
 
     Returns why the job is a bad frame when one image is malformed, else None.
@@ -78,8 +80,9 @@ def _deserialize(raw: bytes, msg_type: ImageType) -> Any:
     try:
         return deserialize_message(raw, msg_type)
     except Exception as exc:  # noqa: BLE001 - rclpy raises several kinds for bad bytes
-        raise ImageConversionError(f'cannot deserialize {msg_type.__name__} '
-                                   f'({len(raw)} bytes): {exc}') from exc
+        raise ImageConversionError(
+            f'cannot deserialize {msg_type.__name__} ({len(raw)} bytes): {exc}'
+        ) from exc
 
 
 __all__ = ['stamp_of', 'stamp_ns_of', 'decode', 'decode_frames']

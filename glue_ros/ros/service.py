@@ -1,4 +1,5 @@
 """The match_images service: two chosen images in, glue_ros/Matches out (pair mode)."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,9 @@ if TYPE_CHECKING:  # the node imports this module
     from glue_ros.ros.matcher_node import MatcherNode
 
 
-def answer_match_images(node: MatcherNode, request: MatchImages.Request,
-                        response: MatchImages.Response) -> MatchImages.Response:
+def answer_match_images(
+    node: MatcherNode, request: MatchImages.Request, response: MatchImages.Response
+) -> MatchImages.Response:
     """Fill the response; every failure is an answer with `error`, never a raise.
 
     The node's matcher is shared with its worker: the match waits its turn (node.inference).
@@ -28,21 +30,30 @@ def answer_match_images(node: MatcherNode, request: MatchImages.Request,
         images = [image_to_numpy(request.query), image_to_numpy(request.reference)]
         for image in images:
             check_image(image)
-        cameras = [CameraModel.from_camera_info(info, camera_id=k) if info.width > 0 else None
-                   for k, info in enumerate((request.query_camera_info,
-                                             request.reference_camera_info))]
+        cameras = [
+            CameraModel.from_camera_info(info, camera_id=k) if info.width > 0 else None
+            for k, info in enumerate((request.query_camera_info, request.reference_camera_info))
+        ]
         start = time.monotonic()
         with node.inference:
             if node.frontend is None:
                 raise GlueRosError('the matcher was unloaded')
-            out = node.frontend.match_pair(*images, cameras=cameras,
-                                           check=request.geometric_check or None)
+            out = node.frontend.match_pair(
+                *images, cameras=cameras, check=request.geometric_check or None
+            )
             name = node.matcher.name
-        response.matches = to_message(records.output_record(
-            out, request.query.header, request.reference.header, mode=records.MODE_PAIR,
-            matcher=name, query_size=images[0].shape[1::-1],
-            reference_size=images[1].shape[1::-1],
-            latency_ms=(time.monotonic() - start) * 1e3))
+        response.matches = to_message(
+            records.output_record(
+                out,
+                request.query.header,
+                request.reference.header,
+                mode=records.MODE_PAIR,
+                matcher=name,
+                query_size=images[0].shape[1::-1],
+                reference_size=images[1].shape[1::-1],
+                latency_ms=(time.monotonic() - start) * 1e3,
+            )
+        )
         response.success = True
     except (GlueRosError, ImageConversionError, CameraModelError, ValueError) as exc:
         response.success, response.error = False, f'{type(exc).__name__}: {exc}'

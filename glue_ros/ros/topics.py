@@ -1,4 +1,5 @@
 """Topic names the node derives, following the conventions of ROS 2 camera drivers."""
+
 from __future__ import annotations
 
 from rclpy.node import Node

@@ -1,9 +1,8 @@
 """VinsFeatures (glue_ros.frontend.vins) -> the sensor_msgs/PointCloud VINS-Fusion reads."""
+
 from __future__ import annotations
 
 import array
-
-from typing import Optional
 
 import numpy as np
 from geometry_msgs.msg import Point32
@@ -50,20 +49,29 @@ def point_cloud_message(header: Header, features: VinsFeatures) -> PointCloud:
     msg = PointCloud()
     msg.header = header
     msg.points = _point32_list(features.points_xyz())
-    msg.channels = [ChannelFloat32(name=name, values=to_float_array(values))
-                    for name, values in features.channels()]
+    msg.channels = [
+        ChannelFloat32(name=name, values=to_float_array(values))
+        for name, values in features.channels()
+    ]
     return msg
 
 
 class VinsCloudBuilder(VinsFeatureBuilder):
     """VinsFeatureBuilder that also makes the rclpy message (the node's side)."""
 
-    def build(self, header: Header, track_ids: ArrayLike, points_cam0: np.ndarray,
-              camera0: CameraModel, points_cam1: Optional[np.ndarray] = None,
-              camera1: Optional[CameraModel] = None) -> PointCloud:
+    def build(
+        self,
+        header: Header,
+        track_ids: ArrayLike,
+        points_cam0: np.ndarray,
+        camera0: CameraModel,
+        points_cam1: np.ndarray | None = None,
+        camera1: CameraModel | None = None,
+    ) -> PointCloud:
         """sensor_msgs/msg/PointCloud (rclpy) of one frame, header = the query image's."""
-        return point_cloud_message(header, self.compute(header, track_ids, points_cam0, camera0,
-                                                        points_cam1, camera1))
+        return point_cloud_message(
+            header, self.compute(header, track_ids, points_cam0, camera0, points_cam1, camera1)
+        )
 
 
 __all__ = ['VinsCloudBuilder', 'point_cloud_message', 'to_float_array']

@@ -3,6 +3,7 @@
 Used by `make demo` and the integration tests; plain rclpy, no launch system needed. The ROS
 imports are inside MatcherProcess: the process helpers and rss_mb serve callers without ROS.
 """
+
 from __future__ import annotations
 
 import os
@@ -10,22 +11,29 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
 from glue_ros.core.image_conversion import numpy_to_image_fields
 
 
-def start_process(args: Sequence[str], log_path: Path, env: Optional[dict] = None
-                  ) -> subprocess.Popen:
+def start_process(
+    args: Sequence[str], log_path: Path, env: dict | None = None
+) -> subprocess.Popen:
     """Start `python args...` in its own process group, output to log_path."""
     env = dict(os.environ if env is None else env)
     env.setdefault('PYTHONUNBUFFERED', '1')
     log = open(log_path, 'w')
-    return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> int:
@@ -53,8 +61,14 @@ def spin_until(executor: Any, predicate: Callable[[], bool], timeout: float) -> 
 class MatcherProcess:
     """The matcher node in its own process, and an in-process rclpy node that talks to it."""
 
-    def __init__(self, workdir: Path, params: dict, reliable_images: bool = False,
-                 topics: Iterable[str] = ('image',), node_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        params: dict,
+        reliable_images: bool = False,
+        topics: Iterable[str] = ('image',),
+        node_args: Sequence[str] = (),
+    ) -> None:
         # ROS only here (see the module docstring)
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
@@ -77,8 +91,9 @@ class MatcherProcess:
         self.node = rclpy.create_node('glue_ros_test_driver', context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        reliability = (ReliabilityPolicy.RELIABLE if reliable_images
-                       else ReliabilityPolicy.BEST_EFFORT)
+        reliability = (
+            ReliabilityPolicy.RELIABLE if reliable_images else ReliabilityPolicy.BEST_EFFORT
+        )
         qos = QoSProfile(depth=10, reliability=reliability)
         self.publishers = {t: self.node.create_publisher(Image, t, qos) for t in topics}
         self.matches = []
@@ -90,22 +105,34 @@ class MatcherProcess:
 
     def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until the node subscribes every image topic and publishes matches."""
+
         def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f'node exited early:\n{self.log()}')
-            return (all(p.get_subscription_count() for p in self.publishers.values())
-                    and self.node.count_publishers('matches') > 0
-                    and 'matcher ready' in self.log())
+            return (
+                all(p.get_subscription_count() for p in self.publishers.values())
+                and self.node.count_publishers('matches') > 0
+                and 'matcher ready' in self.log()
+            )
+
         if not spin_until(self.executor, ready, timeout):
             raise RuntimeError(f'node not ready after {timeout} s:\n{self.log()}')
         # Our side has seen the node's subscriptions; give the node time to see our publishers
         # too, or the first best-effort image can be dropped on arrival.
         self.spin(1.0)
 
-    def publish(self, topic: str, image: np.ndarray, stamp: float, frame_id: str = 'camera',
-                encoding: Optional[str] = None, **overrides: Any) -> None:
+    def publish(
+        self,
+        topic: str,
+        image: np.ndarray,
+        stamp: float,
+        frame_id: str = 'camera',
+        encoding: str | None = None,
+        **overrides: Any,
+    ) -> None:
         """Publish an image (numpy) with a stamp in seconds; overrides set message fields."""
         from sensor_msgs.msg import Image  # ROS only in MatcherProcess (module docstring)
+
         fields = numpy_to_image_fields(image, encoding)
         fields.update(overrides)
         msg = Image()
@@ -131,6 +158,7 @@ class MatcherProcess:
     def lifecycle_state(self) -> str:
         """The node's lifecycle state label ('unconfigured', 'inactive', 'active', ...)."""
         from lifecycle_msgs.srv import GetState  # ROS only in MatcherProcess
+
         answer = self.call(GetState, 'glue_ros_matcher/get_state', GetState.Request(), 30)
         return answer.current_state.label if answer is not None else 'no answer'
 
@@ -143,12 +171,15 @@ class MatcherProcess:
         # ROS only in MatcherProcess (module docstring)
         from lifecycle_msgs.msg import Transition
         from lifecycle_msgs.srv import ChangeState
-        ids = {'configure': Transition.TRANSITION_CONFIGURE,
-               'activate': Transition.TRANSITION_ACTIVATE,
-               'deactivate': Transition.TRANSITION_DEACTIVATE,
-               'cleanup': Transition.TRANSITION_CLEANUP,
-               'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
-               'active_shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN}
+
+        ids = {
+            'configure': Transition.TRANSITION_CONFIGURE,
+            'activate': Transition.TRANSITION_ACTIVATE,
+            'deactivate': Transition.TRANSITION_DEACTIVATE,
+            'cleanup': Transition.TRANSITION_CLEANUP,
+            'shutdown': Transition.TRANSITION_UNCONFIGURED_SHUTDOWN,
+            'active_shutdown': Transition.TRANSITION_ACTIVE_SHUTDOWN,
+        }
         request = ChangeState.Request()
         request.transition.id = ids[label]
         answer = self.call(ChangeState, 'glue_ros_matcher/change_state', request, 120)
@@ -159,6 +190,7 @@ class MatcherProcess:
         # ROS only in MatcherProcess (module docstring)
         from rcl_interfaces.srv import SetParameters
         from rclpy.parameter import Parameter
+
         message = Parameter(name, value=value).to_parameter_msg()
         request = SetParameters.Request(parameters=[message])
         answer = self.call(SetParameters, 'glue_ros_matcher/set_parameters', request, 30)
@@ -168,8 +200,13 @@ class MatcherProcess:
         """Spin until `count` match messages arrived in total."""
         return spin_until(self.executor, lambda: len(self.matches) >= count, timeout)
 
-    def publish_in_turn(self, topic: str, images: Iterable[np.ndarray], stamps: Iterable[float],
-                        timeout: float = 60.0) -> None:
+    def publish_in_turn(
+        self,
+        topic: str,
+        images: Iterable[np.ndarray],
+        stamps: Iterable[float],
+        timeout: float = 60.0,
+    ) -> None:
         """Publish images one at a time, each after the node matched the one before.
 
         The first image of a sequence gives no match (nothing to match it against yet): the
@@ -197,6 +234,7 @@ class MatcherProcess:
     def close(self) -> int:
         """Stop both nodes; returns the matcher node's exit code."""
         import rclpy  # ROS only in MatcherProcess (module docstring)
+
         code = stop_process(self.proc)
         rclpy.try_shutdown(context=self.context)
         return code

@@ -4,14 +4,16 @@ A replay path that needs no rosbag2: the bag is read with the `rosbags` library 
 messages are published as serialized CDR, so any message type that this ROS 2 environment knows
 can be played. Run the node with use_sim_time:=true to follow the bag's clock.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any
 
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
@@ -29,8 +31,9 @@ def message_class(msgtype: str) -> type:
     return getattr(importlib.import_module(f'{package}.msg'), name)
 
 
-def read_bag(path: Path, topics: Optional[Sequence[str]] = None
-             ) -> tuple[list, Iterator[tuple[Any, int, bytes]]]:
+def read_bag(
+    path: Path, topics: Sequence[str] | None = None
+) -> tuple[list, Iterator[tuple[Any, int, bytes]]]:
     """(connections, iterator of (connection, timestamp_ns, cdr_bytes)) of a bag in any format."""
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     reader = AnyReader([path], default_typestore=typestore)
@@ -46,12 +49,19 @@ def read_bag(path: Path, topics: Optional[Sequence[str]] = None
                     yield conn, stamp, reader.typestore.ros1_to_cdr(raw, conn.msgtype)
         finally:
             reader.close()
+
     return connections, messages()
 
 
-def play(path: Path, rate: float = 1.0, topics: Optional[Sequence[str]] = None,
-         clock: bool = True, loop: bool = False, wait_for_subscribers: float = 0.0,
-         node: Any = None) -> int:
+def play(
+    path: Path,
+    rate: float = 1.0,
+    topics: Sequence[str] | None = None,
+    clock: bool = True,
+    loop: bool = False,
+    wait_for_subscribers: float = 0.0,
+    node: Any = None,
+) -> int:
     """Publish the bag; returns the number of messages published."""
     # ROS only here: glue-ros-bag reads bags through this module without ROS
     import rclpy
@@ -70,11 +80,13 @@ def play(path: Path, rate: float = 1.0, topics: Optional[Sequence[str]] = None,
             for conn in connections:
                 if conn.topic not in publishers:
                     publishers[conn.topic] = node.create_publisher(
-                        message_class(conn.msgtype), conn.topic, QoSProfile(depth=100))
+                        message_class(conn.msgtype), conn.topic, QoSProfile(depth=100)
+                    )
             clock_pub = node.create_publisher(Clock, '/clock', 10) if clock else None
             deadline = time.monotonic() + wait_for_subscribers
             while time.monotonic() < deadline and not all(
-                    p.get_subscription_count() for p in publishers.values()):
+                p.get_subscription_count() for p in publishers.values()
+            ):
                 time.sleep(0.05)
             start_wall, start_bag = None, None
             for conn, stamp, cdr in stream:
@@ -98,7 +110,7 @@ def play(path: Path, rate: float = 1.0, topics: Optional[Sequence[str]] = None,
             rclpy.try_shutdown()
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of glue-ros-play."""
     parser = argparse.ArgumentParser(prog='glue-ros-play', description=__doc__)
     parser.add_argument('bag', type=Path, help='ROS 2 bag directory (sqlite3/MCAP) or .bag')
@@ -106,8 +118,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument('--topics', nargs='*', help='only these topics')
     parser.add_argument('--no-clock', action='store_true', help='do not publish /clock')
     parser.add_argument('--loop', action='store_true', help='play again from the start')
-    parser.add_argument('--wait-for-subscribers', type=float, default=2.0, metavar='S',
-                        help='wait up to S seconds for every topic to have a subscriber')
+    parser.add_argument(
+        '--wait-for-subscribers',
+        type=float,
+        default=2.0,
+        metavar='S',
+        help='wait up to S seconds for every topic to have a subscriber',
+    )
     args = parser.parse_args(argv)
     if not args.bag.exists():
         print(f'glue-ros-play: error: no bag at {args.bag}', file=sys.stderr)
@@ -116,8 +133,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         print('glue-ros-play: error: --rate must be positive', file=sys.stderr)
         return 2
     try:
-        count = play(args.bag, args.rate, args.topics, not args.no_clock, args.loop,
-                     args.wait_for_subscribers)
+        count = play(
+            args.bag,
+            args.rate,
+            args.topics,
+            not args.no_clock,
+            args.loop,
+            args.wait_for_subscribers,
+        )
     except KeyboardInterrupt:
         return 0
     print(f'published {count} messages from {args.bag}')

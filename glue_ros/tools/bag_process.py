@@ -14,6 +14,7 @@ installed them) and stored in the bag, so rosbags and `ros2 bag` can read it. No
 copied unless --copy-input is given. The messages hold what the node publishes: both build them
 from the same front-end records (glue_ros.frontend.records).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.typesys import Stores, get_typestore
@@ -37,11 +38,22 @@ from glue_ros.frontend import records
 from glue_ros.frontend.frontend import FrameOutput, Frontend
 from glue_ros.frontend.vins import VinsOutput
 from glue_ros.matcher import Matcher, build_matcher
-from glue_ros.tools.bag_io import (BagProcessError, OutputBag, copy_converters, decode_image,
-                                   load_cameras, msg_directory, select_image_topics)
-from glue_ros.tools.match_cli import (add_frontend_arguments, add_matcher_arguments,
-                                      config_from_args, frontend_config_from_args)
+from glue_ros.tools.bag_io import (
+    BagProcessError,
+    OutputBag,
+    copy_converters,
+    decode_image,
+    load_cameras,
+    msg_directory,
+    select_image_topics,
+)
 from glue_ros.tools.console_log import log_to_console
+from glue_ros.tools.match_cli import (
+    add_frontend_arguments,
+    add_matcher_arguments,
+    config_from_args,
+    frontend_config_from_args,
+)
 
 PROG = 'glue-ros-bag'
 logger = logging.getLogger(__name__)
@@ -57,9 +69,9 @@ __all__ = ['BagProcessError', 'Processor', 'build_parser', 'main', 'msg_director
 class Stats:
     """What the summary reports."""
 
-    frames: int = 0                  # images (sequential) or stereo pairs processed
-    matched: int = 0                 # frames that produced a Matches message
-    skipped: int = 0                 # images that could not be decoded or matched
+    frames: int = 0  # images (sequential) or stereo pairs processed
+    matched: int = 0  # frames that produced a Matches message
+    skipped: int = 0  # images that could not be decoded or matched
     matches: list = field(default_factory=list)
     times_ms: list = field(default_factory=list)
 
@@ -67,9 +79,13 @@ class Stats:
 class Processor:
     """Drives the front-end over the bag's frames and writes what it publishes."""
 
-    def __init__(self, frontend: Frontend, out: OutputBag,
-                 cameras: Sequence[Optional[CameraModel]] = (),
-                 vins_units: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        frontend: Frontend,
+        out: OutputBag,
+        cameras: Sequence[CameraModel | None] = (),
+        vins_units: str | None = None,
+    ) -> None:
         self.frontend = frontend
         self.matcher = frontend.matcher
         self.out = out
@@ -80,8 +96,9 @@ class Processor:
     def sequential(self, frame: Frame) -> None:
         """One image: match with the keyframe (or previous frame), write Matches [+ features]."""
         start = time.perf_counter()
-        output = self.frontend.process(frame.image, frame.stamp_ns * 1e-9,
-                                       camera=self.cameras[0], tag=frame)
+        output = self.frontend.process(
+            frame.image, frame.stamp_ns * 1e-9, camera=self.cameras[0], tag=frame
+        )
         self.stats.frames += 1
         if output is None:
             self.stats.times_ms.append((time.perf_counter() - start) * 1e3)
@@ -96,21 +113,40 @@ class Processor:
             self.stats.skipped += 1
             return
         start = time.perf_counter()
-        output = self.frontend.process_stereo(left.image, right.image, left.stamp_ns * 1e-9,
-                                              cameras=tuple(self.cameras[:2]), tag=left)
+        output = self.frontend.process_stereo(
+            left.image,
+            right.image,
+            left.stamp_ns * 1e-9,
+            cameras=tuple(self.cameras[:2]),
+            tag=left,
+        )
         self.stats.frames += 1
         self._write(output, left, right, records.MODE_STEREO, start)
 
-    def _write(self, output: FrameOutput, frame: Frame, reference: Frame, mode: int,
-               start: float) -> None:
-        self.out.write_matches(frame, records.output_record(
-            output, frame.header, reference.header, mode=mode, matcher=self.matcher.name,
-            query_size=frame.size, reference_size=reference.size,
-            latency_ms=(time.perf_counter() - start) * 1e3))
+    def _write(
+        self, output: FrameOutput, frame: Frame, reference: Frame, mode: int, start: float
+    ) -> None:
+        self.out.write_matches(
+            frame,
+            records.output_record(
+                output,
+                frame.header,
+                reference.header,
+                mode=mode,
+                matcher=self.matcher.name,
+                query_size=frame.size,
+                reference_size=reference.size,
+                latency_ms=(time.perf_counter() - start) * 1e3,
+            ),
+        )
         if self.vins is not None:
-            features = self.vins.features(output, frame.stamp_ns, self.frontend.tracks.sequences,
-                                          self.cameras.__getitem__,
-                                          stereo=mode == records.MODE_STEREO)
+            features = self.vins.features(
+                output,
+                frame.stamp_ns,
+                self.frontend.tracks.sequences,
+                self.cameras.__getitem__,
+                stereo=mode == records.MODE_STEREO,
+            )
             if features is not None:
                 self.out.write_features(frame, features)
         self.stats.matched += 1
@@ -121,34 +157,62 @@ class Processor:
 # -- command line --------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The flags of glue-ros-bag."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('bag', type=Path, help='input bag: ROS 2 directory (sqlite3 / MCAP), '
-                        'a .db3 / .mcap file or a ROS 1 .bag')
-    parser.add_argument('--out', type=Path, required=True, help='output ROS 2 bag directory '
-                        '(must not exist)')
-    parser.add_argument('--format', choices=('sqlite3', 'mcap'), default='sqlite3',
-                        help='storage of the output bag')
-    parser.add_argument('--mode', choices=('sequential', 'stereo'), default=None,
-                        help='default: stereo when --left-topic/--right-topic are given')
-    parser.add_argument('--image-topic', help='sequential mode image topic (default: the '
-                        "bag's only image topic)")
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        'bag',
+        type=Path,
+        help='input bag: ROS 2 directory (sqlite3 / MCAP), a .db3 / .mcap file or a ROS 1 .bag',
+    )
+    parser.add_argument(
+        '--out', type=Path, required=True, help='output ROS 2 bag directory (must not exist)'
+    )
+    parser.add_argument(
+        '--format',
+        choices=('sqlite3', 'mcap'),
+        default='sqlite3',
+        help='storage of the output bag',
+    )
+    parser.add_argument(
+        '--mode',
+        choices=('sequential', 'stereo'),
+        default=None,
+        help='default: stereo when --left-topic/--right-topic are given',
+    )
+    parser.add_argument(
+        '--image-topic', help="sequential mode image topic (default: the bag's only image topic)"
+    )
     parser.add_argument('--left-topic', help='stereo mode left image topic')
     parser.add_argument('--right-topic', help='stereo mode right image topic')
     settings.add_arguments(parser, ('sync_slop', 'max_epipolar_error'))
     parser.add_argument('--matches-topic', default='/matches')
-    parser.add_argument('--vins', action='store_true', help='also write VINS-Fusion features '
-                        '(sensor_msgs/PointCloud); needs camera calibration')
-    parser.add_argument('--features-topic', default='/feature_tracker/feature',
-                        help='topic of the --vins features (VINS-Fusion subscribes this one)')
-    parser.add_argument('--camera-info-topic', nargs='+', metavar='TOPIC',
-                        help='CameraInfo topic(s) for --vins, left then right in stereo '
-                        '(default: camera_info next to each image topic)')
-    parser.add_argument('--rectified', action='store_true', help='--vins: the images are '
-                        'rectified, normalize with CameraInfo P instead of K and D')
-    settings.add_arguments(parser, ('vins_velocity_units',))   # --vins-velocity: older spelling
-    parser.add_argument('--copy-input', action='store_true',
-                        help='also copy every input topic into the output bag')
+    parser.add_argument(
+        '--vins',
+        action='store_true',
+        help='also write VINS-Fusion features (sensor_msgs/PointCloud); needs camera calibration',
+    )
+    parser.add_argument(
+        '--features-topic',
+        default='/feature_tracker/feature',
+        help='topic of the --vins features (VINS-Fusion subscribes this one)',
+    )
+    parser.add_argument(
+        '--camera-info-topic',
+        nargs='+',
+        metavar='TOPIC',
+        help='CameraInfo topic(s) for --vins, left then right in stereo '
+        '(default: camera_info next to each image topic)',
+    )
+    parser.add_argument(
+        '--rectified',
+        action='store_true',
+        help='--vins: the images are rectified, normalize with CameraInfo P instead of K and D',
+    )
+    settings.add_arguments(parser, ('vins_velocity_units',))  # --vins-velocity: older spelling
+    parser.add_argument(
+        '--copy-input', action='store_true', help='also copy every input topic into the output bag'
+    )
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     add_matcher_arguments(parser)
     add_frontend_arguments(parser, camera=False, tracks=True)
@@ -164,21 +228,29 @@ def check_args(args: argparse.Namespace) -> None:
         if not (args.left_topic and args.right_topic):
             raise BagProcessError('stereo mode needs --left-topic and --right-topic')
         if args.image_topic:
-            raise BagProcessError('--image-topic is for sequential mode; stereo mode takes '
-                                  '--left-topic and --right-topic')
+            raise BagProcessError(
+                '--image-topic is for sequential mode; stereo mode takes '
+                '--left-topic and --right-topic'
+            )
     elif stereo_topics:
         raise BagProcessError('--left-topic/--right-topic are for --mode stereo')
     if args.mode == 'stereo' and args.left_topic == args.right_topic:
         raise BagProcessError('--left-topic and --right-topic must differ')
     try:
-        settings.validate({name: getattr(args, name) for name in (
-            'sync_slop', 'keyframe_min_matches', 'max_epipolar_error')})
+        settings.validate(
+            {
+                name: getattr(args, name)
+                for name in ('sync_slop', 'keyframe_min_matches', 'max_epipolar_error')
+            }
+        )
     except ValueError as exc:
         raise BagProcessError(str(exc)) from None
     cameras = 2 if args.mode == 'stereo' else 1
     if args.camera_info_topic and len(args.camera_info_topic) != cameras:
-        raise BagProcessError(f'{args.mode} mode needs {cameras} --camera-info-topic '
-                              f'(got {len(args.camera_info_topic)})')
+        raise BagProcessError(
+            f'{args.mode} mode needs {cameras} --camera-info-topic '
+            f'(got {len(args.camera_info_topic)})'
+        )
     if args.matches_topic == args.features_topic and args.vins:
         raise BagProcessError('--matches-topic and --features-topic must differ')
     if not args.bag.exists():
@@ -200,8 +272,9 @@ def run(args: argparse.Namespace) -> dict:
         topics = select_image_topics(args, reader)
         cameras = load_cameras(args, reader, topics, required=args.vins)
         matcher = build_matcher(config)
-        out = OutputBag(args.out, args.format, args.matches_topic,
-                        args.features_topic if args.vins else None)
+        out = OutputBag(
+            args.out, args.format, args.matches_topic, args.features_topic if args.vins else None
+        )
         try:
             summary = _process(args, reader, out, matcher, topics, cameras)
         finally:
@@ -211,22 +284,41 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
-def _process(args: argparse.Namespace, reader: AnyReader, out: OutputBag, matcher: Matcher,
-             topics: list, cameras: list) -> dict:
+def _process(
+    args: argparse.Namespace,
+    reader: AnyReader,
+    out: OutputBag,
+    matcher: Matcher,
+    topics: list,
+    cameras: list,
+) -> dict:
     config = frontend_config_from_args(
-        args, mode=args.mode, max_epipolar_error=args.max_epipolar_error or 0.0,
-        track_stereo_left=args.vins and args.mode == 'stereo')
-    processor = Processor(Frontend(matcher, config), out, cameras=cameras,
-                          vins_units=args.vins_velocity_units if args.vins else None)
+        args,
+        mode=args.mode,
+        max_epipolar_error=args.max_epipolar_error or 0.0,
+        track_stereo_left=args.vins and args.mode == 'stereo',
+    )
+    processor = Processor(
+        Frontend(matcher, config),
+        out,
+        cameras=cameras,
+        vins_units=args.vins_velocity_units if args.vins else None,
+    )
     image_conns = [c for c in reader.connections if c.topic in topics]
     connections = reader.connections if args.copy_input else image_conns
     written = {args.matches_topic} | ({args.features_topic} if args.vins else set())
-    copies = (copy_converters(reader, out.writer, reader.connections, written)
-              if args.copy_input else {})
+    copies = (
+        copy_converters(reader, out.writer, reader.connections, written) if args.copy_input else {}
+    )
     side = {args.left_topic: 'left', args.right_topic: 'right'} if args.mode == 'stereo' else {}
     pairer = StereoPairer(round(args.sync_slop * 1e9), STEREO_QUEUE)
-    bar = tqdm(total=sum(c.msgcount for c in image_conns), unit='img',
-               disable=args.no_progress, file=sys.stderr, desc=PROG)
+    bar = tqdm(
+        total=sum(c.msgcount for c in image_conns),
+        unit='img',
+        disable=args.no_progress,
+        file=sys.stderr,
+        desc=PROG,
+    )
     for conn, bag_ns, raw in reader.messages(connections=connections):
         if conn.id in copies:
             target, convert = copies[conn.id]
@@ -255,12 +347,17 @@ def _process(args: argparse.Namespace, reader: AnyReader, out: OutputBag, matche
     pairer.flush()
     stats = processor.stats
     summary = {
-        'frames': stats.frames, 'matched': stats.matched, 'skipped': stats.skipped,
+        'frames': stats.frames,
+        'matched': stats.matched,
+        'skipped': stats.skipped,
         'unpaired': pairer.unpaired if args.mode == 'stereo' else 0,
         'median_matches': statistics.median(stats.matches) if stats.matches else 0,
         'median_ms': statistics.median(stats.times_ms) if stats.times_ms else 0.0,
-        'matches_messages': out.counts['matches'], 'features_messages': out.counts['features'],
-        'copied_messages': out.counts['copied'], 'topics': topics, 'matcher': matcher.name,
+        'matches_messages': out.counts['matches'],
+        'features_messages': out.counts['features'],
+        'copied_messages': out.counts['copied'],
+        'topics': topics,
+        'matcher': matcher.name,
     }
     unit = 'stereo pairs' if args.mode == 'stereo' else 'frames'
     extra = ''
@@ -268,26 +365,35 @@ def _process(args: argparse.Namespace, reader: AnyReader, out: OutputBag, matche
         extra += f', {summary["features_messages"]} VINS feature messages'
     if args.copy_input:
         extra += f', {summary["copied_messages"]} copied messages'
-    print(f'{PROG}: {summary["frames"]} {unit} from {", ".join(topics)}, {summary["matched"]} '
-          f'matched ({matcher.name}), median {summary["median_matches"]:g} matches per matched '
-          f'frame, median {summary["median_ms"]:.1f} ms per frame'
-          f'{", %d skipped" % summary["skipped"] if summary["skipped"] else ""}'
-          f'{", %d unpaired images" % summary["unpaired"] if summary["unpaired"] else ""}')
+    lost = ''
+    if summary['skipped']:
+        lost += f', {summary["skipped"]} skipped'
+    if summary['unpaired']:
+        lost += f', {summary["unpaired"]} unpaired images'
+    print(
+        f'{PROG}: {summary["frames"]} {unit} from {", ".join(topics)}, {summary["matched"]} '
+        f'matched ({matcher.name}), median {summary["median_matches"]:g} matches per matched '
+        f'frame, median {summary["median_ms"]:.1f} ms per frame{lost}'
+    )
     if args.mode == 'stereo' and not summary['frames'] and summary['unpaired']:
-        logger.warning(f'no left image had a right image within --sync-slop {args.sync_slop} '
-                       's; are the stamps of the two cameras offset? try a larger --sync-slop')
-    print(f'{PROG}: wrote {summary["matches_messages"]} Matches messages on '
-          f'{args.matches_topic}{extra} to {args.out} ({args.format})')
+        logger.warning(
+            f'no left image had a right image within --sync-slop {args.sync_slop} '
+            's; are the stamps of the two cameras offset? try a larger --sync-slop'
+        )
+    print(
+        f'{PROG}: wrote {summary["matches_messages"]} Matches messages on '
+        f'{args.matches_topic}{extra} to {args.out} ({args.format})'
+    )
     return summary
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of glue-ros-bag; 0 on success, 2 with a message for unusable input."""
     log_to_console(PROG)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:      # argparse has printed why; keep the code for callers
+    except SystemExit as exc:  # argparse has printed why; keep the code for callers
         return int(exc.code or 0)
     try:
         run(args)
@@ -295,8 +401,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f'{PROG}: interrupted; {args.out} holds the frames processed so far',
-              file=sys.stderr)
+        print(
+            f'{PROG}: interrupted; {args.out} holds the frames processed so far', file=sys.stderr
+        )
         return 130
     return 0
 

@@ -4,6 +4,7 @@ The library logs through ``logging`` (the node forwards those records to its ROS
 shows them the same way it shows its own messages. Lines go through ``tqdm.write`` so that a
 progress bar on the same terminal stays whole.
 """
+
 from __future__ import annotations
 
 import logging

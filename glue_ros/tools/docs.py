@@ -7,12 +7,12 @@ the schema alone (no dates, no paths), so a run without schema changes leaves th
     python -m glue_ros.tools.docs            # write docs/parameters.md
     python -m glue_ros.tools.docs --check    # exit 1 when the file is out of date
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional
 
 from glue_ros import settings
 from glue_ros.core.schema import Setting
@@ -88,7 +88,7 @@ def cell(text: str) -> str:
     return text.replace('|', '\\|').replace('\n', ' ')
 
 
-def render(schema: Optional[dict[str, Setting]] = None) -> str:
+def render(schema: dict[str, Setting] | None = None) -> str:
     """The whole page for a schema (default: settings.SETTINGS)."""
     schema = settings.SETTINGS if schema is None else schema
     groups: dict = {}
@@ -101,22 +101,29 @@ def render(schema: Optional[dict[str, Setting]] = None) -> str:
         lines += ['', f'## {title}', '']
         if intro:
             lines += [intro, '']
-        lines += ['| parameter | type | default | allowed | live | description |',
-                  '|---|---|---|---|---|---|']
+        lines += [
+            '| parameter | type | default | allowed | live | description |',
+            '|---|---|---|---|---|---|',
+        ]
         for s in groups[group]:
             description = s.description.rstrip('.') + '.'
-            lines.append(f'| `{s.name}` | {type_text(s)} | `{value_text(s.default)}` | '
-                         f'{cell(allowed_text(s))} | {"yes" if s.live else ""} | '
-                         f'{cell(description)} |')
+            lines.append(
+                f'| `{s.name}` | {type_text(s)} | `{value_text(s.default)}` | '
+                f'{cell(allowed_text(s))} | {"yes" if s.live else ""} | '
+                f'{cell(description)} |'
+            )
     return '\n'.join(lines) + '\n'
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Write the page, or with --check say whether it is up to date."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=Path, default=OUTPUT, help='file to write')
-    parser.add_argument('--check', action='store_true',
-                        help='write nothing; exit 1 when the file differs from the schema')
+    parser.add_argument(
+        '--check',
+        action='store_true',
+        help='write nothing; exit 1 when the file differs from the schema',
+    )
     args = parser.parse_args(argv)
     text = render()
     current = args.out.read_text() if args.out.exists() else None

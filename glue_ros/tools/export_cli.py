@@ -8,13 +8,12 @@ all layers (a static graph has no early exit or pruning: those exist only in eag
 node's settings (the same names, defaults and meanings); --num-keypoints and --cache-dir are
 accepted as their older spellings.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-
-from typing import Optional
 
 from glue_ros import settings
 from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
@@ -23,8 +22,14 @@ from glue_ros.models import coarse_loftr, lightglue
 from glue_ros.tools.console_log import log_to_console
 
 # The node's settings an export takes; precision without 'bf16' (an eager CPU mode only).
-EXPORT_SETTINGS = ('features', 'max_keypoints', 'input_size', 'weights', 'precision',
-                   'engine_cache_dir')
+EXPORT_SETTINGS = (
+    'features',
+    'max_keypoints',
+    'input_size',
+    'weights',
+    'precision',
+    'engine_cache_dir',
+)
 EXPORT_PRECISIONS = ('auto', 'fp16', 'fp32')
 
 
@@ -52,24 +57,30 @@ def build_engine(onnx_path: Path, args: argparse.Namespace) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of glue-ros-export (those of settings from the settings schema)."""
-    parser = argparse.ArgumentParser(prog='glue-ros-export', description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog='glue-ros-export',
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument('model', choices=('coarse_loftr', 'lightglue'))
     parser.add_argument('--out', type=Path, required=True, help='ONNX file to write')
     settings.add_arguments(parser, EXPORT_SETTINGS, choices={'precision': EXPORT_PRECISIONS})
     parser.add_argument('--opset', type=int, default=17)
-    parser.add_argument('--engine', action='store_true',
-                        help='also build the TensorRT engine (needs TensorRT and a GPU)')
+    parser.add_argument(
+        '--engine',
+        action='store_true',
+        help='also build the TensorRT engine (needs TensorRT and a GPU)',
+    )
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of glue-ros-export."""
     log_to_console('glue-ros-export')
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings.values_from_args(args, EXPORT_SETTINGS)    # the schema's checks
+        settings.values_from_args(args, EXPORT_SETTINGS)  # the schema's checks
         args.out.parent.mkdir(parents=True, exist_ok=True)
         path = (export_coarse_loftr if args.model == 'coarse_loftr' else export_lightglue)(args)
         print(f'wrote {path} ({path.stat().st_size / 1e6:.1f} MB)')

@@ -15,14 +15,16 @@ and DDS shared memory) are sampled; at the end come the matching time per frame 
 stream beside the one-at-a-time time, the latency percentiles and the frame accounting (sent =
 received by the node + lost in transport; received = processed + dropped + bad), and a plot.
 """
+
 from __future__ import annotations
 
 import ast
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,16 +44,18 @@ def node_stats(log: str) -> dict:
     """The frame accounting the node logs when it stops."""
     for line in reversed(log.splitlines()):
         if 'stopping: {' in line:
-            return ast.literal_eval(line[line.index('{'):])
+            return ast.literal_eval(line[line.index('{') :])
     return {}
 
 
-def pattern_frames(pattern: str, size: tuple[int, int] = (640, 480)
-                   ) -> Callable[[int, float], np.ndarray]:
+def pattern_frames(
+    pattern: str, size: tuple[int, int] = (640, 480)
+) -> Callable[[int, float], np.ndarray]:
     """frame(k, t): the k-th frame a camera of `pattern` sends, at t seconds."""
     if pattern == 'back-and-forth':
-        camera = real_images.PanningCamera('astronaut', tuple(size),
-                                           scale=1.6 * max(size[0] / 640, size[1] / 480))
+        camera = real_images.PanningCamera(
+            'astronaut', tuple(size), scale=1.6 * max(size[0] / 640, size[1] / 480)
+        )
         return lambda k, t: camera.frame(t)
     frames = real_images.homography_sequence('astronaut', 30).frames
     if tuple(size) != (640, 480):
@@ -68,9 +72,14 @@ def work_ms(msg: Any) -> float:
     return msg.extract_ms + msg.match_ms
 
 
-def soak(seconds: float, size: tuple[int, int] = (640, 480), rate: float = 60.0,
-         workdir: Path = Path('bench_out'), params: Optional[dict] = None,
-         pattern: str = 'cycle') -> dict:
+def soak(
+    seconds: float,
+    size: tuple[int, int] = (640, 480),
+    rate: float = 60.0,
+    workdir: Path = Path('bench_out'),
+    params: dict | None = None,
+    pattern: str = 'cycle',
+) -> dict:
     """Run one soak; returns memory samples, matching times, latencies and the accounting."""
     frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -115,9 +124,11 @@ def soak(seconds: float, size: tuple[int, int] = (640, 480), rate: float = 60.0,
             if now >= next_sample:
                 pid = node.proc.pid
                 samples.append((now - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
-                logger.info(f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  RssAnon '
-                            f'{samples[-1][2]:7.1f} MB  published '
-                            f'{len(node.matches) - first_streamed}')
+                logger.info(
+                    f'{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:7.1f} MB  RssAnon '
+                    f'{samples[-1][2]:7.1f} MB  published '
+                    f'{len(node.matches) - first_streamed}'
+                )
                 next_sample += SAMPLE_S
             node.spin(max(0.0, start + sent * period - time.monotonic()))
         streamed_s = time.monotonic() - start
@@ -135,15 +146,26 @@ def soak(seconds: float, size: tuple[int, int] = (640, 480), rate: float = 60.0,
     latencies = np.array([m.latency_ms for m in stream])
     single_ms = statistics.median(work_ms(m) for m in single) if single else 0.0
     single_latency = statistics.median(m.latency_ms for m in single) if single else 0.0
-    return {'seconds': seconds, 'size': list(size), 'rate': rate, 'pattern': pattern,
-            'sent': sent, 'node': stats, 'published_received': len(node.matches),
-            'published_in_stream': len(stream), 'stream_s': streamed_s,
-            'rss': [(t, r) for t, r, _ in samples], 'rss_anon': [(t, a) for t, _, a in samples],
-            'latency_ms': {p: float(np.percentile(latencies, p)) for p in (50, 90, 99)}
-            if len(latencies) else {},
-            'work_ms': statistics.median(work_ms(m) for m in stream) if stream else 0.0,
-            'single_work_ms': single_ms, 'single_latency_ms': single_latency,
-            'single_frames': len(single)}
+    return {
+        'seconds': seconds,
+        'size': list(size),
+        'rate': rate,
+        'pattern': pattern,
+        'sent': sent,
+        'node': stats,
+        'published_received': len(node.matches),
+        'published_in_stream': len(stream),
+        'stream_s': streamed_s,
+        'rss': [(t, r) for t, r, _ in samples],
+        'rss_anon': [(t, a) for t, _, a in samples],
+        'latency_ms': {p: float(np.percentile(latencies, p)) for p in (50, 90, 99)}
+        if len(latencies)
+        else {},
+        'work_ms': statistics.median(work_ms(m) for m in stream) if stream else 0.0,
+        'single_work_ms': single_ms,
+        'single_latency_ms': single_latency,
+        'single_frames': len(single),
+    }
 
 
 def _at_minute(series: list) -> tuple[float, list]:
@@ -167,35 +189,51 @@ def summarise(result: dict) -> dict:
     at_minute, after = _at_minute(rss)
     anon_minute, anon_after = _at_minute(anon)
     stats = result['node']
-    accounted = (stats.get('received', -1) == stats.get('processed', 0)
-                 + stats.get('dropped', 0) + stats.get('bad', 0))
+    accounted = stats.get('received', -1) == stats.get('processed', 0) + stats.get(
+        'dropped', 0
+    ) + stats.get('bad', 0)
     single, work = result.get('single_work_ms', 0.0), result['work_ms']
     single_rate = 1000.0 / result['single_latency_ms'] if result.get('single_latency_ms') else 0
     stream_rate = result.get('published_in_stream', 0) / max(result.get('stream_s', 1.0), 1e-9)
-    return {'rss_start_mb': rss[0][1], 'rss_1min_mb': at_minute, 'rss_max_after_mb': max(after),
-            'rss_end_mb': rss[-1][1], 'growth_after_1min': max(after) / at_minute - 1.0,
-            'within_15pct': max(after) <= 1.15 * at_minute,
-            'anon_start_mb': anon[0][1], 'anon_1min_mb': anon_minute,
-            'anon_max_after_mb': max(anon_after), 'anon_end_mb': anon[-1][1],
-            'anon_end_ratio': anon[-1][1] / anon_minute,
-            'work_ms': work, 'single_work_ms': single,
-            'work_ratio': work / single if single else float('nan'),
-            'stream_fps': stream_rate, 'single_fps': single_rate,
-            'rate_ratio': stream_rate / single_rate if single_rate else float('nan'),
-            'accounted': accounted,
-            'lost_in_transport': result['sent'] - stats.get('received', 0)}
+    return {
+        'rss_start_mb': rss[0][1],
+        'rss_1min_mb': at_minute,
+        'rss_max_after_mb': max(after),
+        'rss_end_mb': rss[-1][1],
+        'growth_after_1min': max(after) / at_minute - 1.0,
+        'within_15pct': max(after) <= 1.15 * at_minute,
+        'anon_start_mb': anon[0][1],
+        'anon_1min_mb': anon_minute,
+        'anon_max_after_mb': max(anon_after),
+        'anon_end_mb': anon[-1][1],
+        'anon_end_ratio': anon[-1][1] / anon_minute,
+        'work_ms': work,
+        'single_work_ms': single,
+        'work_ratio': work / single if single else float('nan'),
+        'stream_fps': stream_rate,
+        'single_fps': single_rate,
+        'rate_ratio': stream_rate / single_rate if single_rate else float('nan'),
+        'accounted': accounted,
+        'lost_in_transport': result['sent'] - stats.get('received', 0),
+    }
 
 
 def plot(results: list, path: Path) -> None:
     """RssAnon against time, one line per soak."""
     import matplotlib  # optional: only the plot needs it
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
         t, anon = zip(*(r.get('rss_anon') or r['rss']))
-        ax.plot(t, anon, label=f'{r.get("pattern", "cycle")}, {r["size"][0]}x{r["size"][1]} '
-                f'at {r["rate"]:.0f} Hz')
+        ax.plot(
+            t,
+            anon,
+            label=f'{r.get("pattern", "cycle")}, {r["size"][0]}x{r["size"][1]} '
+            f'at {r["rate"]:.0f} Hz',
+        )
     ax.set(xlabel='seconds', ylabel='node RssAnon (MB)', title='glue_ros node under a stream')
     ax.legend()
     fig.tight_layout()
@@ -205,20 +243,26 @@ def plot(results: list, path: Path) -> None:
 def print_report(result: dict, summary: dict) -> None:
     """One soak's figures."""
     s, n = summary, result['node']
-    print(f'soak {result.get("pattern", "cycle")} {result["size"][0]}x{result["size"][1]} at '
-          f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s: RSS {s["rss_start_mb"]:.0f} '
-          f'MB at start, {s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB '
-          f'after ({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end; RssAnon '
-          f'{s["anon_start_mb"]:.0f} / {s["anon_1min_mb"]:.0f} / max '
-          f'{s["anon_max_after_mb"]:.0f} / {s["anon_end_mb"]:.0f} MB (end / 1 min '
-          f'{s["anon_end_ratio"]:.2f}x)')
-    print(f'  matching {s["work_ms"]:.0f} ms per frame under the stream, '
-          f'{s["single_work_ms"]:.0f} ms one frame at a time ({s["work_ratio"]:.2f}x); '
-          f'published {s["stream_fps"]:.2f} frames/s, one at a time {s["single_fps"]:.2f} '
-          f'({s["rate_ratio"]:.0%})')
+    print(
+        f'soak {result.get("pattern", "cycle")} {result["size"][0]}x{result["size"][1]} at '
+        f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s: RSS {s["rss_start_mb"]:.0f} '
+        f'MB at start, {s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB '
+        f'after ({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end; RssAnon '
+        f'{s["anon_start_mb"]:.0f} / {s["anon_1min_mb"]:.0f} / max '
+        f'{s["anon_max_after_mb"]:.0f} / {s["anon_end_mb"]:.0f} MB (end / 1 min '
+        f'{s["anon_end_ratio"]:.2f}x)'
+    )
+    print(
+        f'  matching {s["work_ms"]:.0f} ms per frame under the stream, '
+        f'{s["single_work_ms"]:.0f} ms one frame at a time ({s["work_ratio"]:.2f}x); '
+        f'published {s["stream_fps"]:.2f} frames/s, one at a time {s["single_fps"]:.2f} '
+        f'({s["rate_ratio"]:.0%})'
+    )
     lat = result['latency_ms']
-    print(f'  frames: sent {result["sent"]} ({s["lost_in_transport"]} lost in best-effort '
-          f'transport), received {n.get("received")}, processed '
-          f'{n.get("processed")}, dropped {n.get("dropped")}, bad {n.get("bad")}, published '
-          f'{n.get("published")} (accounted: {s["accounted"]}); latency ms p50 '
-          f'{lat.get(50, 0):.0f} p90 {lat.get(90, 0):.0f} p99 {lat.get(99, 0):.0f}')
+    print(
+        f'  frames: sent {result["sent"]} ({s["lost_in_transport"]} lost in best-effort '
+        f'transport), received {n.get("received")}, processed '
+        f'{n.get("processed")}, dropped {n.get("dropped")}, bad {n.get("bad")}, published '
+        f'{n.get("published")} (accounted: {s["accounted"]}); latency ms p50 '
+        f'{lat.get(50, 0):.0f} p90 {lat.get(90, 0):.0f} p99 {lat.get(99, 0):.0f}'
+    )

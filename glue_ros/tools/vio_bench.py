@@ -4,11 +4,11 @@ A preset is a node parameter file (``--params-file`` form, ``<node>: ros__parame
 or a flat mapping of parameters); it is checked and mapped by the one settings schema, so the
 learned and hybrid pipelines run exactly as the node would with that file.
 """
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Union
 
 import yaml
 
@@ -22,7 +22,7 @@ from glue_ros.matcher import MatcherConfig
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / 'config' / 'vio.yaml'
 
 
-def load_parameters(path: Union[str, Path]) -> dict:
+def load_parameters(path: str | Path) -> dict:
     """The parameters of a parameter file (its one node's ros__parameters, or the mapping)."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
@@ -37,7 +37,7 @@ def load_parameters(path: Union[str, Path]) -> dict:
     return values
 
 
-def configs(values: Optional[dict] = None) -> tuple[MatcherConfig, FrontendConfig]:
+def configs(values: dict | None = None) -> tuple[MatcherConfig, FrontendConfig]:
     """(MatcherConfig, FrontendConfig) of parameter values over the node's defaults."""
     full = {**settings.defaults(), **(values or {})}
     if 'input_size' in full:
@@ -46,15 +46,16 @@ def configs(values: Optional[dict] = None) -> tuple[MatcherConfig, FrontendConfi
     return settings.matcher_config(full), settings.frontend_config(full)
 
 
-def preset_path(path: Union[str, Path, None]) -> Optional[Path]:
+def preset_path(path: str | Path | None) -> Path | None:
     """The preset: `path`, else config/vio.yaml of the tree or the install, else None."""
     if path is not None:
         return Path(path)
     candidates = [DEFAULT_PRESET]
     try:  # optional: the ament index exists only where ROS is
         from ament_index_python.packages import get_package_share_directory
+
         candidates.append(Path(get_package_share_directory('glue_ros')) / 'config' / 'vio.yaml')
-    except (ImportError, LookupError):   # no ament index, or not installed: the tree only
+    except (ImportError, LookupError):  # no ament index, or not installed: the tree only
         pass
     return next((c for c in candidates if c.is_file()), None)
 
@@ -65,10 +66,14 @@ def run(args: argparse.Namespace) -> dict:
     values = load_parameters(path) if path is not None else {}
     matcher_config, frontend_config = configs(values)
     names = args.vio_pipelines.split(',') if args.vio_pipelines else None
-    report = vio.evaluate(names, matcher_config=matcher_config,
-                          frontend_config=frontend_config, threads=args.threads,
-                          camera_frames=args.vio_frames, hard_frames=max(args.vio_frames // 2,
-                                                                         12))
+    report = vio.evaluate(
+        names,
+        matcher_config=matcher_config,
+        frontend_config=frontend_config,
+        threads=args.threads,
+        camera_frames=args.vio_frames,
+        hard_frames=max(args.vio_frames // 2, 12),
+    )
     report['preset'] = {'path': None if path is None else str(path), 'parameters': values}
     vio_report.print_report(report)
     print(f'learned/hybrid settings: {"node defaults" if path is None else path}')

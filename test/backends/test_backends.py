@@ -1,4 +1,5 @@
 """Inference backends: ONNX export, ONNX Runtime, TensorRT engine cache and availability."""
+
 import dataclasses
 import json
 
@@ -7,26 +8,34 @@ import pytest
 import torch
 
 from glue_ros.backends import engine_cache
-from glue_ros.backends.engine_cache import EngineCache, EngineKey, make_key
 from glue_ros.backends.coarse_loftr_onnxruntime import CoarseLoFTROnnxRuntime
+from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
 from glue_ros.backends.coarse_loftr_tensorrt import CoarseLoFTRTensorRT
+from glue_ros.backends.engine_cache import EngineCache, EngineKey, make_key
 from glue_ros.backends.onnxruntime_session import select_providers
-from glue_ros.backends.tensorrt_support import (check_tensorrt_available, has_fast_fp16,
-                                                resolve_precision)
+from glue_ros.backends.tensorrt_support import (
+    check_tensorrt_available,
+    has_fast_fp16,
+    resolve_precision,
+)
 from glue_ros.core import data_files
 from glue_ros.core.errors import BackendUnavailableError
-from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
-from glue_ros.models.coarse_loftr import (CoarseLoFTR, cached_onnx_export, export_onnx,
-                                          select_matches)
+from glue_ros.models.coarse_loftr import (
+    CoarseLoFTR,
+    cached_onnx_export,
+    export_onnx,
+    select_matches,
+)
 
-pytestmark = pytest.mark.slow   # exports coarse LoFTR to ONNX
+pytestmark = pytest.mark.slow  # exports coarse LoFTR to ONNX
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
 GRID = (30, 40)
 
-DATA_MISSING = (data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
-                or data_files.missing_reason(data_files.COARSE_LOFTR_REFERENCE))
+DATA_MISSING = data_files.missing_reason(
+    data_files.COARSE_LOFTR_WEIGHTS
+) or data_files.missing_reason(data_files.COARSE_LOFTR_REFERENCE)
 needs_data = pytest.mark.skipif(bool(DATA_MISSING), reason=DATA_MISSING)
 
 
@@ -65,19 +74,26 @@ def torch_conf(model, images):
 
 @pytest.fixture(scope='module')
 def onnx_path(model, tmp_path_factory):
-    return export_onnx(model, tmp_path_factory.mktemp('onnx') / 'student.onnx',
-                       (640, 480), opset=17)
+    return export_onnx(
+        model, tmp_path_factory.mktemp('onnx') / 'student.onnx', (640, 480), opset=17
+    )
 
 
 # ----------------------------------------------------------------------------- ONNX
 @needs_data
 def test_onnx_export_is_fixed_size(onnx_path):
     import onnx
+
     graph = onnx.load(str(onnx_path)).graph
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(graph.input) + list(graph.output)}
-    assert shapes == {'image0': [1, 1, 480, 640], 'image1': [1, 1, 480, 640],
-                      'conf_matrix': [1, 1200, 1200]}
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(graph.input) + list(graph.output)
+    }
+    assert shapes == {
+        'image0': [1, 1, 480, 640],
+        'image1': [1, 1, 480, 640],
+        'conf_matrix': [1, 1200, 1200],
+    }
     assert not [n.op_type for n in graph.node if n.op_type in ('NonZero', 'Loop', 'If')]
 
 
@@ -99,8 +115,7 @@ def test_onnxruntime_cpu_equals_torch(onnx_path, images, torch_conf):
 def test_matcher_onnxruntime_backend_and_export_cache(tmp_path, images):
     image0, image1 = ((i[0, 0] * 255).round().astype(np.uint8) for i in images)
     reference = CoarseLoFTRRuntime('torch', weights=WEIGHTS).match(image0, image1)
-    matcher = CoarseLoFTRRuntime('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path,
-                                 num_threads=2)
+    matcher = CoarseLoFTRRuntime('onnxruntime', weights=WEIGHTS, cache_dir=tmp_path, num_threads=2)
     out = matcher.match(image0, image1)
     expected = _pairs(reference['indices0'], reference['indices1'])
     assert _pairs(out['indices0'], out['indices1']) == expected
@@ -132,16 +147,18 @@ def test_onnxruntime_backend_without_weights(tmp_path):
     pytest.importorskip('onnxruntime')
     torch.manual_seed(0)
     model = CoarseLoFTR().eval()
-    backend = CoarseLoFTROnnxRuntime(cached_onnx_export(model, tmp_path, (64, 48)),
-                                     intra_op_num_threads=2)
+    backend = CoarseLoFTROnnxRuntime(
+        cached_onnx_export(model, tmp_path, (64, 48)), intra_op_num_threads=2
+    )
     images = [torch.rand(1, 1, 48, 64) for _ in range(2)]
     with torch.no_grad():
         expected = model(*images).numpy()
     conf = backend(*(i.numpy() for i in images))
     assert conf.shape == expected.shape == (1, 12, 12) and conf.dtype == np.float32
     assert np.abs(conf - expected).max() < 1e-4
-    assert backend.run({n: i.numpy() for n, i in zip(backend.input_names, images)}
-                       )['conf_matrix'].shape == (1, 12, 12)
+    assert backend.run({n: i.numpy() for n, i in zip(backend.input_names, images)})[
+        'conf_matrix'
+    ].shape == (1, 12, 12)
     with pytest.raises(ValueError, match='exported shape'):
         backend(np.zeros((1, 1, 32, 64), np.float32), images[1].numpy())
     with pytest.raises(ValueError, match='missing inputs'):
@@ -181,10 +198,17 @@ class FakeTensorRT:
         return {'engine': data}
 
 
-@pytest.mark.parametrize('field, value', [
-    ('onnx_sha256', 'cd' * 32), ('input_size', (320, 240)), ('precision', 'fp32'),
-    ('gpu_name', 'NVIDIA GeForce RTX 3060'), ('compute_capability', (8, 6)),
-    ('tensorrt_version', '10.4.0')])
+@pytest.mark.parametrize(
+    'field, value',
+    [
+        ('onnx_sha256', 'cd' * 32),
+        ('input_size', (320, 240)),
+        ('precision', 'fp32'),
+        ('gpu_name', 'NVIDIA GeForce RTX 3060'),
+        ('compute_capability', (8, 6)),
+        ('tensorrt_version', '10.4.0'),
+    ],
+)
 def test_engine_key_changes_with_each_component(field, value, tmp_path):
     other = dataclasses.replace(KEY, **{field: value})
     assert other.digest() != KEY.digest()
@@ -218,8 +242,7 @@ def test_engine_built_once_then_reused(tmp_path):
     assert json.loads(meta_file.read_text())['key'] == KEY.to_dict()
     again, how = EngineCache(tmp_path).load_or_build(KEY, fake.build, fake.deserialize)
     assert how == 'reused' and fake.builds == 1 and again == engine
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([engine_file.name,
-                                                                 meta_file.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([engine_file.name, meta_file.name])
 
 
 def test_corrupt_engine_is_rebuilt(tmp_path):
@@ -291,8 +314,8 @@ def test_unwritable_cache_still_returns_engine(tmp_path):
 
 # ----------------------------------------------------------------------------- TensorRT
 def test_precision_resolution():
-    assert resolve_precision('auto', (8, 7)) == 'fp16'      # Orin
-    assert resolve_precision('auto', (6, 1)) == 'fp32'      # GTX 10xx: slow FP16
+    assert resolve_precision('auto', (8, 7)) == 'fp16'  # Orin
+    assert resolve_precision('auto', (6, 1)) == 'fp32'  # GTX 10xx: slow FP16
     assert resolve_precision('fp32', (8, 9)) == 'fp32'
     assert has_fast_fp16((5, 3)) and has_fast_fp16((7, 2)) and not has_fast_fp16((5, 2))
     with pytest.raises(ValueError):
@@ -312,8 +335,9 @@ def test_tensorrt_unavailable_is_reported(tmp_path):
 @needs_data
 @needs_tensorrt
 @pytest.mark.parametrize('precision', ['fp32', 'fp16'])
-def test_tensorrt_engine_matches_torch_and_is_cached(onnx_path, images, torch_conf, tmp_path,
-                                                     precision):
+def test_tensorrt_engine_matches_torch_and_is_cached(
+    onnx_path, images, torch_conf, tmp_path, precision
+):
     backend = CoarseLoFTRTensorRT(onnx_path, precision=precision, cache_dir=tmp_path)
     assert backend.how == 'built'
     conf = backend(*images).cpu().numpy()

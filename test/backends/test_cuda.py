@@ -7,6 +7,7 @@ match by match: cuDNN convolutions run in TF32 by default and fp16 autocast roun
 so keypoint scores near the selection threshold and matches near the confidence threshold can
 flip; a few percent of the matches may change while their correctness must not.
 """
+
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,9 @@ from glue_ros.testing import real_images
 # itself, and a Skipped raised there ends the whole session's collection.
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(),
-    reason='needs CUDA: ' + ('torch is a CPU build' if torch.version.cuda is None
-                             else 'no GPU visible to torch'))
+    reason='needs CUDA: '
+    + ('torch is a CPU build' if torch.version.cuda is None else 'no GPU visible to torch'),
+)
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 WEIGHTS_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)

@@ -1,4 +1,5 @@
 """LightGlue's exported full-depth graph on ONNX Runtime: parity, padding, export cache."""
+
 import copy
 
 import numpy as np
@@ -10,7 +11,7 @@ from glue_ros.core.types import Features
 from glue_ros.matcher import LightGlueMatcher, MatcherConfig, build_matcher
 from glue_ros.testing import real_images
 
-pytestmark = pytest.mark.slow   # exports LightGlue to ONNX
+pytestmark = pytest.mark.slow  # exports LightGlue to ONNX
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnx')
@@ -41,14 +42,18 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope='module')
 def eager():
     torch.set_num_threads(2)
-    return build_matcher(MatcherConfig(max_keypoints=K, depth_confidence=-1,
-                                       width_confidence=-1, precision='fp32'))
+    return build_matcher(
+        MatcherConfig(max_keypoints=K, depth_confidence=-1, width_confidence=-1, precision='fp32')
+    )
 
 
 @pytest.fixture(scope='module')
 def exported(cache):
-    return build_matcher(MatcherConfig(max_keypoints=K, backend='onnxruntime',
-                                       precision='fp32', engine_cache_dir=str(cache)))
+    return build_matcher(
+        MatcherConfig(
+            max_keypoints=K, backend='onnxruntime', precision='fp32', engine_cache_dir=str(cache)
+        )
+    )
 
 
 @pytest.fixture(scope='module')
@@ -59,8 +64,9 @@ def features(eager):
 
 
 def pairs(result):
-    return dict(zip(zip(result.indices0.tolist(), result.indices1.tolist()),
-                    result.scores.tolist()))
+    return dict(
+        zip(zip(result.indices0.tolist(), result.indices1.tolist()), result.scores.tolist())
+    )
 
 
 def assert_same_matches(ours, reference):
@@ -84,8 +90,12 @@ def assert_same_matches(ours, reference):
 def subset(features, index):
     """Features of the points `index` (no prepared state: the matcher redoes it)."""
     index = torch.as_tensor(index)
-    return Features(features.keypoints[index], features.scores[index],
-                    features.descriptors[index], features.image_size)
+    return Features(
+        features.keypoints[index],
+        features.scores[index],
+        features.descriptors[index],
+        features.image_size,
+    )
 
 
 def test_onnxruntime_matches_eager_full_depth(eager, exported, features):
@@ -94,8 +104,7 @@ def test_onnxruntime_matches_eager_full_depth(eager, exported, features):
     assert_same_matches(ours, reference)
     assert ours.layers_used == ours.layers_total == reference.layers_total
     assert np.all(np.diff(ours.scores) <= 0)  # best first, as the eager matcher
-    np.testing.assert_array_equal(ours.points0,
-                                  features[0].keypoints[ours.indices0].numpy())
+    np.testing.assert_array_equal(ours.points0, features[0].keypoints[ours.indices0].numpy())
 
 
 def test_fewer_keypoints_than_k_are_padded(eager, exported, features):
@@ -108,13 +117,14 @@ def test_fewer_keypoints_than_k_are_padded(eager, exported, features):
 
 def test_more_keypoints_than_k_keep_the_strongest(eager, features, cache):
     from glue_ros.backends.lightglue_runtime import LightGlueRuntime
-    runtime = LightGlueRuntime(eager.lightglue, 'onnxruntime', 256, cache_dir=cache,
-                               num_threads=2)
+
+    runtime = LightGlueRuntime(eager.lightglue, 'onnxruntime', 256, cache_dir=cache, num_threads=2)
     out = runtime.match(*features)
     strongest = [torch.sort(torch.topk(f.scores, 256).indices).values for f in features]
     reference = eager.match(subset(features[0], strongest[0]), subset(features[1], strongest[1]))
-    expected = set(zip(strongest[0][reference.indices0].tolist(),
-                       strongest[1][reference.indices1].tolist()))
+    expected = set(
+        zip(strongest[0][reference.indices0].tolist(), strongest[1][reference.indices1].tolist())
+    )
     got = set(zip(out['indices0'].tolist(), out['indices1'].tolist()))
     assert len(expected) > 50 and len(got ^ expected) <= 0.01 * len(expected)
 
@@ -129,14 +139,16 @@ def test_zero_keypoints_give_an_empty_result(exported, features):
 
 def test_export_is_cached_and_keyed_by_the_weights(eager, exported, cache):
     from glue_ros.backends.lightglue_runtime import LightGlueRuntime
+
     first = exported.runtime.onnx_path
     assert first.parent == cache / 'onnx' and f'_k{K}_' in first.name
     stamp = first.stat().st_mtime_ns
     again = LightGlueRuntime(eager.lightglue, 'onnxruntime', K, cache_dir=cache)
     assert again.onnx_path == first and first.stat().st_mtime_ns == stamp
     # Eager-only options (early exit, pruning) do not change the graph: same file.
-    adaptive = build_matcher(MatcherConfig(max_keypoints=K, backend='onnxruntime',
-                                           engine_cache_dir=str(cache)))
+    adaptive = build_matcher(
+        MatcherConfig(max_keypoints=K, backend='onnxruntime', engine_cache_dir=str(cache))
+    )
     assert adaptive.runtime.onnx_path == first
     changed = copy.deepcopy(eager.lightglue)
     with torch.no_grad():
@@ -148,8 +160,9 @@ def test_export_is_cached_and_keyed_by_the_weights(eager, exported, cache):
 def test_tensorrt_is_refused_with_a_reason(tmp_path):
     """Without TensorRT here (and LightGlue has no engine runner yet), a clear refusal."""
     with pytest.raises(BackendUnavailableError, match='(?i)tensorrt'):
-        build_matcher(MatcherConfig(max_keypoints=K, backend='tensorrt',
-                                    engine_cache_dir=str(tmp_path)))
+        build_matcher(
+            MatcherConfig(max_keypoints=K, backend='tensorrt', engine_cache_dir=str(tmp_path))
+        )
     assert not (tmp_path / 'onnx').exists()  # refused before any export work
 
 
@@ -163,10 +176,10 @@ def test_exported_backends_say_they_have_no_early_exit(eager, exported):
 
 def test_exported_graph_refuses_live_threshold_changes(tmp_path):
     from dataclasses import replace
-    config = MatcherConfig(max_keypoints=64, backend='onnxruntime',
-                           engine_cache_dir=str(tmp_path))
+
+    config = MatcherConfig(max_keypoints=64, backend='onnxruntime', engine_cache_dir=str(tmp_path))
     matcher = build_matcher(config)
-    matcher.retune(replace(matcher.config))          # nothing changed: accepted
+    matcher.retune(replace(matcher.config))  # nothing changed: accepted
     with pytest.raises(ValueError, match='match_threshold cannot change'):
         matcher.retune(replace(matcher.config, match_threshold=0.5))
     eager = build_matcher(MatcherConfig(max_keypoints=64))

@@ -1,14 +1,17 @@
 """The node's C allocator policy: applied where the C library is glibc, opt-out by variable."""
+
 import platform
 import subprocess
 import sys
 
 import pytest
 
-glibc = pytest.mark.skipif(platform.libc_ver()[0] != 'glibc',
-                           reason='mallopt is glibc-only; elsewhere the node leaves it alone')
+glibc = pytest.mark.skipif(
+    platform.libc_ver()[0] != 'glibc',
+    reason='mallopt is glibc-only; elsewhere the node leaves it alone',
+)
 
-SCRIPT = '''
+SCRIPT = """
 import ctypes, sys
 from glue_ros.core.allocator import configure_for_streaming
 libc = ctypes.CDLL(None)
@@ -26,7 +29,7 @@ with open('/proc/self/maps') as maps:
     heap = [line for line in maps if '[heap]' in line]
 start, end = (int(v, 16) for v in heap[0].split()[0].split('-')) if heap else (0, 0)
 print('heap' if start <= small < end else 'mmap')
-'''
+"""
 
 
 @glibc
@@ -34,13 +37,14 @@ print('heap' if start <= small < end else 'mmap')
 def test_large_blocks_stay_mmapped_once_configured(policy, where):
     """The behaviour the policy exists for, in a fresh process: large blocks go back to the
     system when freed instead of settling in the heap after the first big free."""
-    out = subprocess.run([sys.executable, '-c', SCRIPT, policy], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, '-c', SCRIPT, policy], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == where
 
 
-HOLES = '''
+HOLES = """
 import ctypes
 from glue_ros.core.allocator import HeapTrimmer, configure_for_streaming
 libc = ctypes.CDLL(None)
@@ -72,15 +76,14 @@ trim = HeapTrimmer(interval_s=60.0, enabled=True)
 released = trim(now=100.0)
 again = trim(now=130.0)
 print(kept, anon() - base, released, again)
-'''
+"""
 
 
 @glibc
 def test_free_holes_stay_resident_until_the_heap_trimmer_hands_them_back():
     """The mechanism of the node's creeping memory, isolated: free memory inside glibc's heaps
     stays resident (RssAnon) until malloc_trim; the trimmer runs at most once per interval."""
-    out = subprocess.run([sys.executable, '-c', HOLES], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, '-c', HOLES], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     kept, after, released, again = out.stdout.split()
     # 150 x 0.9 MB = 132 MB freed; glibc keeps nearly all of it resident...

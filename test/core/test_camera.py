@@ -1,12 +1,17 @@
 """CameraModel: pixels -> normalized coordinates for every distortion model, and stereo checks."""
+
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from glue_ros.core.camera import (CameraModel, CameraModelError, epipolar_errors,
-                                  filter_stereo_matches)
+from glue_ros.core.camera import (
+    CameraModel,
+    CameraModelError,
+    epipolar_errors,
+    filter_stereo_matches,
+)
 from glue_ros.core.types import MatchResult
 
 K = np.array([[412.5, 0.0, 318.2], [0.0, 409.8, 241.7], [0.0, 0.0, 1.0]])
@@ -26,9 +31,15 @@ def scene_points(count=400, half_fov=0.75, seed=0):
 
 
 def camera_info(model, d, **changes):
-    info = {'width': 640, 'height': 480, 'distortion_model': model, 'd': list(d),
-            'k': K.ravel().tolist(), 'r': np.eye(3).ravel().tolist(),
-            'p': np.concatenate([K, np.zeros((3, 1))], axis=1).ravel().tolist()}
+    info = {
+        'width': 640,
+        'height': 480,
+        'distortion_model': model,
+        'd': list(d),
+        'k': K.ravel().tolist(),
+        'r': np.eye(3).ravel().tolist(),
+        'p': np.concatenate([K, np.zeros((3, 1))], axis=1).ravel().tolist(),
+    }
     info.update(changes)
     return info
 
@@ -38,8 +49,9 @@ def test_normalize_inverts_the_projection(model):
     points = scene_points()
     d = np.array(DISTORTIONS[model])
     if model == 'equidistant':
-        pixels, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3),
-                                              K, d)
+        pixels, _ = cv2.fisheye.projectPoints(
+            points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, d
+        )
     else:
         pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), K, d)
     pixels = pixels.reshape(-1, 2)
@@ -58,8 +70,15 @@ def test_normalize_inverts_the_projection(model):
 
 def test_ros1_message_fields_and_objects_are_accepted():
     info = camera_info('plumb_bob', DISTORTIONS['plumb_bob'])
-    ros1 = SimpleNamespace(width=640, height=480, distortion_model='plumb_bob', D=info['d'],
-                           K=info['k'], R=info['r'], P=info['p'])
+    ros1 = SimpleNamespace(
+        width=640,
+        height=480,
+        distortion_model='plumb_bob',
+        D=info['d'],
+        K=info['k'],
+        R=info['r'],
+        P=info['p'],
+    )
     a = CameraModel.from_camera_info(ros1, camera_id=1)
     b = CameraModel.from_camera_info(SimpleNamespace(**info))
     assert a.camera_id == 1
@@ -69,8 +88,9 @@ def test_ros1_message_fields_and_objects_are_accepted():
 
 def test_rectified_images_use_the_projection_matrix():
     # right camera of a rectified pair: P has its own fx, cx and Tx = -fx * baseline
-    P = np.array([[380.0, 0.0, 300.0, -380.0 * 0.11], [0.0, 380.0, 240.0, 0.0],
-                  [0.0, 0.0, 1.0, 0.0]])
+    P = np.array(
+        [[380.0, 0.0, 300.0, -380.0 * 0.11], [0.0, 380.0, 240.0, 0.0], [0.0, 0.0, 1.0, 0.0]]
+    )
     info = camera_info('plumb_bob', DISTORTIONS['plumb_bob'], p=P.ravel().tolist())
     camera = CameraModel.from_camera_info(info, rectified=True)
     assert camera.intrinsics == (380.0, 380.0, 300.0, 240.0)
@@ -91,13 +111,16 @@ def test_non_finite_and_empty_inputs():
     assert camera.normalize(np.zeros((0, 2))).shape == (0, 2)
 
 
-@pytest.mark.parametrize('changes, words', [
-    ({'distortion_model': 'kannala_brandt'}, 'unsupported distortion_model'),
-    ({'distortion_model': '', 'd': [0.1, 0, 0, 0, 0]}, 'unsupported distortion_model'),
-    ({'k': [0.0] * 9}, 'focal length is zero'),
-    ({'distortion_model': 'equidistant', 'd': [0.1, 0.2]}, '4 coefficients'),
-    ({'k': [1.0, 2.0]}, 'K has 2 values'),
-])
+@pytest.mark.parametrize(
+    'changes, words',
+    [
+        ({'distortion_model': 'kannala_brandt'}, 'unsupported distortion_model'),
+        ({'distortion_model': '', 'd': [0.1, 0, 0, 0, 0]}, 'unsupported distortion_model'),
+        ({'k': [0.0] * 9}, 'focal length is zero'),
+        ({'distortion_model': 'equidistant', 'd': [0.1, 0.2]}, '4 coefficients'),
+        ({'k': [1.0, 2.0]}, 'K has 2 values'),
+    ],
+)
 def test_bad_calibrations_are_refused_clearly(changes, words):
     with pytest.raises(CameraModelError, match=words):
         CameraModel.from_camera_info({**camera_info('plumb_bob', [0.0] * 5), **changes})
@@ -105,8 +128,9 @@ def test_bad_calibrations_are_refused_clearly(changes, words):
 
 def test_rectified_needs_a_projection_matrix():
     with pytest.raises(CameraModelError, match='zero in P'):
-        CameraModel.from_camera_info(camera_info('plumb_bob', [0.0] * 5, p=[0.0] * 12),
-                                     rectified=True)
+        CameraModel.from_camera_info(
+            camera_info('plumb_bob', [0.0] * 5, p=[0.0] * 12), rectified=True
+        )
 
 
 def test_not_a_camera_info():
@@ -119,8 +143,8 @@ def test_epipolar_errors_and_disparity_sign():
     right = np.array([[90.0, 50.5], [150.0, 84.0], [60.0, 10.0], [70.0, 30.0]])
     np.testing.assert_allclose(epipolar_errors(left, right), [0.5, 4.0, 0.0, 0.0])
     errors = epipolar_errors(left.ravel(), right.ravel(), min_disparity=0.0)
-    assert errors[2] == np.inf            # x_right > x_left: behind the cameras
-    assert errors[3] == 0.0               # zero disparity (a point at infinity) is kept
+    assert errors[2] == np.inf  # x_right > x_left: behind the cameras
+    assert errors[3] == 0.0  # zero disparity (a point at infinity) is kept
     with pytest.raises(ValueError):
         epipolar_errors(left, right[:2])
 
@@ -128,11 +152,20 @@ def test_epipolar_errors_and_disparity_sign():
 def test_filter_stereo_matches_keeps_order_and_fields():
     left = np.array([[100.0, 50.0], [200.0, 80.0], [50.0, 10.0]], np.float32)
     right = np.array([[90.0, 50.5], [150.0, 84.0], [60.0, 10.0]], np.float32)
-    result = MatchResult(left, right, np.array([0.9, 0.8, 0.7], np.float32),
-                         np.array([4, 5, 6], np.int32), np.array([7, 8, 9], np.int32),
-                         10, 12, 3, 9, timing_ms={'match': 1.0})
+    result = MatchResult(
+        left,
+        right,
+        np.array([0.9, 0.8, 0.7], np.float32),
+        np.array([4, 5, 6], np.int32),
+        np.array([7, 8, 9], np.int32),
+        10,
+        12,
+        3,
+        9,
+        timing_ms={'match': 1.0},
+    )
     kept, mask = filter_stereo_matches(result, max_error_px=1.0)
     assert mask.tolist() == [True, False, False]
     assert len(kept) == 1 and kept.indices0.tolist() == [4] and kept.indices1.tolist() == [7]
     assert kept.num_keypoints0 == 10 and kept.layers_used == 3 and kept.timing_ms['match'] == 1
-    assert len(result) == 3    # the input is left alone
+    assert len(result) == 3  # the input is left alone

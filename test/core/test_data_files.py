@@ -1,4 +1,5 @@
 """Where the data the project does not ship is looked for."""
+
 from pathlib import Path
 
 from glue_ros.core import data_files

@@ -1,4 +1,5 @@
 """The stream verdict published on /diagnostics: rates over a window, drops, latency, levels."""
+
 import pytest
 
 from glue_ros.core.health import ERROR, OK, WARN, StreamHealth
@@ -20,7 +21,7 @@ def test_rates_and_ratio_over_the_window():
     health = StreamHealth(window_s=5.0)
     now = feed(health, 0.0, 5.0, rate=10, dropped_each=2)
     report = health.report(now, 'active', {'name': 'lightglue/xfeat', 'early_exit': True})
-    assert report.level == WARN   # 67% dropped against the default 50%
+    assert report.level == WARN  # 67% dropped against the default 50%
     v = report.values
     assert float(v['input rate (images/s)']) == pytest.approx(30.0)
     assert float(v['processed rate (frames/s)']) == pytest.approx(10.0)
@@ -67,6 +68,7 @@ def test_events_from_several_threads_while_reports_are_read():
     """Image callbacks and the worker add while the diagnostics timer reports."""
     import threading
     import time
+
     health, stop, errors = StreamHealth(window_s=1e9), threading.Event(), []
 
     def add():
@@ -80,8 +82,9 @@ def test_events_from_several_threads_while_reports_are_read():
         try:
             while not stop.is_set():
                 health.report(1.0, 'active')
-        except RuntimeError as exc:   # e.g. 'deque mutated during iteration'
+        except RuntimeError as exc:  # e.g. 'deque mutated during iteration'
             errors.append(exc)
+
     threads = [threading.Thread(target=add) for _ in range(2)] + [threading.Thread(target=read)]
     for thread in threads:
         thread.start()

@@ -1,14 +1,18 @@
 """Image messages of every common encoding, and malformed ones, through our converter."""
+
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from glue_ros.testing.real_images import photo
 from glue_ros.core import image_conversion as conv
-from glue_ros.core.image_conversion import ImageConversionError, compressed_to_numpy, \
-    image_to_numpy
+from glue_ros.core.image_conversion import (
+    ImageConversionError,
+    compressed_to_numpy,
+    image_to_numpy,
+)
+from glue_ros.testing.real_images import photo
 
 
 @pytest.fixture(scope='module')
@@ -24,11 +28,16 @@ def message(array, encoding, step=None, bigendian=False, data=None):
     step = row if step is None else step
     raw = array.tobytes()
     if step > row:  # padded rows
-        rows = [raw[i * row:(i + 1) * row] + b'\0' * (step - row) for i in range(array.shape[0])]
+        rows = [raw[i * row : (i + 1) * row] + b'\0' * (step - row) for i in range(array.shape[0])]
         raw = b''.join(rows)
-    return SimpleNamespace(height=array.shape[0], width=array.shape[1], encoding=encoding,
-                           is_bigendian=int(bigendian), step=step,
-                           data=raw if data is None else data)
+    return SimpleNamespace(
+        height=array.shape[0],
+        width=array.shape[1],
+        encoding=encoding,
+        is_bigendian=int(bigendian),
+        step=step,
+        data=raw if data is None else data,
+    )
 
 
 @pytest.fixture(autouse=True, params=['fallback'])
@@ -67,16 +76,21 @@ def test_padded_rows_are_cropped(rgb):
     np.testing.assert_array_equal(out, rgb)
 
 
-@pytest.mark.parametrize('case, pattern', [
-    ('short_step', 'step'), ('truncated', 'truncated'), ('zero', 'empty'),
-    ('encoding', 'unsupported encoding'),
-])
+@pytest.mark.parametrize(
+    'case, pattern',
+    [
+        ('short_step', 'step'),
+        ('truncated', 'truncated'),
+        ('zero', 'empty'),
+        ('encoding', 'unsupported encoding'),
+    ],
+)
 def test_malformed_messages_raise_clear_errors(rgb, case, pattern):
     msg = message(rgb, 'rgb8')
     if case == 'short_step':
         msg.step = rgb.shape[1] * 3 - 1
     elif case == 'truncated':
-        msg.data = msg.data[:len(msg.data) // 2]
+        msg.data = msg.data[: len(msg.data) // 2]
     elif case == 'zero':
         msg.height = 0
     else:

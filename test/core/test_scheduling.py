@@ -1,4 +1,5 @@
 """The node's ROS-free scheduling: the lock served in turn."""
+
 import threading
 import time
 
@@ -23,8 +24,8 @@ def test_turn_lock_serves_in_request_order():
     with lock:
         other = threading.Thread(target=waiter, args=('waiting',))
         other.start()
-        wait_until(lambda: lock.waiting == 1)   # `other` has taken its ticket
-    with lock:                                  # released above, asked again at once
+        wait_until(lambda: lock.waiting == 1)  # `other` has taken its ticket
+    with lock:  # released above, asked again at once
         order.append('again')
     other.join(5)
     assert order == ['waiting', 'again']

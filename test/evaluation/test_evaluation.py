@@ -1,9 +1,10 @@
 """The SLAM evaluation: its metrics on known answers, its data against its own truth."""
+
 import numpy as np
 import pytest
 
-from glue_ros.testing import real_images
 from glue_ros.evaluation import data, metrics, run
+from glue_ros.testing import real_images
 
 
 def test_auc_of_known_errors():
@@ -60,18 +61,24 @@ def test_track_metrics_of_hand_made_tracks():
     for k in range(1, 4):
         points = real_images.apply_homography(sequence.relative(0, k), base)
         if k == 3:
-            points[1] += 15.0        # track 2 jumps to another point in its last frame
+            points[1] += 15.0  # track 2 jumps to another point in its last frame
         rows.append((k, points, np.array([1, 2])))
     result = metrics.track_metrics(rows, sequence, (320, 240))
     assert result['tracks'] == 2 and result['consistency'] == 0.5
     assert result['median_length'] == 3 and result['matches_per_frame'] == 2
 
 
-@pytest.mark.slow   # every pipeline over the evaluation data
+@pytest.mark.slow  # every pipeline over the evaluation data
 def test_evaluation_runs_and_ours_is_verified():
     """Small data: our published matches are right, the reference's are not all right."""
-    report = run.evaluate(names=('ours', 'reference'), keypoints=512, homography_count=2,
-                          pose_count=1, frames=4, size=(320, 240))
+    report = run.evaluate(
+        names=('ours', 'reference'),
+        keypoints=512,
+        homography_count=2,
+        pose_count=1,
+        frames=4,
+        size=(320, 240),
+    )
     ours, reference = report['ours'], report['reference']
     for r in (ours, reference):
         assert set(r['homography']['auc']) == {'1px', '3px', '5px'}

@@ -1,4 +1,5 @@
 """The VIO evaluation: the KLT baseline, the sequences' truth, the metrics on known answers."""
+
 import dataclasses
 
 import cv2
@@ -35,7 +36,7 @@ def observations(outputs):
 def test_klt_keeps_each_id_on_one_physical_point():
     sequence = real_images.homography_sequence('astronaut', 8, size=SIZE, roll_per_frame=0.5)
     outputs = run_klt(sequence.frames)
-    for points, ids in outputs:
+    for _points, ids in outputs:
         assert ids.dtype == np.uint64 and (ids > 0).all() and len(set(ids)) == len(ids)
         assert len(ids) <= 150
     tracks = observations(outputs)
@@ -45,8 +46,9 @@ def test_klt_keeps_each_id_on_one_physical_point():
     for obs in long.values():
         k0, p0 = obs[0]
         for k, p in obs[1:]:
-            errors.append(np.linalg.norm(
-                real_images.apply_homography(sequence.relative(k, k0), p)[0] - p0))
+            errors.append(
+                np.linalg.norm(real_images.apply_homography(sequence.relative(k, k0), p)[0] - p0)
+            )
     assert np.max(errors) < 2.0 and np.median(errors) < 0.3
     # an id that is lost is never given out again
     for obs in tracks.values():
@@ -80,8 +82,12 @@ def test_klt_drops_points_whose_flow_fails_the_forward_backward_check():
         """Ids of frame 2 under the patch (with a window's margin) that frame 3 still has."""
         points, ids = outputs[2]
         x, y = points[:, 0], points[:, 1]
-        covered = ((x > inside[1].start + 12) & (x < inside[1].stop - 12)
-                   & (y > inside[0].start + 12) & (y < inside[0].stop - 12))
+        covered = (
+            (x > inside[1].start + 12)
+            & (x < inside[1].stop - 12)
+            & (y > inside[0].start + 12)
+            & (y < inside[0].stop - 12)
+        )
         return set(ids[covered].tolist()), set(outputs[3][1].tolist())
 
     # without the check nor the F test, LK follows some covered points into the patch
@@ -125,6 +131,7 @@ def test_rendered_truth_agrees_with_the_rendered_pixels(rendered):
     def sample(image, xy):
         xy = xy.astype(np.float32).reshape(-1, 1, 2)
         return cv2.remap(image, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR).ravel()
+
     here = gray_a[points[valid, 1].astype(int), points[valid, 0].astype(int)]
     there = sample(gray_b, mapped[valid])
     off = sample(gray_b, mapped[valid] + [1.0, 0.0])
@@ -158,11 +165,12 @@ def test_photo_sequence_truth_and_the_hard_regime():
     points = np.c_[np.linspace(30, 290, 200), np.linspace(200, 40, 200)]
     mapped, valid = calm.map_points(1, points, 5)
     assert valid.all()
-    there = cv2.remap(b, mapped[:, :1].astype(np.float32), mapped[:, 1:].astype(np.float32),
-                      cv2.INTER_LINEAR).ravel()
+    there = cv2.remap(
+        b, mapped[:, :1].astype(np.float32), mapped[:, 1:].astype(np.float32), cv2.INTER_LINEAR
+    ).ravel()
     here = a[points[:, 1].astype(int), points[:, 0].astype(int)]
-    assert np.median(np.abs(here - there)) < 4.0          # sensor noise only
-    assert 1.0 < np.mean(calm.motion_px[1:]) < 6.0        # a few pixels a frame (at 320: half)
+    assert np.median(np.abs(here - there)) < 4.0  # sensor noise only
+    assert 1.0 < np.mean(calm.motion_px[1:]) < 6.0  # a few pixels a frame (at 320: half)
 
     hard = sequences.photo_sequence('hard', 30, SIZE)
     kinds = [s.kind for s in hard.stretches]
@@ -178,11 +186,13 @@ def test_photo_sequence_truth_and_the_hard_regime():
     light = hard.stretches[1]
     means = [hard.frames[k].mean() for k in range(light.first, light.last + 1)]
     assert max(means) / min(means) > 1.5
-    fastest = max(range(hard.stretches[0].first, hard.stretches[0].last + 1),
-                  key=lambda k: hard.motion_px[k])
+    fastest = max(
+        range(hard.stretches[0].first, hard.stretches[0].last + 1), key=lambda k: hard.motion_px[k]
+    )
 
     def sharpness(k):
         return cv2.Laplacian(cv2.cvtColor(hard.frames[k], cv2.COLOR_RGB2GRAY), cv2.CV_32F).var()
+
     assert sharpness(fastest) < 0.7 * sharpness(1)
 
 
@@ -200,8 +210,9 @@ def plane_truth(frames=3, hole=None, hole_frame=1):
     t = [np.array([50.0 * k, 0, 0]) for k in range(frames)]
     truth = sequences.DepthTruth(K, R, t, depth)
     images = [np.zeros((240, 320, 3), np.uint8)] * frames
-    return sequences.VioSequence('plane', 'test', 'camera', images, np.arange(frames) / 30.0,
-                                 truth, K)
+    return sequences.VioSequence(
+        'plane', 'test', 'camera', images, np.arange(frames) / 30.0, truth, K
+    )
 
 
 def test_track_metrics_use_depth_truth_and_leave_out_holes():
@@ -212,9 +223,9 @@ def test_track_metrics_use_depth_truth_and_leave_out_holes():
     for k in range(3):
         points = base + [15.0 * k, 0.0]
         if k == 2:
-            points[1] += [4.0, 0.0]        # track 2 slides off its point
+            points[1] += [4.0, 0.0]  # track 2 slides off its point
         if k == 1:
-            points[2] += [10.0, 0.0]       # track 3 is wrong only where the truth is a hole
+            points[2] += [10.0, 0.0]  # track 3 is wrong only where the truth is a hole
         rows.append((k, points, np.array([1, 2, 3], np.uint64)))
     result = metrics.track_metrics(rows, sequence, (320, 240))
     # track 3 has 2 observations of known truth: not decided; tracks 1 and 2: one of two
@@ -225,19 +236,28 @@ def test_track_metrics_use_depth_truth_and_leave_out_holes():
 def test_survival_counts_tracks_still_on_their_point_after_a_stretch():
     sequence = plane_truth(4, hole=(slice(190, 210), slice(90, 120)), hole_frame=3)
     stretch = sequences.Stretch('fast', 1, 1)
-    before = np.array([[40.0, 40.0], [100.0, 60.0], [200.0, 150.0], [60.0, 200.0],
-                       [250.0, 30.0]])
+    before = np.array([[40.0, 40.0], [100.0, 60.0], [200.0, 150.0], [60.0, 200.0], [250.0, 30.0]])
     after = before + [30.0, 0.0]
-    after[1] += [5.0, 0.0]                 # id 2 came back on another point
-    rows = [(0, before, np.array([1, 2, 3, 4, 5], np.uint64)),
-            (1, np.zeros((0, 2)), np.zeros(0, np.uint64)),
-            (2, after[:3], np.array([1, 2, 3], np.uint64)),
-            # a frame later: id 4 where frame 3 has no truth, id 5 right; id 2 right, too late
-            (3, np.array([before[3] + [45.0, 0.0], before[4] + [45.0, 0.0],
-                          before[1] + [45.0, 0.0]]), np.array([4, 5, 2], np.uint64))]
+    after[1] += [5.0, 0.0]  # id 2 came back on another point
+    rows = [
+        (0, before, np.array([1, 2, 3, 4, 5], np.uint64)),
+        (1, np.zeros((0, 2)), np.zeros(0, np.uint64)),
+        (2, after[:3], np.array([1, 2, 3], np.uint64)),
+        # a frame later: id 4 where frame 3 has no truth, id 5 right; id 2 right, too late
+        (
+            3,
+            np.array([before[3] + [45.0, 0.0], before[4] + [45.0, 0.0], before[1] + [45.0, 0.0]]),
+            np.array([4, 5, 2], np.uint64),
+        ),
+    ]
     result = vio.survival(rows, sequence, stretch)
-    assert result == {'kind': 'fast', 'before': 5, 'alive_after': 4, 'wrong_after': 1,
-                      'unverified_after': 1}
+    assert result == {
+        'kind': 'fast',
+        'before': 5,
+        'alive_after': 4,
+        'wrong_after': 1,
+        'unverified_after': 1,
+    }
 
 
 def test_pose_errors_of_tracks_and_observation_rows(rendered):
@@ -257,15 +277,19 @@ def test_pose_errors_of_tracks_and_observation_rows(rendered):
     assert pose['rotation_median'] < 0.01 and pose['translation_median'] < 0.5
 
 
-@pytest.mark.slow   # every pipeline over a sequence
+@pytest.mark.slow  # every pipeline over a sequence
 def test_klt_and_learned_pipelines_run_over_a_sequence(rendered):
-    from glue_ros.matcher import MatcherConfig
     from glue_ros.frontend.frontend import FrontendConfig
+    from glue_ros.matcher import MatcherConfig
+
     names = ['klt', 'learned'] + (['hybrid'] if vio.hybrid_available() else [])
-    report = vio.evaluate(names, sequences=[rendered], threads=2,
-                          matcher_config=MatcherConfig(max_keypoints=512),
-                          frontend_config=FrontendConfig(max_tracks=200,
-                                                         min_track_distance=10.0))
+    report = vio.evaluate(
+        names,
+        sequences=[rendered],
+        threads=2,
+        matcher_config=MatcherConfig(max_keypoints=512),
+        frontend_config=FrontendConfig(max_tracks=200, min_track_distance=10.0),
+    )
     for name in names:
         r = report['pipelines'][name][rendered.name]
         assert r['fps'] > 0 and len(r['tracked_per_frame']) == len(rendered.frames)
@@ -279,6 +303,7 @@ def test_klt_and_learned_pipelines_run_over_a_sequence(rendered):
 
 def test_hybrid_pipeline_only_where_the_frontend_has_it(monkeypatch):
     from glue_ros.frontend import frontend
+
     fields = [f for f in dataclasses.fields(frontend.FrontendConfig) if f.name != 'tracking']
     monkeypatch.setattr(dataclasses, 'fields', lambda _: fields)
     assert not vio.hybrid_available() and 'hybrid' not in vio.available_pipelines()
@@ -288,16 +313,22 @@ def test_hybrid_pipeline_only_where_the_frontend_has_it(monkeypatch):
 
 def test_bench_presets_map_through_the_settings_schema(tmp_path):
     from glue_ros.tools import vio_bench
+
     preset = tmp_path / 'vio.yaml'
-    preset.write_text('/**/glue_ros_matcher:\n  ros__parameters:\n    max_keypoints: 512\n'
-                      '    max_tracks: 200\n    min_track_distance: 20.0\n'
-                      '    reference: previous\n    keyframe_min_matches: 80\n')
+    preset.write_text(
+        '/**/glue_ros_matcher:\n  ros__parameters:\n    max_keypoints: 512\n'
+        '    max_tracks: 200\n    min_track_distance: 20.0\n'
+        '    reference: previous\n    keyframe_min_matches: 80\n'
+    )
     values = vio_bench.load_parameters(preset)
     matcher_config, frontend_config = vio_bench.configs(values)
     assert matcher_config.max_keypoints == 512
-    assert (frontend_config.max_tracks, frontend_config.min_track_distance,
-            frontend_config.reference, frontend_config.keyframe_min_matches) == (
-        200, 20.0, 'previous', 80)
+    assert (
+        frontend_config.max_tracks,
+        frontend_config.min_track_distance,
+        frontend_config.reference,
+        frontend_config.keyframe_min_matches,
+    ) == (200, 20.0, 'previous', 80)
     # the rest at the node's defaults
     assert frontend_config.ransac_threshold == 1.0 and matcher_config.features == 'xfeat'
     preset.write_text('max_keypoints: 256\nmax_trakcs: 5\n')
@@ -309,20 +340,31 @@ def test_bench_presets_map_through_the_settings_schema(tmp_path):
 
 def test_targets_hold_learned_and_hybrid_against_the_issue_and_klt():
     def row(fps, consistency, length, tracked, alive, rotation):
-        return {'fps': fps, 'consistency': consistency, 'mean_length': length,
-                'matches_per_frame': tracked,
-                'stretches': [{'kind': 'fast', 'alive_after': alive, 'before': 150}],
-                'pose': {'rotation_median': rotation, 'translation_median': 5.0}}
+        return {
+            'fps': fps,
+            'consistency': consistency,
+            'mean_length': length,
+            'matches_per_frame': tracked,
+            'stretches': [{'kind': 'fast', 'alive_after': alive, 'before': 150}],
+            'pose': {'rotation_median': rotation, 'translation_median': 5.0},
+        }
+
     klt = {'cam': row(100, 0.95, 20, 150, 0, 1), 'hard': row(100, 0.9, 5, 120, 10, 1.0)}
     hybrid = {'cam': row(31, 0.995, 25, 160, 0, 1), 'hard': row(31, 0.9, 5, 100, 20, None)}
-    report = {'sequences': {'cam': {'regime': 'camera'}, 'hard': {'regime': 'hard'}},
-              'pipelines': {'klt': klt, 'hybrid': hybrid}}
+    report = {
+        'sequences': {'cam': {'regime': 'camera'}, 'hard': {'regime': 'hard'}},
+        'pipelines': {'klt': klt, 'hybrid': hybrid},
+    }
     rows = {(r['sequence'], r['target'].split(' (')[0]): r for r in vio.targets(report)}
-    camera = ('frames per second', 'track consistency', 'tracked points per frame',
-              'mean track length')
+    camera = (
+        'frames per second',
+        'track consistency',
+        'tracked points per frame',
+        'mean track length',
+    )
     assert all(rows[('cam', t)]['ok'] for t in camera)
-    assert rows[('hard', 'tracks alive after fast')]['ok']          # 20 >= 2 x 10
-    assert not rows[('hard', 'pose rotation median')]['ok']         # no pose: worse than 1 deg
+    assert rows[('hard', 'tracks alive after fast')]['ok']  # 20 >= 2 x 10
+    assert not rows[('hard', 'pose rotation median')]['ok']  # no pose: worse than 1 deg
     assert rows[('hard', 'pose translation median')]['ok']
     report['pipelines']['hybrid']['hard']['stretches'][0]['alive_after'] = 19
     report['pipelines']['hybrid']['cam']['fps'] = 29.0
@@ -333,6 +375,7 @@ def test_targets_hold_learned_and_hybrid_against_the_issue_and_klt():
 
 def test_bench_uses_the_shipped_vio_preset_unless_told(tmp_path):
     from glue_ros.tools import vio_bench
+
     assert vio_bench.preset_path(tmp_path / 'x.yaml') == tmp_path / 'x.yaml'
     shipped = vio_bench.preset_path(None)
     assert shipped is not None and shipped.name == 'vio.yaml'

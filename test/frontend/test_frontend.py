@@ -1,26 +1,29 @@
 """Geometric verification and the front-end on real images with ground truth."""
-import logging
+
 import dataclasses
+import logging
 
 import cv2
 import numpy as np
 import pytest
 
-from glue_ros.testing import real_images
 from glue_ros.core.camera import CameraModel
-from glue_ros.matcher import MatcherConfig, build_matcher
 from glue_ros.frontend import geometry
 from glue_ros.frontend.frontend import Frontend, FrontendConfig
+from glue_ros.matcher import MatcherConfig, build_matcher
+from glue_ros.testing import real_images
 
 # Middlebury 2014 "Motorcycle" calibration (cam0: f 3979.911, c (1244.772, 1019.507) at
 # 2964x2000), for scikit-image's copy at a quarter of that size; the pair is rectified.
-MIDDLEBURY_K = np.array([[3979.911 / 4, 0, 1244.772 / 4], [0, 3979.911 / 4, 1019.507 / 4],
-                         [0, 0, 1]])
+MIDDLEBURY_K = np.array(
+    [[3979.911 / 4, 0, 1244.772 / 4], [0, 3979.911 / 4, 1019.507 / 4], [0, 0, 1]]
+)
 
 
 def pinhole(K, size):
-    return CameraModel(size[0], size[1], 'plumb_bob', np.zeros(5), K, np.eye(3),
-                       np.c_[K, np.zeros(3)])
+    return CameraModel(
+        size[0], size[1], 'plumb_bob', np.zeros(5), K, np.eye(3), np.c_[K, np.zeros(3)]
+    )
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +39,7 @@ def test_verification_removes_injected_outliers_from_a_real_pair(matcher):
     image0, image1, H = real_images.homography_pair('coffee', roll_deg=10, zoom=1.1)
     result = matcher.match_images(image0, image1)
     rng = np.random.default_rng(0)
-    fake = rng.uniform((0, 0), (640, 480), (200, 2))   # random partners: outliers
+    fake = rng.uniform((0, 0), (640, 480), (200, 2))  # random partners: outliers
     points0 = np.concatenate([result.points0, result.points0[:200]])
     points1 = np.concatenate([result.points1, fake])
     errors = real_images.homography_errors(H, points0, points1)
@@ -44,11 +47,11 @@ def test_verification_removes_injected_outliers_from_a_real_pair(matcher):
         v = geometry.verify(points0, points1, check, threshold_px=1.0)
         assert v.status == (geometry.OK if check == 'homography' else geometry.ROTATION)
         injected = np.arange(len(points0)) >= len(result)
-        assert v.inliers[injected].mean() < 0.02            # outliers removed
-        assert np.mean(errors[v.inliers] < 3.0) > 0.99       # what is kept is right
-        assert v.inliers[errors < 1.0].mean() > 0.85         # and most good ones are kept
+        assert v.inliers[injected].mean() < 0.02  # outliers removed
+        assert np.mean(errors[v.inliers] < 3.0) > 0.99  # what is kept is right
+        assert v.inliers[errors < 1.0].mean() > 0.85  # and most good ones are kept
         again = geometry.verify(points0, points1, check, threshold_px=1.0)
-        assert np.array_equal(again.inliers, v.inliers)      # fixed seed: repeatable
+        assert np.array_equal(again.inliers, v.inliers)  # fixed seed: repeatable
 
 
 def test_essential_matrix_recovers_the_middlebury_rig(matcher):
@@ -106,7 +109,7 @@ class OutlierInjector:
 
 
 @pytest.mark.parametrize('reference', ['keyframe', 'previous'])
-@pytest.mark.slow   # a 30-frame sequence, twice
+@pytest.mark.slow  # a 30-frame sequence, twice
 def test_front_end_ids_stay_on_one_physical_point_despite_outliers(matcher, reference):
     sequence = real_images.homography_sequence('astronaut', 10, size=(320, 240))
     frontend = Frontend(OutlierInjector(matcher), FrontendConfig(reference=reference))
@@ -116,15 +119,16 @@ def test_front_end_ids_stay_on_one_physical_point_despite_outliers(matcher, refe
         out = frontend.process(image, 0.1 * k, tag=k)
         if out is None:
             continue
-        errors = real_images.homography_errors(sequence.relative(k, out.reference_tag),
-                                               out.result.points0, out.result.points1)
+        errors = real_images.homography_errors(
+            sequence.relative(k, out.reference_tag), out.result.points0, out.result.points1
+        )
         assert np.mean(errors < 3.0) > 0.98, np.percentile(errors, [50, 99])
         published += len(out.result)
         outliers += out.num_outliers
         for track, point in zip(out.track_ids, out.result.points0):
             if track:
                 seen.setdefault(int(track), []).append((k, point))
-    assert outliers > published / 7 * 0.9            # the injected ones, at least
+    assert outliers > published / 7 * 0.9  # the injected ones, at least
     # every observation of a track, mapped by the truth into the frame of its first one, is
     # one point: within 3 px of their median (keypoints are a pixel or two precise at this
     # size; an id that jumped to another keypoint lands 8 px or more away, the budget's
@@ -133,8 +137,12 @@ def test_front_end_ids_stay_on_one_physical_point_despite_outliers(matcher, refe
     for observations in seen.values():
         if len(observations) >= 3:
             first = observations[0][0]
-            mapped = np.array([real_images.apply_homography(sequence.relative(k, first), p)
-                               for k, p in observations]).reshape(-1, 2)
+            mapped = np.array(
+                [
+                    real_images.apply_homography(sequence.relative(k, first), p)
+                    for k, p in observations
+                ]
+            ).reshape(-1, 2)
             spread.append(np.max(np.linalg.norm(mapped - np.median(mapped, 0), axis=1)))
     assert len(spread) > 50
     assert np.mean(np.array(spread) < 3.0) > 0.98, np.percentile(spread, [50, 90, 99])
@@ -161,7 +169,7 @@ def test_time_jumps_and_size_changes_start_new_sequences(matcher, monkeypatch):
     assert frontend.process(sequence.frames[0], 5.0) is None
     out = frontend.process(sequence.frames[1], 5.1)
     assert out.track_ids.max() > 1
-    assert frontend.process(sequence.frames[0], 1.0) is None      # back in time: new start
+    assert frontend.process(sequence.frames[0], 1.0) is None  # back in time: new start
     assert 'time jumped back' in caplog.records[-1].getMessage()
     assert caplog.records[-1].levelno == logging.WARNING
     assert frontend.process(cv2.resize(sequence.frames[1], (160, 120)), 1.1) is None

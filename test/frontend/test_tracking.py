@@ -1,4 +1,5 @@
 """Track ids of the sequential mode: persistence, lost tracks, keyframes, the budget."""
+
 import numpy as np
 import pytest
 import torch
@@ -51,7 +52,7 @@ def test_a_track_survives_frames_where_it_was_not_matched():
     reference = tracks.reference()
     assert list(reference.ids) == [1, 2, 0, 3] and reference.sources[-1] < reference.frame
     ids, _ = step(tracks, 3, [(0, 0), (2, 3)])
-    assert list(ids) == [1, 3]   # found again: the same id
+    assert list(ids) == [1, 3]  # found again: the same id
     # unmatched for more than max_age frames: gone
     step(tracks, 3, [(0, 0)])
     step(tracks, 3, [(0, 0)])
@@ -65,7 +66,7 @@ def test_keyframe_is_kept_until_matches_run_low():
     assert list(step(tracks, 4, [(0, 0), (1, 1)])[0]) == [1, 2]
     # same keyframe: its point 1 keeps id 2 even though frames in between changed
     assert list(step(tracks, 4, [(3, 1), (2, 2)])[0]) == [2, 3]
-    ids, _ = step(tracks, 4, [(0, 1)])          # one match: this frame becomes the keyframe
+    ids, _ = step(tracks, 4, [(0, 1)])  # one match: this frame becomes the keyframe
     assert list(ids) == [2]
     assert list(step(tracks, 4, [(1, 0)])[0]) == [2]
 
@@ -78,8 +79,7 @@ def test_budget_keeps_new_tracks_apart_and_capped():
     ids, _ = step(tracks, 5, [(0, 0), (1, 1), (2, 2)], points, scores=[0.5, 0.9, 0.8])
     assert list(ids) == [0, 1, 2]
     # three tracks at most: one of the two new candidates gets an id, the best one
-    ids, _ = step(tracks, 5, [(1, 1), (2, 2), (3, 3), (4, 4)], points,
-                  scores=[0.9, 0.9, 0.3, 0.6])
+    ids, _ = step(tracks, 5, [(1, 1), (2, 2), (3, 3), (4, 4)], points, scores=[0.9, 0.9, 0.3, 0.6])
     assert list(ids) == [1, 2, 0, 3]
 
 
@@ -119,8 +119,16 @@ def test_tracks_followed_elsewhere_take_budget_and_room():
     reference = tracks.reference()
     m = np.array([[0, 0], [1, 1], [2, 2], [3, 3]])
     elsewhere = (np.array([[101.0, 100.0]]), np.array([77], np.uint64))
-    ids = tracks.assign(reference, f, None, m[:, 0], m[:, 1], f.keypoints.numpy()[m[:, 0]],
-                        np.ones(4), elsewhere=elsewhere)
+    ids = tracks.assign(
+        reference,
+        f,
+        None,
+        m[:, 0],
+        m[:, 1],
+        f.keypoints.numpy()[m[:, 0]],
+        np.ones(4),
+        elsewhere=elsewhere,
+    )
     # One of three taken by the flow's track 77; the point beside it (100, 100) and the one
     # beside the first new track (5, 5) start nothing.
     assert list(ids > 0) == [True, True, False, False]

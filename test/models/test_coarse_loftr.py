@@ -7,9 +7,14 @@ import torch
 from glue_ros.backends.coarse_loftr_runtime import CoarseLoFTRRuntime
 from glue_ros.core import data_files
 from glue_ros.core.errors import InputImageError, WeightsError
-from glue_ros.models.coarse_loftr import (CoarseLoFTR, cell_centers, default_conf,
-                                          loftr_outdoor_conf, select_matches,
-                                          sine_positional_encoding)
+from glue_ros.models.coarse_loftr import (
+    CoarseLoFTR,
+    cell_centers,
+    default_conf,
+    loftr_outdoor_conf,
+    select_matches,
+    sine_positional_encoding,
+)
 
 WEIGHTS = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 REFERENCE = data_files.data_file(data_files.COARSE_LOFTR_REFERENCE)
@@ -75,8 +80,13 @@ def test_matcher_matches_reference_selection(matcher, reference):
     out = matcher.match(reference['image0'], reference['image1'])
     ref_i, ref_j, _ = select_matches(reference['conf_matrix'], GRID, GRID, 0.2, 2)
     assert _pairs(out['indices0'], out['indices1']) == _pairs(ref_i, ref_j)
-    for name, dtype in (('points0', np.float32), ('points1', np.float32),
-                        ('scores', np.float32), ('indices0', np.int32), ('indices1', np.int32)):
+    for name, dtype in (
+        ('points0', np.float32),
+        ('points1', np.float32),
+        ('scores', np.float32),
+        ('indices0', np.int32),
+        ('indices1', np.int32),
+    ):
         assert out[name].dtype == dtype
         assert out[name].shape[0] == len(ref_i)
     # Cell centres on the 16 px grid of the (here unscaled) network input.
@@ -113,6 +123,7 @@ def test_points_map_back_to_input_pixels(matcher, reference):
 @pytest.mark.parametrize('size', [(800, 500), (333, 250)])
 def test_any_input_size_gives_points_inside_the_image(matcher, reference, size):
     import cv2
+
     width, height = size
     image0 = cv2.resize(reference['image0'], size, interpolation=cv2.INTER_AREA)
     image1 = cv2.resize(reference['image1'], size, interpolation=cv2.INTER_AREA)
@@ -126,8 +137,15 @@ def test_any_input_size_gives_points_inside_the_image(matcher, reference, size):
 
 
 @needs_weights
-@pytest.mark.parametrize('bad', [np.zeros((48, 64, 3), np.uint8), np.zeros((48, 64), np.float32),
-                                 np.zeros((0, 64), np.uint8), [[1, 2], [3, 4]]])
+@pytest.mark.parametrize(
+    'bad',
+    [
+        np.zeros((48, 64, 3), np.uint8),
+        np.zeros((48, 64), np.float32),
+        np.zeros((0, 64), np.uint8),
+        [[1, 2], [3, 4]],
+    ],
+)
 def test_matcher_rejects_unsupported_images(matcher, bad):
     with pytest.raises(InputImageError):
         matcher.match(bad, np.zeros((48, 64), np.uint8))
@@ -219,8 +237,10 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_checkpoint_with_random_tensors(tmp_path):
     path = tmp_path / 'random.pt'
-    torch.save({'model_state_dict': {'encoder.weight': torch.randn(4, 4),
-                                     'head.bias': torch.randn(4)}}, path)
+    torch.save(
+        {'model_state_dict': {'encoder.weight': torch.randn(4, 4), 'head.bias': torch.randn(4)}},
+        path,
+    )
     with pytest.raises(WeightsError) as err:
         CoarseLoFTR.from_checkpoint(path)
     message = str(err.value)
@@ -239,8 +259,10 @@ def test_checkpoint_with_wrong_shapes(tmp_path):
 
 def test_checkpoint_sinkhorn_and_nan_rejected(tmp_path):
     state = dict(CoarseLoFTR().state_dict())
-    torch.save({'state_dict': {**state, 'coarse_matching.bin_score': torch.tensor(1.0)}},
-               tmp_path / 'ot.ckpt')
+    torch.save(
+        {'state_dict': {**state, 'coarse_matching.bin_score': torch.tensor(1.0)}},
+        tmp_path / 'ot.ckpt',
+    )
     with pytest.raises(WeightsError, match='sinkhorn'):
         CoarseLoFTR.from_checkpoint(tmp_path / 'ot.ckpt')
     state['loftr_coarse.layers.0.q_proj.weight'] = torch.full((32, 32), float('nan'))
@@ -254,14 +276,14 @@ def test_select_matches_rules():
     grid = (6, 6)
     conf = np.full((36, 36), 0.01, np.float32)
     cell = lambda r, c: r * 6 + c  # noqa: E731
-    conf[cell(2, 2), cell(3, 3)] = 0.9        # kept
-    conf[cell(2, 3), cell(2, 2)] = 0.2        # not above the threshold (strictly greater)
-    conf[cell(3, 2), cell(3, 2)] = 0.6        # kept ...
-    conf[cell(3, 3), cell(3, 2)] = 0.7        # ... no: column max is this row; this one kept
-    conf[cell(1, 3), cell(3, 3)] = 0.95       # border cell in image0: dropped, but it is the
+    conf[cell(2, 2), cell(3, 3)] = 0.9  # kept
+    conf[cell(2, 3), cell(2, 2)] = 0.2  # not above the threshold (strictly greater)
+    conf[cell(3, 2), cell(3, 2)] = 0.6  # kept ...
+    conf[cell(3, 3), cell(3, 2)] = 0.7  # ... no: column max is this row; this one kept
+    conf[cell(1, 3), cell(3, 3)] = 0.95  # border cell in image0: dropped, but it is the
     #                                           column max, so (2,2)->(3,3) is not mutual
     conf[cell(2, 3), cell(2, 3)] = 0.5
-    conf[cell(2, 3), cell(0, 0)] = 0.8        # row max in image1's border: dropped
+    conf[cell(2, 3), cell(0, 0)] = 0.8  # row max in image1's border: dropped
     i, j, s = select_matches(conf, grid, grid, threshold=0.2, border_rm=2)
     assert _pairs(i, j) == {(cell(3, 3), cell(3, 2))}
     np.testing.assert_allclose(s, [0.7])
@@ -284,14 +306,17 @@ def test_positional_encoding_frequencies():
     pe = sine_positional_encoding(32, 3, 5, temp_bug_fix=False)
     assert pe.shape == (1, 32, 3, 5)
     # Buggy (trained) frequencies exp(-2k); x counts from 1 along the width.
-    np.testing.assert_allclose(pe[0, 4, 0, :].numpy(), np.sin(np.arange(1, 6) * np.exp(-2.0)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(pe[0, 7, :, 0].numpy(), np.cos(np.arange(1, 4) * np.exp(-2.0)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        pe[0, 4, 0, :].numpy(), np.sin(np.arange(1, 6) * np.exp(-2.0)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        pe[0, 7, :, 0].numpy(), np.cos(np.arange(1, 4) * np.exp(-2.0)), rtol=1e-5
+    )
     fixed = sine_positional_encoding(32, 3, 5, temp_bug_fix=True)
     freq = 10000 ** (-2 / 16)
-    np.testing.assert_allclose(fixed[0, 4, 0, :].numpy(), np.sin(np.arange(1, 6) * freq),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        fixed[0, 4, 0, :].numpy(), np.sin(np.arange(1, 6) * freq), rtol=1e-5
+    )
 
 
 def test_configuration_is_validated():

@@ -1,4 +1,5 @@
 """Feature extractors: XFeat parity with the authors' code, SuperPoint and DISK contracts."""
+
 import cv2
 import numpy as np
 import pytest
@@ -72,8 +73,9 @@ def test_xfeat_matches_reference_implementation(xfeat, reference_xfeat, photo):
     assert found.float().mean() >= 0.95, f'only {found.float().mean():.3f} reference kps found'
     cosine = (expected['descriptors'][found] * got['descriptors'][nearest[found]]).sum(dim=1)
     assert cosine.min() > 0.99
-    assert torch.allclose(expected['scores'][found], got['keypoint_scores'][nearest[found]],
-                          atol=1e-4)
+    assert torch.allclose(
+        expected['scores'][found], got['keypoint_scores'][nearest[found]], atol=1e-4
+    )
     count, expected_count = len(got['keypoints']), len(expected['keypoints'])
     assert abs(count - expected_count) <= 0.05 * expected_count
 
@@ -109,8 +111,15 @@ def test_xfeat_blank_image_gives_no_keypoints(xfeat, value):
     assert out['descriptors'].shape == (0, 64)
 
 
-@pytest.mark.parametrize('bad', [torch.zeros(480, 640), torch.zeros(2, 1, 64, 64),
-                                 torch.zeros(1, 2, 64, 64), torch.zeros(1, 1, 0, 64)])
+@pytest.mark.parametrize(
+    'bad',
+    [
+        torch.zeros(480, 640),
+        torch.zeros(2, 1, 64, 64),
+        torch.zeros(1, 2, 64, 64),
+        torch.zeros(1, 1, 0, 64),
+    ],
+)
 def test_xfeat_rejects_unusable_input(xfeat, bad):
     with pytest.raises(InputImageError):
         xfeat(bad)
@@ -146,6 +155,7 @@ def test_xfeat_portable_path_computes_the_same(xfeat, monkeypatch):
 
 def test_xfeat_copies_and_converts(xfeat):
     import copy
+
     image = motorcycle((160, 128))
     before = xfeat(image)
     twin = copy.deepcopy(xfeat)  # after a forward: the cached oneDNN weights must not break it
@@ -193,19 +203,27 @@ def superpoint_file(tmp_path_factory):
 def reference_superpoint(state, grey, max_keypoints, radius=4, border=4, threshold=0.0005):
     """SuperPoint written out plainly (SuperGlue's max-pool NMS), for an image of whole cells."""
     x = grey
-    for i, name in enumerate(['conv1a', 'conv1b', 'conv2a', 'conv2b', 'conv3a', 'conv3b',
-                              'conv4a', 'conv4b']):
+    for i, name in enumerate(
+        ['conv1a', 'conv1b', 'conv2a', 'conv2b', 'conv3a', 'conv3b', 'conv4a', 'conv4b']
+    ):
         x = F.relu(F.conv2d(x, state[name + '.weight'], state[name + '.bias'], padding=1))
         if i in (1, 3, 5):
             x = F.max_pool2d(x, 2)
-    logits = F.conv2d(F.relu(F.conv2d(x, state['convPa.weight'], state['convPa.bias'],
-                                      padding=1)), state['convPb.weight'], state['convPb.bias'])
-    dense = F.conv2d(F.relu(F.conv2d(x, state['convDa.weight'], state['convDa.bias'],
-                                     padding=1)), state['convDb.weight'], state['convDb.bias'])
+    logits = F.conv2d(
+        F.relu(F.conv2d(x, state['convPa.weight'], state['convPa.bias'], padding=1)),
+        state['convPb.weight'],
+        state['convPb.bias'],
+    )
+    dense = F.conv2d(
+        F.relu(F.conv2d(x, state['convDa.weight'], state['convDa.bias'], padding=1)),
+        state['convDb.weight'],
+        state['convDb.bias'],
+    )
     heat = F.pixel_shuffle(logits.softmax(1)[:, :-1], 8)[0, 0]
 
     def pool(t):
         return F.max_pool2d(t[None, None], 2 * radius + 1, 1, radius)[0, 0]
+
     keep = heat == pool(heat)
     for _ in range(2):
         hidden = pool(keep.float()) > 0
@@ -300,10 +318,15 @@ def test_superpoint_accepts_wrapped_checkpoints(tmp_path, superpoint_file):
 
 def test_no_superpoint_weights_are_shipped():
     import glue_ros
+
     root = glue_ros.__path__[0]
     from pathlib import Path
-    assert not [p for p in Path(root).rglob('*') if 'superpoint' in p.name.lower()
-                and p.suffix in ('.pth', '.pt', '.onnx', '.engine')]
+
+    assert not [
+        p
+        for p in Path(root).rglob('*')
+        if 'superpoint' in p.name.lower() and p.suffix in ('.pth', '.pt', '.onnx', '.engine')
+    ]
 
 
 # ------------------------------------------------------------------------------------ DISK

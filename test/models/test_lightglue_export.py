@@ -2,13 +2,13 @@
 
 The data and the reference features are those of test_lightglue.py.
 """
+
 import numpy as np
 import pytest
 import torch
 from test_lightglue import reference_features, run
 
-from glue_ros.models.lightglue import (LightGlue, LightGlueFullDepth, assign_matches,
-                                       export_onnx)
+from glue_ros.models.lightglue import LightGlue, LightGlueFullDepth, assign_matches, export_onnx
 
 
 @pytest.fixture(scope='module')
@@ -23,8 +23,12 @@ def test_blocked_assignment_equals_dense():
     gen = torch.Generator().manual_seed(1)
     n, m, d = 900, 700, 96
     mdesc0 = torch.randn(n, d, generator=gen) * 0.6
-    mdesc1 = torch.cat([mdesc0[:500] + 0.2 * torch.randn(500, d, generator=gen),
-                        torch.randn(m - 500, d, generator=gen) * 0.6])
+    mdesc1 = torch.cat(
+        [
+            mdesc0[:500] + 0.2 * torch.randn(500, d, generator=gen),
+            torch.randn(m - 500, d, generator=gen) * 0.6,
+        ]
+    )
     z0, z1 = torch.randn(n, generator=gen) + 2, torch.randn(m, generator=gen) + 2
     dense = assign_matches(mdesc0, mdesc1, z0, z1, 0.1)
     assert (dense[0] >= 0).sum() > 300
@@ -42,9 +46,12 @@ def test_blocked_assignment_equals_dense():
 def reference_assignment(mdesc0, mdesc1, z0, z1, threshold):
     """The log-assignment of the paper, dense and in float64."""
     sim = mdesc0.double() @ mdesc1.double().T
-    scores = (sim.log_softmax(1) + sim.log_softmax(0)
-              + torch.nn.functional.logsigmoid(z0.double())[:, None]
-              + torch.nn.functional.logsigmoid(z1.double())[None])
+    scores = (
+        sim.log_softmax(1)
+        + sim.log_softmax(0)
+        + torch.nn.functional.logsigmoid(z0.double())[:, None]
+        + torch.nn.functional.logsigmoid(z1.double())[None]
+    )
     arg0, arg1 = scores.argmax(1), scores.argmax(0)
     mutual = arg1[arg0] == torch.arange(len(arg0))
     valid = mutual & (scores.max(1).values.exp() > threshold)
@@ -56,8 +63,12 @@ def test_assignment_with_a_wide_similarity_range():
     gen = torch.Generator().manual_seed(3)
     n, m, d = 400, 300, 96
     mdesc0 = torch.randn(n, d, generator=gen)
-    mdesc1 = torch.cat([mdesc0[:250] + 0.1 * torch.randn(250, d, generator=gen),
-                        torch.randn(m - 250, d, generator=gen)])
+    mdesc1 = torch.cat(
+        [
+            mdesc0[:250] + 0.1 * torch.randn(250, d, generator=gen),
+            torch.randn(m - 250, d, generator=gen),
+        ]
+    )
     mdesc0[:5] *= 6.0  # similarities of these rows span hundreds of log units
     mdesc1[-3:] *= 0.01  # columns far below the maximum of the matrix
     z0, z1 = torch.randn(n, generator=gen) + 3, torch.randn(m, generator=gen) + 3
@@ -77,8 +88,9 @@ def test_assignment_ties_keep_the_first_row():
     mdesc0[17] = mdesc0[5]
     z0, z1 = torch.full((n,), 4.0), torch.full((m,), 4.0)
     for block in (None, 3 * m):
-        matches0, scores0, matches1, scores1 = assign_matches(mdesc0, mdesc1, z0, z1, 0.1,
-                                                              block_elements=block)
+        matches0, scores0, matches1, scores1 = assign_matches(
+            mdesc0, mdesc1, z0, z1, 0.1, block_elements=block
+        )
         column = int(matches0[5])
         assert column == 5 and int(matches1[column]) == 5
         assert int(matches0[17]) == -1 and float(scores0[17]) == 0.0
@@ -88,8 +100,10 @@ def test_assignment_ties_keep_the_first_row():
 
 def test_blocked_assignment_in_the_matcher(features):
     dense = run(LightGlue.for_features('xfeat'), features['astronaut_homography'])
-    blocked = run(LightGlue.for_features('xfeat', assignment_block_elements=200_000),
-                  features['astronaut_homography'])
+    blocked = run(
+        LightGlue.for_features('xfeat', assignment_block_elements=200_000),
+        features['astronaut_homography'],
+    )
     assert torch.equal(dense['matches'], blocked['matches'])
     # Same argument as test_blocked_assignment_equals_dense (d = 96, scores <= 1).
     assert torch.allclose(dense['scores'], blocked['scores'], atol=2e-4)
@@ -102,8 +116,11 @@ def padded(feature, count, limit):
     n = min(limit, feature['keypoints'].shape[0])
     kpts, desc = torch.zeros(1, count, 2), torch.zeros(1, count, 64)
     mask = torch.zeros(1, count, dtype=torch.bool)
-    kpts[0, :n], desc[0, :n], mask[0, :n] = feature['keypoints'][:n], \
-        feature['descriptors'][:n], True
+    kpts[0, :n], desc[0, :n], mask[0, :n] = (
+        feature['keypoints'][:n],
+        feature['descriptors'][:n],
+        True,
+    )
     return kpts, desc, mask, torch.tensor([feature['size']], dtype=torch.float32)
 
 
@@ -179,8 +196,9 @@ def test_prepared_images_match_like_a_pair(features):
         forward = model.match_prepared(p1, p0)
         again = model.match_prepared(p1, p0)  # a prepared image is not consumed by a match
         count = max(len(f0['keypoints']), len(f1['keypoints']))
-        static = LightGlueFullDepth(model, count)(*padded(f1, count, count),
-                                                  *padded(f0, count, count))
+        static = LightGlueFullDepth(model, count)(
+            *padded(f1, count, count), *padded(f0, count, count)
+        )
     n1 = len(f1['keypoints'])
     expected = torch.nonzero(static[0][0, :n1] >= 0)[:, 0]
     expected = torch.stack([expected, static[0][0, expected]], 1)

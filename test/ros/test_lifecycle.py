@@ -6,14 +6,13 @@ import time
 
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
 
+from glue_ros.ros.messages import matches_arrays  # noqa: E402
 from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.testing.harness import MatcherProcess, spin_until  # noqa: E402
-from glue_ros.ros.messages import matches_arrays  # noqa: E402
 
 SMALL = {'mode': 'sequential', 'max_keypoints': 512}
 
@@ -33,6 +32,7 @@ def start(tmp_path):
         if connect:
             node.wait_connected()
         return node
+
     yield start
     for node in started:
         node.close()
@@ -52,23 +52,25 @@ def frames_matched(node, sequence, stamps, timeout=30.0) -> int:
 
 def test_lifecycle_transitions_over_dds(start, sequence):
     node = start({**SMALL, 'autostart': False}, connect=False)
-    assert spin_until(node.executor, lambda: node.lifecycle_state() == 'unconfigured', 30), \
+    assert spin_until(node.executor, lambda: node.lifecycle_state() == 'unconfigured', 30), (
         node.log()
-    assert 'matcher ready' not in node.log()              # nothing loaded before configure
+    )
+    assert 'matcher ready' not in node.log()  # nothing loaded before configure
     assert node.transition('configure'), node.log()
     assert node.lifecycle_state() == 'inactive' and 'matcher ready' in node.log()
     node.spin(1.0)
-    assert node.publishers['image'].get_subscription_count() == 0   # inactive: no images
+    assert node.publishers['image'].get_subscription_count() == 0  # inactive: no images
     assert node.transition('activate'), node.log()
     assert node.lifecycle_state() == 'active'
-    assert spin_until(node.executor,
-                      lambda: node.publishers['image'].get_subscription_count() > 0, 10)
+    assert spin_until(
+        node.executor, lambda: node.publishers['image'].get_subscription_count() > 0, 10
+    )
     node.spin(1.0)
     assert frames_matched(node, sequence, [1.0, 1.1, 1.2]) == 2, node.log()
     assert node.transition('deactivate')
     assert node.lifecycle_state() == 'inactive'
     assert frames_matched(node, sequence, [2.0, 2.1], timeout=2.0) == 0
-    assert node.transition('activate')                    # no reload: the matcher was kept
+    assert node.transition('activate')  # no reload: the matcher was kept
     node.spin(1.0)
     assert frames_matched(node, sequence, [3.0, 3.1, 3.2]) == 2, node.log()
     assert node.log().count('matcher ready') == 1
@@ -76,20 +78,22 @@ def test_lifecycle_transitions_over_dds(start, sequence):
     assert node.lifecycle_state() == 'unconfigured'
     assert node.transition('shutdown')
     assert node.lifecycle_state() == 'finalized'
-    assert node.proc.poll() is None                       # finalized, still answering
+    assert node.proc.poll() is None  # finalized, still answering
     assert node.close() == 0
 
 
 def diagnostics_listener(node):
     from diagnostic_msgs.msg import DiagnosticArray
+
     received = []
     node.node.create_subscription(DiagnosticArray, '/diagnostics', received.append, 50)
     return received
 
 
 def last_status(received):
-    statuses = [s for msg in received for s in msg.status
-                if s.name.endswith('glue_ros_matcher: matching')]
+    statuses = [
+        s for msg in received for s in msg.status if s.name.endswith('glue_ros_matcher: matching')
+    ]
     return statuses[-1] if statuses else None
 
 
@@ -122,8 +126,11 @@ def test_diagnostics_report_state_rates_and_warn_on_live_thresholds(start, seque
 def test_matcher_that_cannot_load_is_an_error_in_diagnostics(start):
     node = start({'features': 'superpoint'}, connect=False)
     received = diagnostics_listener(node)
-    assert spin_until(node.executor, lambda: last_status(received) is not None and
-                      last_status(received).level == b'\x02', 30), node.log()
+    assert spin_until(
+        node.executor,
+        lambda: last_status(received) is not None and last_status(received).level == b'\x02',
+        30,
+    ), node.log()
     status = last_status(received)
     assert 'matcher failed to load' in status.message and 'SuperPoint' in status.message
     assert node.lifecycle_state() == 'unconfigured' and node.proc.poll() is None
@@ -133,6 +140,7 @@ def image_msg(image, stamp=1.0, frame_id='camera', **overrides):
     from sensor_msgs.msg import Image
 
     from glue_ros.core.image_conversion import numpy_to_image_fields
+
     msg = Image()
     msg.header.frame_id = frame_id
     msg.header.stamp.sec = int(stamp)
@@ -144,18 +152,20 @@ def image_msg(image, stamp=1.0, frame_id='camera', **overrides):
 def test_match_images_service_answers_verified_matches_and_clear_errors(start):
     from glue_ros.msg import Matches
     from glue_ros.srv import MatchImages
+
     pair = real_images.middlebury_stereo()
     node = start({'mode': 'sequential'})
-    request = MatchImages.Request(query=image_msg(pair.left, frame_id='left'),
-                                  reference=image_msg(pair.right, frame_id='right'))
+    request = MatchImages.Request(
+        query=image_msg(pair.left, frame_id='left'),
+        reference=image_msg(pair.right, frame_id='right'),
+    )
     answer = node.call(MatchImages, 'match_images', request)
     assert answer is not None and answer.success, (answer, node.log())
     msg = answer.matches
     assert msg.mode == Matches.MODE_PAIR and msg.header.frame_id == 'left'
     assert msg.geometric_model == 'fundamental' and msg.num_outliers > 0
     arrays = matches_arrays(msg)
-    errors = real_images.disparity_errors(pair, arrays['query_points'],
-                                          arrays['reference_points'])
+    errors = real_images.disparity_errors(pair, arrays['query_points'], arrays['reference_points'])
     known = np.isfinite(errors)
     assert len(errors) > 200 and np.mean(errors[known] < 3.0) > 0.8
     assert len(arrays['track_ids']) == 0
@@ -165,11 +175,16 @@ def test_match_images_service_answers_verified_matches_and_clear_errors(start):
     assert answer.success and answer.matches.geometric_status == 'not_checked'
     assert len(answer.matches.confidences) > len(msg.confidences)
     # Bad requests are answered, never fatal.
-    for bad, words in ((image_msg(pair.left, step=10), 'step'),
-                       (image_msg(pair.left, encoding='yuv9000'), 'unsupported encoding'),
-                       (image_msg(pair.left[:8, :8].copy()), 'too small')):
-        answer = node.call(MatchImages, 'match_images',
-                           MatchImages.Request(query=bad, reference=request.reference))
+    for bad, words in (
+        (image_msg(pair.left, step=10), 'step'),
+        (image_msg(pair.left, encoding='yuv9000'), 'unsupported encoding'),
+        (image_msg(pair.left[:8, :8].copy()), 'too small'),
+    ):
+        answer = node.call(
+            MatchImages,
+            'match_images',
+            MatchImages.Request(query=bad, reference=request.reference),
+        )
         assert answer is not None and not answer.success and words in answer.error, answer
         assert len(answer.matches.confidences) == 0
     request.geometric_check = 'sideways'
@@ -181,16 +196,18 @@ def test_match_images_service_answers_verified_matches_and_clear_errors(start):
 def test_service_waits_at_most_one_inference_while_streaming(start, sequence):
     """Requests between live frames: the stream keeps going, frames and requests take turns."""
     from glue_ros.srv import MatchImages
+
     node = start(SMALL)
-    request = MatchImages.Request(query=image_msg(sequence.frames[0]),
-                                  reference=image_msg(sequence.frames[3]))
+    request = MatchImages.Request(
+        query=image_msg(sequence.frames[0]), reference=image_msg(sequence.frames[3])
+    )
     client = node.node.create_client(MatchImages, 'match_images')
     assert client.wait_for_service(timeout_sec=10)
     futures = []
     for k in range(12):
         node.publish('image', sequence.frames[k % 6], 10.0 + 0.1 * k)
         futures.append(client.call_async(request))
-        futures.append(client.call_async(request))   # two at once: they must not starve frames
+        futures.append(client.call_async(request))  # two at once: they must not starve frames
         node.spin(0.5)
     assert spin_until(node.executor, lambda: all(f.done() for f in futures), 90)
     answers = [f.result() for f in futures]
@@ -211,9 +228,9 @@ def test_parameters_are_read_only_or_live_and_checked(start, sequence):
     node = start(SMALL)
     result = node.set_parameter('max_keypoints', 1024)
     assert result is not None and not result.successful and 'read-only' in result.reason
-    result = node.set_parameter('depth_confidence', 3.0)       # outside the declared range
+    result = node.set_parameter('depth_confidence', 3.0)  # outside the declared range
     assert not result.successful
-    result = node.set_parameter('depth_confidence', 0.0)       # in range, refused by the rule
+    result = node.set_parameter('depth_confidence', 0.0)  # in range, refused by the rule
     assert not result.successful and 'depth_confidence' in result.reason
     assert frames_matched(node, sequence, [1.0, 1.1]) == 1
     # Full depth from now on: every layer runs.
@@ -225,9 +242,12 @@ def test_parameters_are_read_only_or_live_and_checked(start, sequence):
     # A stricter threshold keeps exactly the matches above it: the mutual nearest neighbours
     # do not depend on it. One pair, unverified, through the service, before and after.
     from glue_ros.srv import MatchImages
-    request = MatchImages.Request(query=image_msg(sequence.frames[0]),
-                                  reference=image_msg(sequence.frames[5]),
-                                  geometric_check='none')
+
+    request = MatchImages.Request(
+        query=image_msg(sequence.frames[0]),
+        reference=image_msg(sequence.frames[5]),
+        geometric_check='none',
+    )
     before = np.array(node.call(MatchImages, 'match_images', request).matches.confidences)
     assert (before > 0.9).sum() > 20 and (before <= 0.9).sum() > 0, np.sort(before)
     assert node.set_parameter('match_threshold', 0.9).successful
@@ -247,11 +267,13 @@ def test_lightglue_on_onnxruntime_in_the_node(start, sequence, tmp_path):
     for query, msg in enumerate(node.matches, start=1):
         assert msg.layers_used == msg.layers_total == 6
         arrays = matches_arrays(msg)
-        reference = round((msg.reference_header.stamp.nanosec * 1e-9 +
-                           msg.reference_header.stamp.sec - 1.0) / 0.1)
-        errors = real_images.homography_errors(sequence.relative(query, reference),
-                                               arrays['query_points'],
-                                               arrays['reference_points'])
+        reference = round(
+            (msg.reference_header.stamp.nanosec * 1e-9 + msg.reference_header.stamp.sec - 1.0)
+            / 0.1
+        )
+        errors = real_images.homography_errors(
+            sequence.relative(query, reference), arrays['query_points'], arrays['reference_points']
+        )
         assert len(errors) > 100 and np.mean(errors < 3.0) > 0.95
     result = node.set_parameter('match_threshold', 0.5)
     assert not result.successful and 'exported' in result.reason
@@ -267,10 +289,15 @@ def test_qos_is_passed_in_or_taken_from_parameters():
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from glue_ros.ros.matcher_node import MatcherNode
+
     context = rclpy.Context()
     rclpy.init(context=context)
-    overrides = [Parameter('autostart', value=False), Parameter('max_keypoints', value=256),
-                 Parameter('output_qos_depth', value=3), Parameter('image_qos_depth', value=2)]
+    overrides = [
+        Parameter('autostart', value=False),
+        Parameter('max_keypoints', value=256),
+        Parameter('output_qos_depth', value=3),
+        Parameter('image_qos_depth', value=2),
+    ]
     try:
         node = MatcherNode(context=context, parameter_overrides=overrides)
         node.trigger_configure()
@@ -283,8 +310,9 @@ def test_qos_is_passed_in_or_taken_from_parameters():
         node.trigger_cleanup()
         node.destroy_node()
         given = QoSProfile(depth=7, reliability=ReliabilityPolicy.RELIABLE)
-        node = MatcherNode(context=context, parameter_overrides=overrides, output_qos=given,
-                           image_qos=given)
+        node = MatcherNode(
+            context=context, parameter_overrides=overrides, output_qos=given, image_qos=given
+        )
         node.trigger_configure()
         node.trigger_activate()
         assert node.outputs.matches.qos_profile.depth == 7
@@ -316,9 +344,10 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
 
     from glue_ros.ros import matcher_node
 
-    def slow_build(config):          # stands for an ONNX export or a TensorRT engine build
+    def slow_build(config):  # stands for an ONNX export or a TensorRT engine build
         time.sleep(3.0)
         return build(config)
+
     build = matcher_node.build_matcher
     monkeypatch.setattr(matcher_node, 'build_matcher', slow_build)
     context = rclpy.Context()
@@ -326,7 +355,8 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
     executor = MultiThreadedExecutor(num_threads=3, context=context)
     try:
         node = matcher_node.MatcherNode(
-            context=context, parameter_overrides=[Parameter('max_keypoints', value=256)])
+            context=context, parameter_overrides=[Parameter('max_keypoints', value=256)]
+        )
         listener = rclpy.create_node('diagnostics_listener', context=context)
         received = []
         listener.create_subscription(DiagnosticArray, '/diagnostics', received.append, 50)
@@ -338,9 +368,11 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
 
         def messages():
             return [s.message for msg in list(received) for s in msg.status]
-        deadline = time.monotonic() + 30   # until a report after the load says it is active
-        while (node.state != 'active' or 'active, waiting for images' not in messages()) \
-                and time.monotonic() < deadline:
+
+        deadline = time.monotonic() + 30  # until a report after the load says it is active
+        while (
+            node.state != 'active' or 'active, waiting for images' not in messages()
+        ) and time.monotonic() < deadline:
             time.sleep(0.1)
         seen = messages()
         assert node.state == 'active'

@@ -1,4 +1,5 @@
 """The library's stdlib log records reach the node's rclpy log (terminal and /rosout)."""
+
 import subprocess
 import sys
 import textwrap
@@ -7,7 +8,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import logging
     import rclpy
     from glue_ros.ros.log_bridge import forward_library_logs, stop_forwarding
@@ -21,12 +22,13 @@ SCRIPT = textwrap.dedent('''
     logging.getLogger('glue_ros.frontend').error('after: not the node any more')
     node.destroy_node()
     rclpy.shutdown()
-''')
+""")
 
 
 def test_library_records_appear_in_the_node_log():
-    proc = subprocess.run([sys.executable, '-c', SCRIPT], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, '-c', SCRIPT], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     info = [line for line in lines if 'building engine, 3 s so far' in line]

@@ -1,9 +1,9 @@
 """The glue_ros messages: fields, fast flat arrays, and a round trip between two processes."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
@@ -24,19 +24,31 @@ def random_result(m, rng):
         scores=rng.random(m).astype(np.float32),
         indices0=rng.permutation(m).astype(np.int32),
         indices1=rng.permutation(m).astype(np.int32),
-        num_keypoints0=m + 7, num_keypoints1=m + 9, layers_used=4, layers_total=9,
-        timing_ms={'extract': 12.5, 'match': 30.25})
+        num_keypoints0=m + 7,
+        num_keypoints1=m + 9,
+        layers_used=4,
+        layers_total=9,
+        timing_ms={'extract': 12.5, 'match': 30.25},
+    )
 
 
 def build(result, rng):
     from std_msgs.msg import Header
+
     header, ref = Header(frame_id='cam_left'), Header(frame_id='cam_right')
     header.stamp.sec, ref.stamp.sec = 100, 99
     return messages.matches_message(
-        result, header, ref, mode=Matches.MODE_SEQUENTIAL, matcher='lightglue/xfeat',
-        query_size=(640, 480), reference_size=(640, 480),
-        track_ids=rng.integers(0, 2**40, len(result)).astype(np.uint64), latency_ms=55.5,
-        dropped_frames=3)
+        result,
+        header,
+        ref,
+        mode=Matches.MODE_SEQUENTIAL,
+        matcher='lightglue/xfeat',
+        query_size=(640, 480),
+        reference_size=(640, 480),
+        track_ids=rng.integers(0, 2**40, len(result)).astype(np.uint64),
+        latency_ms=55.5,
+        dropped_frames=3,
+    )
 
 
 def test_matches_message_holds_flat_arrays():
@@ -62,11 +74,13 @@ def msg_fields(name):
     return fields
 
 
-@pytest.mark.parametrize('record, name', [(records.MatchesRecord, 'Matches'),
-                                          (records.KeypointsRecord, 'Keypoints')])
+@pytest.mark.parametrize(
+    'record, name', [(records.MatchesRecord, 'Matches'), (records.KeypointsRecord, 'Keypoints')]
+)
 def test_records_have_exactly_the_message_fields(record, name):
     """One record per message, field for field: the node and glue-ros-bag map them by name."""
     import dataclasses
+
     assert [f.name for f in dataclasses.fields(record)] == msg_fields(name)
     message = {'Matches': Matches, 'Keypoints': Keypoints}[name]
     assert set(message.get_fields_and_field_types()) == set(msg_fields(name))
@@ -75,6 +89,7 @@ def test_records_have_exactly_the_message_fields(record, name):
 
 def test_keypoints_message_descriptors_optional():
     from std_msgs.msg import Header
+
     kp = np.arange(20, dtype=np.float32).reshape(10, 2)
     msg = messages.keypoints_message(Header(), (64, 48), 'xfeat', kp, np.ones(10))
     assert msg.descriptor_dim == 0 and len(msg.descriptors) == 0
@@ -92,8 +107,9 @@ def test_round_trip_between_two_processes(tmp_path):
     rng = np.random.default_rng(2)
     result = random_result(5000, rng)
     sent = build(result, rng)
-    echo = harness.start_process([str(Path(__file__).parent / 'nodes' / 'echo_matches.py')],
-                                 tmp_path / 'echo.log')
+    echo = harness.start_process(
+        [str(Path(__file__).parent / 'nodes' / 'echo_matches.py')], tmp_path / 'echo.log'
+    )
     context = rclpy.Context()
     rclpy.init(context=context)
     received = []

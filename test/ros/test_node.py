@@ -3,22 +3,22 @@
 Real images with ground truth: the Middlebury stereo pair with its disparity, and a moving
 camera rendered from a real photograph by known homographies.
 """
+
 import ast
 import platform
 import time
 
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
 
 from glue_ros.core import data_files  # noqa: E402
-from glue_ros.testing import real_images  # noqa: E402
-from glue_ros.testing.harness import (MatcherProcess as NodeUnderTest, rss_mb,  # noqa: E402
-                                      spin_until, stop_process)
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
+from glue_ros.testing import real_images  # noqa: E402
+from glue_ros.testing.harness import MatcherProcess as NodeUnderTest  # noqa: E402
+from glue_ros.testing.harness import rss_mb, spin_until, stop_process  # noqa: E402
 
 SEQUENCE_FRAMES = 20
 
@@ -37,6 +37,7 @@ def node_factory(tmp_path):
         started.append(node)
         node.wait_connected()
         return node
+
     yield start
     for node in started:
         node.close()
@@ -53,8 +54,7 @@ def test_stereo_matches_agree_with_disparity(node_factory):
     assert node.matches, node.log()
     msg = node.matches[0]
     arrays = matches_arrays(msg)
-    errors = real_images.disparity_errors(pair, arrays['query_points'],
-                                          arrays['reference_points'])
+    errors = real_images.disparity_errors(pair, arrays['query_points'], arrays['reference_points'])
     known = np.isfinite(errors)
     assert len(errors) > 200 and known.mean() > 0.8
     # Most within 3 px (occlusions and depth edges make the rest hard for any matcher).
@@ -67,14 +67,17 @@ def test_stereo_matches_agree_with_disparity(node_factory):
 
 def test_stereo_pairs_within_slop_only(node_factory):
     pair = real_images.middlebury_stereo((320, 240))
-    node = node_factory({'mode': 'stereo', 'sync_slop': 0.01},
-                        topics=('left/image_rect', 'right/image_rect'), reliable_images=True)
+    node = node_factory(
+        {'mode': 'stereo', 'sync_slop': 0.01},
+        topics=('left/image_rect', 'right/image_rect'),
+        reliable_images=True,
+    )
     node.publish('left/image_rect', pair.left, 5.0)
-    node.publish('right/image_rect', pair.right, 5.5)     # too far apart: no pair
+    node.publish('right/image_rect', pair.right, 5.5)  # too far apart: no pair
     node.spin(2.0)
     assert not node.matches
     node.publish('right/image_rect', pair.right, 6.004)
-    node.publish('left/image_rect', pair.left, 6.0)       # within 10 ms: a pair
+    node.publish('left/image_rect', pair.left, 6.0)  # within 10 ms: a pair
     assert node.wait_matches(1, 30), node.log()
     assert node.matches[0].header.stamp.sec == 6
 
@@ -82,8 +85,12 @@ def test_stereo_pairs_within_slop_only(node_factory):
 def sequential_run(node, sequence, frames, start_stamp=100.0):
     """Publish frames one at a time, each after the previous one was matched."""
     frames = list(frames)
-    node.publish_in_turn('image', [sequence.frames[i] for i in frames],
-                         [start_stamp + 0.1 * k for k in range(len(frames))], timeout=30)
+    node.publish_in_turn(
+        'image',
+        [sequence.frames[i] for i in frames],
+        [start_stamp + 0.1 * k for k in range(len(frames))],
+        timeout=30,
+    )
 
 
 def stamp_of(header) -> float:
@@ -101,14 +108,16 @@ def test_sequential_matches_follow_homographies_and_keep_track_ids(node_factory,
         arrays = matches_arrays(msg)
         reference = int(round((stamp_of(msg.reference_header) - 100.0) / 0.1))
         assert 0 <= reference < k and msg.keyframe
-        errors = real_images.homography_errors(sequence.relative(k, reference),
-                                               arrays['query_points'],
-                                               arrays['reference_points'])
+        errors = real_images.homography_errors(
+            sequence.relative(k, reference), arrays['query_points'], arrays['reference_points']
+        )
         assert len(errors) > 300
         # No camera_info: a fundamental matrix; the homography scene has no parallax, so the
         # status says so and the homography's inliers are published.
-        assert (msg.geometric_model, msg.geometric_status) == ('fundamental',
-                                                               'degenerate_rotation')
+        assert (msg.geometric_model, msg.geometric_status) == (
+            'fundamental',
+            'degenerate_rotation',
+        )
         assert msg.num_outliers > 0 and len(msg.rotation) == 0
         assert np.mean(errors < 3.0) > 0.97, (k, np.percentile(errors, [50, 90, 99]))
         ids = arrays['track_ids']
@@ -142,22 +151,31 @@ def test_time_jump_back_resets_tracks(node_factory, sequence):
     assert 'time jumped back' in node.log()
 
 
-@pytest.mark.parametrize('case', ['wrong_step', 'truncated', 'zero_size', 'unknown_encoding',
-                                  'tiny'])
+@pytest.mark.parametrize(
+    'case', ['wrong_step', 'truncated', 'zero_size', 'unknown_encoding', 'tiny']
+)
 def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
     node = node_factory({'mode': 'sequential', 'max_keypoints': 512}, reliable_images=True)
     frame = sequence.frames[0]
     node.publish('image', frame, 1.0)
     node.spin(0.3)
-    bad = {'wrong_step': {'step': 10}, 'truncated': {'data': frame.tobytes()[:1000]},
-           'zero_size': {'height': 0, 'width': 0, 'step': 0, 'data': b''},
-           'unknown_encoding': {'encoding': 'yuv9000'}}
+    bad = {
+        'wrong_step': {'step': 10},
+        'truncated': {'data': frame.tobytes()[:1000]},
+        'zero_size': {'height': 0, 'width': 0, 'step': 0, 'data': b''},
+        'unknown_encoding': {'encoding': 'yuv9000'},
+    }
     if case == 'tiny':
         node.publish('image', frame[:8, :8].copy(), 1.05)
     else:
         node.publish('image', frame, 1.05, **bad[case])
-    expected = {'wrong_step': 'step', 'truncated': 'truncated', 'zero_size': 'empty image',
-                'unknown_encoding': 'unsupported encoding', 'tiny': 'too small'}[case]
+    expected = {
+        'wrong_step': 'step',
+        'truncated': 'truncated',
+        'zero_size': 'empty image',
+        'unknown_encoding': 'unsupported encoding',
+        'tiny': 'too small',
+    }[case]
     # Frames are checked when the worker takes them: the bad one is logged before the next
     # good one is sent (a newer frame would replace it, and it would count as dropped).
     assert spin_until(node.executor, lambda: expected in node.log(), 30), node.log()
@@ -168,15 +186,19 @@ def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
     stats = node_stats(node.log())
     assert stats['bad'] == 1 and stats['received'] == 3 == stats['processed'] + stats['bad']
     arrays = matches_arrays(node.matches[0])
-    errors = real_images.homography_errors(sequence.relative(1, 0), arrays['query_points'],
-                                           arrays['reference_points'])
+    errors = real_images.homography_errors(
+        sequence.relative(1, 0), arrays['query_points'], arrays['reference_points']
+    )
     assert np.median(errors) < 1.5 and np.mean(errors < 3.0) > 0.8
 
 
 def test_stereo_pair_of_different_sizes_is_skipped(node_factory):
     pair = real_images.middlebury_stereo((320, 240))
-    node = node_factory({'mode': 'stereo', 'max_keypoints': 512}, reliable_images=True,
-                        topics=('left/image_rect', 'right/image_rect'))
+    node = node_factory(
+        {'mode': 'stereo', 'max_keypoints': 512},
+        reliable_images=True,
+        topics=('left/image_rect', 'right/image_rect'),
+    )
     node.publish('left/image_rect', pair.left, 1.0)
     node.publish('right/image_rect', pair.right[:200], 1.0)
     node.spin(1.0)
@@ -220,11 +242,12 @@ def test_bad_parameter_stops_start_up_with_its_name(tmp_path):
 def node_stats(log: str) -> dict:
     """The frame accounting the node logs when it stops."""
     line = next(line for line in log.splitlines() if 'stopping: {' in line)
-    return ast.literal_eval(line[line.index('{'):])
+    return ast.literal_eval(line[line.index('{') :])
 
 
 def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bounded(
-        node_factory, sequence):
+    node_factory, sequence
+):
     node = node_factory({'mode': 'sequential'}, reliable_images=False)
     period = 1.0 / 30
     frames = 1000
@@ -249,8 +272,10 @@ def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bou
     latencies = np.array([m.latency_ms for m in msgs])
     work = np.array([m.extract_ms + m.match_ms for m in msgs])
     # Bounded: the newest frame waits at most for the one being processed, never a backlog.
-    assert np.percentile(latencies, 95) < 2.5 * np.percentile(work, 95) + 100, \
-        (np.percentile(latencies, [50, 95]), np.percentile(work, [50, 95]))
+    assert np.percentile(latencies, 95) < 2.5 * np.percentile(work, 95) + 100, (
+        np.percentile(latencies, [50, 95]),
+        np.percentile(work, [50, 95]),
+    )
     assert rss[1] - rss[0] < 100, rss
 
 
@@ -295,20 +320,23 @@ def test_coarse_loftr_node(node_factory, sequence, mode):
     params = {'mode': mode, 'matcher': 'coarse_loftr', 'weights': str(COARSE_LOFTR)}
     if mode == 'stereo':
         pair = real_images.middlebury_stereo((640, 480))
-        node = node_factory(params, topics=('left/image_rect', 'right/image_rect'),
-                            reliable_images=True)
+        node = node_factory(
+            params, topics=('left/image_rect', 'right/image_rect'), reliable_images=True
+        )
         node.publish('left/image_rect', pair.left, 3.0)
         node.publish('right/image_rect', pair.right, 3.0)
         assert node.wait_matches(1, 60), node.log()
         arrays = matches_arrays(node.matches[0])
-        errors = real_images.disparity_errors(pair, arrays['query_points'],
-                                              arrays['reference_points'])
+        errors = real_images.disparity_errors(
+            pair, arrays['query_points'], arrays['reference_points']
+        )
     else:
         node = node_factory(params, reliable_images=True)
         sequential_run(node, sequence, range(3))
         arrays = matches_arrays(node.matches[-1])
-        errors = real_images.homography_errors(sequence.relative(2, 1), arrays['query_points'],
-                                               arrays['reference_points'])
+        errors = real_images.homography_errors(
+            sequence.relative(2, 1), arrays['query_points'], arrays['reference_points']
+        )
         assert len(arrays['track_ids']) == len(errors)
     msg = node.matches[-1]
     assert msg.matcher == 'coarse_loftr' and msg.grid_step == pytest.approx(16.0)
@@ -321,8 +349,10 @@ def test_coarse_loftr_node(node_factory, sequence, mode):
 
 def test_vins_features_from_the_node(node_factory, sequence):
     from sensor_msgs.msg import CameraInfo, PointCloud
-    node = node_factory({'mode': 'sequential', 'publish_vins_features': True},
-                        reliable_images=True)
+
+    node = node_factory(
+        {'mode': 'sequential', 'publish_vins_features': True}, reliable_images=True
+    )
     clouds = []
     node.node.create_subscription(PointCloud, 'feature_tracker/feature', clouds.append, 10)
     info_pub = node.node.create_publisher(CameraInfo, 'camera_info', 10)
@@ -346,7 +376,7 @@ def test_vins_features_from_the_node(node_factory, sequence):
     np.testing.assert_allclose(x, (u - 320.0) / 500.0, atol=1e-4)
     ids = np.array(cloud.channels[0].values).astype(np.uint64)
     tracked = matches_arrays(msg)['track_ids']
-    assert set(ids.tolist()) == set(tracked[tracked > 0].tolist())   # VINS gets tracks only
+    assert set(ids.tolist()) == set(tracked[tracked > 0].tolist())  # VINS gets tracks only
     assert cloud.header.stamp == msg.header.stamp
     # camera_info known: the essential matrix; the homography scene (a plane seen by a
     # panning, zooming camera) has no parallax, so the status says so and no pose is published
@@ -361,5 +391,5 @@ def test_a_connected_camera_that_sends_nothing_is_reported(node_factory):
     log = node.log()
     assert 'publisher(s) on /image but no message for' in log, log
     assert 'PROFILES_FILE' in log
-    if platform.libc_ver()[0] == 'glibc':   # the allocator policy of a long-running node
+    if platform.libc_ver()[0] == 'glibc':  # the allocator policy of a long-running node
         assert 'allocator: glibc mmap threshold fixed' in log

@@ -1,9 +1,9 @@
 """Frames stay serialized until the worker takes one: stamps read from the bytes, one decode."""
+
 import time
 
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
@@ -32,6 +32,7 @@ def test_stamp_read_from_the_bytes_and_the_image_decoded_as_sent():
     assert header.frame_id == 'camera' and header.stamp.nanosec == 456_789_000
     np.testing.assert_array_equal(decoded, image)
     import cv2
+
     ok, jpeg = cv2.imencode('.png', image[:, :, ::-1])
     compressed = CompressedImage(format='png', data=jpeg.tobytes())
     compressed.header.stamp.sec = 42
@@ -58,25 +59,31 @@ def test_frames_replaced_before_the_worker_takes_them_are_never_decoded(monkeypa
     from rclpy.parameter import Parameter
 
     from glue_ros.ros import matcher_node
+
     decoded = []
     decode = raw_images.decode
-    monkeypatch.setattr(raw_images, 'decode',
-                        lambda raw, msg_type: decoded.append(raw) or decode(raw, msg_type))
+    monkeypatch.setattr(
+        raw_images, 'decode', lambda raw, msg_type: decoded.append(raw) or decode(raw, msg_type)
+    )
     sequence = real_images.homography_sequence('astronaut', 2)
     raws = [serialize_message(image_message(f, 10 + k)) for k, f in enumerate(sequence.frames)]
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         node = matcher_node.MatcherNode(
-            context=context, parameter_overrides=[Parameter('autostart', value=False),
-                                                  Parameter('max_keypoints', value=256)])
+            context=context,
+            parameter_overrides=[
+                Parameter('autostart', value=False),
+                Parameter('max_keypoints', value=256),
+            ],
+        )
         node.trigger_configure()
         node.trigger_activate()
-        with node.inference:   # the worker is busy with another inference
+        with node.inference:  # the worker is busy with another inference
             node._on_image(raws[0], None)
             deadline = time.monotonic() + 10
             while not decoded and time.monotonic() < deadline:
-                time.sleep(0.01)   # the worker takes and decodes the first frame, then waits
+                time.sleep(0.01)  # the worker takes and decodes the first frame, then waits
             for k in range(40):
                 node._on_image(raws[k % 2], None)
         deadline = time.monotonic() + 60
@@ -87,6 +94,6 @@ def test_frames_replaced_before_the_worker_takes_them_are_never_decoded(monkeypa
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
-    assert len(decoded) == 2 and decoded[1] is raws[1]   # the first, and the newest of 40
+    assert len(decoded) == 2 and decoded[1] is raws[1]  # the first, and the newest of 40
     assert stats['received'] == 41 and stats['processed'] == 2 and stats['dropped'] == 39
     assert stats['bad'] == 0

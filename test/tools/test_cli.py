@@ -1,4 +1,5 @@
 """The command-line tools, run as users run them (subprocesses), on real images."""
+
 import json
 import os
 import subprocess
@@ -12,15 +13,19 @@ import pytest
 from glue_ros.core import data_files
 from glue_ros.testing import real_images
 
-pytestmark = pytest.mark.slow   # each test runs a tool as a subprocess, exports included
+pytestmark = pytest.mark.slow  # each test runs a tool as a subprocess, exports included
 
 COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)
 COARSE_LOFTR_MISSING = data_files.missing_reason(data_files.COARSE_LOFTR_WEIGHTS)
 
 
 def cli(module, *args):
-    return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, '-m', module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope='module')
@@ -35,23 +40,47 @@ def pair_files(tmp_path_factory):
 def test_match_cli_json_and_picture(pair_files, tmp_path):
     a, b, H = pair_files
     out, viz = tmp_path / 'm.json', tmp_path / 'm.png'
-    proc = cli('glue_ros.tools.match_cli', a, b, '--max-keypoints', 1024, '--repeat', 2,
-               '--json', out, '--viz', viz, '--threads', 2)
+    proc = cli(
+        'glue_ros.tools.match_cli',
+        a,
+        b,
+        '--max-keypoints',
+        1024,
+        '--repeat',
+        2,
+        '--json',
+        out,
+        '--viz',
+        viz,
+        '--threads',
+        2,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
-    for key in ('points0', 'points1', 'scores', 'num_keypoints0', 'num_keypoints1',
-                'layers_used', 'layers_total', 'timing_ms'):
+    for key in (
+        'points0',
+        'points1',
+        'scores',
+        'num_keypoints0',
+        'num_keypoints1',
+        'layers_used',
+        'layers_total',
+        'timing_ms',
+    ):
         assert key in report
     assert set(report['timing_ms']) == {'extract', 'match', 'verify_track', 'total'}
     # a homography pair: no parallax for a fundamental matrix, the homography's inliers kept
-    assert (report['geometric_model'], report['geometric_status']) == \
-        ('fundamental', 'degenerate_rotation')
+    assert (report['geometric_model'], report['geometric_status']) == (
+        'fundamental',
+        'degenerate_rotation',
+    )
     assert report['num_outliers'] > 0 and report['rotation'] is None
     assert len(report['points0']) == len(report['points1']) == len(report['scores']) > 100
     assert report['num_keypoints0'] <= 1024 and report['layers_used'] <= report['layers_total']
-    errors = real_images.homography_errors(H, np.array(report['points0']),
-                                           np.array(report['points1']))
-    assert np.mean(errors < 3.0) > 0.97   # verified: outliers removed
+    errors = real_images.homography_errors(
+        H, np.array(report['points0']), np.array(report['points1'])
+    )
+    assert np.mean(errors < 3.0) > 0.97  # verified: outliers removed
     picture = cv2.imread(str(viz))
     assert picture.shape[1] == 2 * 640 and 'matches' in proc.stdout
 
@@ -92,15 +121,32 @@ def test_match_cli_coarse_loftr_onnxruntime(tmp_path):
     out = tmp_path / 'c.json'
     env_cache = tmp_path / 'cache'
     proc = subprocess.run(
-        [sys.executable, '-m', 'glue_ros.tools.match_cli', str(a), str(b), '--matcher',
-         'coarse_loftr', '--weights', str(COARSE_LOFTR), '--backend', 'onnxruntime', '--json',
-         str(out)], capture_output=True, text=True, timeout=600,
-        env={**os.environ, 'XDG_CACHE_HOME': str(env_cache)})
+        [
+            sys.executable,
+            '-m',
+            'glue_ros.tools.match_cli',
+            str(a),
+            str(b),
+            '--matcher',
+            'coarse_loftr',
+            '--weights',
+            str(COARSE_LOFTR),
+            '--backend',
+            'onnxruntime',
+            '--json',
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, 'XDG_CACHE_HOME': str(env_cache)},
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report['grid_step'] == 16.0 and report['layers_used'] == report['layers_total']
-    errors = real_images.disparity_errors(pair, np.array(report['points0']),
-                                          np.array(report['points1']))
+    errors = real_images.disparity_errors(
+        pair, np.array(report['points0']), np.array(report['points1'])
+    )
     known = np.isfinite(errors)
     assert len(errors) > 100 and np.mean(errors[known] < 16.0) > 0.8
 
@@ -119,8 +165,17 @@ def test_export_cli_writes_valid_onnx(tmp_path):
 @pytest.mark.skipif(bool(COARSE_LOFTR_MISSING), reason=COARSE_LOFTR_MISSING)
 def test_export_cli_writes_valid_coarse_loftr_onnx(tmp_path):
     out = tmp_path / 'cl.onnx'
-    proc = cli('glue_ros.tools.export_cli', 'coarse_loftr', '--weights', COARSE_LOFTR,
-               '--out', out, '--input-size', 320, 240)
+    proc = cli(
+        'glue_ros.tools.export_cli',
+        'coarse_loftr',
+        '--weights',
+        COARSE_LOFTR,
+        '--out',
+        out,
+        '--input-size',
+        320,
+        240,
+    )
     assert proc.returncode == 0, proc.stderr
     onnx.checker.check_model(onnx.load(str(out)))
 
@@ -133,8 +188,12 @@ TOOL_OWN = {('bag_process', 'mode')}
 def _setting_flags(parser):
     """{setting name: argparse action} of the parser's flags that are settings."""
     from glue_ros import settings
-    return {a.dest: a for a in parser._actions
-            if a.dest in settings.SETTINGS and settings.flag(a.dest) in a.option_strings}
+
+    return {
+        a.dest: a
+        for a in parser._actions
+        if a.dest in settings.SETTINGS and settings.flag(a.dest) in a.option_strings
+    }
 
 
 @pytest.mark.parametrize('tool', ['match_cli', 'export_cli', 'bench', 'bag_process'])
@@ -143,6 +202,7 @@ def test_tool_flags_of_settings_come_from_the_schema(tool):
     import importlib
 
     from glue_ros import settings
+
     parser = importlib.import_module(f'glue_ros.tools.{tool}').build_parser()
     flags = _setting_flags(parser)
     assert flags, tool
@@ -152,7 +212,7 @@ def test_tool_flags_of_settings_come_from_the_schema(tool):
         assert action.default == settings.default(name), (tool, name)
         assert action.help.startswith(settings.SETTINGS[name].description), (tool, name)
     by_option = {o: a for a in parser._actions for o in a.option_strings}
-    for name, aliases in settings.ALIASES.items():   # an older spelling is the same flag
+    for name, aliases in settings.ALIASES.items():  # an older spelling is the same flag
         for alias in aliases:
             if alias in by_option:
                 assert by_option[alias].dest == name, (tool, alias)
@@ -161,14 +221,16 @@ def test_tool_flags_of_settings_come_from_the_schema(tool):
 def test_bench_and_export_take_the_schema_spellings_and_the_old_ones():
     from glue_ros import settings
     from glue_ros.tools import bench, export_cli
+
     parser = bench.cli.build_parser()
     assert parser.parse_args([]).max_keypoints == settings.default('max_keypoints')
     assert parser.parse_args(['--keypoints', '512']).max_keypoints == 512
     assert parser.parse_args(['--max-keypoints', '256']).max_keypoints == 256
     parser = export_cli.build_parser()
-    args = parser.parse_args(['lightglue', '--out', 'x.onnx', '--num-keypoints', '128',
-                              '--cache-dir', 'c'])
+    args = parser.parse_args(
+        ['lightglue', '--out', 'x.onnx', '--num-keypoints', '128', '--cache-dir', 'c']
+    )
     assert (args.max_keypoints, args.engine_cache_dir) == (128, 'c')
     assert parser.parse_args(['lightglue', '--out', 'x.onnx']).max_keypoints == 2048
-    with pytest.raises(SystemExit):     # bf16 is an eager mode: no export of it
+    with pytest.raises(SystemExit):  # bf16 is an eager mode: no export of it
         parser.parse_args(['lightglue', '--out', 'x.onnx', '--precision', 'bf16'])

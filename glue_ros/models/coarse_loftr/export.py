@@ -5,6 +5,7 @@ The exported graph is ``image0, image1`` (1, 1, H, W) float32 in [0, 1] -> ``con
 graph (see :func:`glue_ros.models.coarse_loftr.select_matches`), so every shape in it is
 static, which TensorRT needs for its best engines.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,12 @@ OUTPUT_NAME = 'conf_matrix'
 EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes for the same weights
 
 
-def export_onnx(model: torch.nn.Module, path: str | os.PathLike,
-                input_size: tuple[int, int] = (640, 480), opset: int = 17) -> Path:
+def export_onnx(
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    input_size: tuple[int, int] = (640, 480),
+    opset: int = 17,
+) -> Path:
     """Write `model` (a CoarseLoFTR) to `path` as ONNX for (width, height) = `input_size`.
 
     The model is traced on CPU in float32 eval mode (TorchScript exporter: static shapes, all
@@ -45,22 +50,35 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike,
             warnings.simplefilter('ignore', category=FutureWarning)
             warnings.simplefilter('ignore', category=torch.jit.TracerWarning)
             with torch.no_grad():
-                torch.onnx.export(cpu_model, dummy, tmp, input_names=list(INPUT_NAMES),
-                                  output_names=[OUTPUT_NAME], opset_version=opset,
-                                  do_constant_folding=True, dynamo=False)
+                torch.onnx.export(
+                    cpu_model,
+                    dummy,
+                    tmp,
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    dynamo=False,
+                )
+
     return write_atomically(path, export)
 
 
-def cached_onnx_export(model: torch.nn.Module, cache_dir: str | os.PathLike,
-                       input_size: tuple[int, int] = (640, 480), opset: int = 17) -> Path:
+def cached_onnx_export(
+    model: torch.nn.Module,
+    cache_dir: str | os.PathLike,
+    input_size: tuple[int, int] = (640, 480),
+    opset: int = 17,
+) -> Path:
     """Export `model` once per (weights, configuration, input size, opset) into `cache_dir`.
 
     The model's ``conf`` and a hash of its state dict are part of the key, so a changed model
     never reuses a stale file. Returns the path of the ONNX file.
     """
     width, height = (int(v) for v in input_size)
-    digest = model_digest(model, {'input_size': [width, height], 'opset': opset,
-                                  'format': EXPORT_FORMAT_VERSION})
+    digest = model_digest(
+        model, {'input_size': [width, height], 'opset': opset, 'format': EXPORT_FORMAT_VERSION}
+    )
     path = Path(cache_dir) / f'coarse_loftr_{width}x{height}_{digest[:16]}.onnx'
     # export_onnx writes atomically itself.
     return path if path.is_file() else export_onnx(model, path, input_size, opset)

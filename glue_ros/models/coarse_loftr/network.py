@@ -28,12 +28,13 @@ coordinates (origin at the centre of the top-left pixel), i.e. points lie on a 1
 the network input for the student. ``glue_ros.backends.coarse_loftr_runtime`` maps them back
 to the input image.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import os
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -70,8 +71,8 @@ default_conf = {
     # Dual-softmax temperature.
     'temperature': 0.1,
     # Match selection defaults (used by select_matches / the matcher, not by forward()).
-    'threshold': 0.2,   # keep matches with confidence > threshold
-    'border_rm': 2,     # drop cells within this many cells of the grid border (both images)
+    'threshold': 0.2,  # keep matches with confidence > threshold
+    'border_rm': 2,  # drop cells within this many cells of the grid border (both images)
 }
 
 # Coarse stage of the original LoFTR outdoor model (zju3dv/LoFTR outdoor_ds.ckpt: a dict with
@@ -109,7 +110,8 @@ class _ResidualBlock(nn.Module):
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(
                 nn.Conv2d(cin, cout, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(cout))
+                nn.BatchNorm2d(cout),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn1(self.conv1(x)))
@@ -134,11 +136,15 @@ class _CoarseBackbone(nn.Module):
         self.num_stages = len(block_dims)
         for k, cout in enumerate(block_dims, start=1):
             stride = 1 if k == 1 else 2
-            setattr(self, f'layer{k}', nn.Sequential(_ResidualBlock(cin, cout, stride),
-                                                     _ResidualBlock(cout, cout, 1)))
+            setattr(
+                self,
+                f'layer{k}',
+                nn.Sequential(_ResidualBlock(cin, cout, stride), _ResidualBlock(cout, cout, 1)),
+            )
             cin = cout
-        setattr(self, f'layer{self.num_stages}_outconv',
-                nn.Conv2d(cin, cin, kernel_size=1, bias=False))
+        setattr(
+            self, f'layer{self.num_stages}_outconv', nn.Conv2d(cin, cin, kernel_size=1, bias=False)
+        )
 
     def unused_checkpoint_prefixes(self) -> tuple[str, ...]:
         """Key prefixes (relative to the backbone) of the finer FPN levels we do not build."""
@@ -151,9 +157,14 @@ class _CoarseBackbone(nn.Module):
         return getattr(self, f'layer{self.num_stages}_outconv')(x)
 
 
-def sine_positional_encoding(d_model: int, height: int, width: int, temp_bug_fix: bool,
-                             device: torch.device | str | None = None,
-                             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sine_positional_encoding(
+    d_model: int,
+    height: int,
+    width: int,
+    temp_bug_fix: bool,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Compute LoFTR's 2-D sine encoding of a (height, width) grid: (1, d_model, h, w).
 
     Channels cycle through sin(x f), cos(x f), sin(y f), cos(y f) over d_model / 4 frequencies
@@ -171,8 +182,10 @@ def sine_positional_encoding(d_model: int, height: int, width: int, temp_bug_fix
     freq = torch.exp(steps * rate)[:, None, None]
     ys = torch.arange(1, height + 1, dtype=torch.float32)[None, :, None].expand(1, height, width)
     xs = torch.arange(1, width + 1, dtype=torch.float32)[None, None, :].expand(1, height, width)
-    pe = torch.stack([torch.sin(xs * freq), torch.cos(xs * freq),
-                      torch.sin(ys * freq), torch.cos(ys * freq)], dim=1)  # (C/4, 4, H, W)
+    pe = torch.stack(
+        [torch.sin(xs * freq), torch.cos(xs * freq), torch.sin(ys * freq), torch.cos(ys * freq)],
+        dim=1,
+    )  # (C/4, 4, H, W)
     return pe.reshape(1, d_model, height, width).to(device=device, dtype=dtype)
 
 
@@ -189,9 +202,11 @@ class _AttentionLayer(nn.Module):
         self.k_proj = nn.Linear(d_model, d_model, bias=False)
         self.v_proj = nn.Linear(d_model, d_model, bias=False)
         self.merge = nn.Linear(d_model, d_model, bias=False)
-        self.mlp = nn.Sequential(nn.Linear(2 * d_model, 2 * d_model, bias=False),
-                                 nn.ReLU(),
-                                 nn.Linear(2 * d_model, d_model, bias=False))
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * d_model, 2 * d_model, bias=False),
+            nn.ReLU(),
+            nn.Linear(2 * d_model, d_model, bias=False),
+        )
         self.norm1 = nn.LayerNorm(d_model, eps=eps)
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
 
@@ -209,8 +224,8 @@ class _AttentionLayer(nn.Module):
         # result multiplied back, as in LoFTR, to keep FP16 engines from overflowing.
         source_len = int(source.shape[1])
         v = self._heads(self.v_proj(source)) / source_len
-        kv = torch.matmul(k.transpose(2, 3), v)                     # (N, H, D, D)
-        norm = torch.matmul(q, k.sum(dim=2).unsqueeze(-1))          # (N, H, L, 1)
+        kv = torch.matmul(k.transpose(2, 3), v)  # (N, H, D, D)
+        norm = torch.matmul(q, k.sum(dim=2).unsqueeze(-1))  # (N, H, L, 1)
         message = torch.matmul(q, kv) / (norm + 1e-6) * source_len  # (N, H, L, D)
         message = message.transpose(1, 2).reshape(n, length, channels)
         message = self.norm1(self.merge(message))
@@ -227,8 +242,9 @@ class _CoarseTransformer(nn.Module):
         self.layer_names = list(layer_names)
         self.layers = nn.ModuleList(_AttentionLayer(d_model, nhead, eps) for _ in layer_names)
 
-    def forward(self, feat0: torch.Tensor, feat1: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, feat0: torch.Tensor, feat1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         for name, layer in zip(self.layer_names, self.layers):
             if name == 'self':
                 feat0, feat1 = layer(feat0, feat0), layer(feat1, feat1)
@@ -256,20 +272,25 @@ class CoarseLoFTR(nn.Module):
         c = self.conf
         self.stride = int(c['resolution'][0])
         if 2 ** len(c['block_dims']) != self.stride:
-            raise ValueError(f"resolution {tuple(c['resolution'])} needs "
-                             f"log2({self.stride}) ResNet stages, block_dims has "
-                             f"{len(c['block_dims'])}")
+            raise ValueError(
+                f'resolution {tuple(c["resolution"])} needs '
+                f'log2({self.stride}) ResNet stages, block_dims has '
+                f'{len(c["block_dims"])}'
+            )
         if c['block_dims'][-1] != c['d_model']:
-            raise ValueError(f"d_model ({c['d_model']}) must equal the coarse feature width "
-                             f"block_dims[-1] ({c['block_dims'][-1]})")
+            raise ValueError(
+                f'd_model ({c["d_model"]}) must equal the coarse feature width '
+                f'block_dims[-1] ({c["block_dims"][-1]})'
+            )
         self.backbone = _CoarseBackbone(c['initial_dim'], c['block_dims'])
-        self.loftr_coarse = _CoarseTransformer(c['d_model'], c['nhead'], c['layer_names'],
-                                               c['layer_norm_eps'])
+        self.loftr_coarse = _CoarseTransformer(
+            c['d_model'], c['nhead'], c['layer_names'], c['layer_norm_eps']
+        )
         self.eval()
 
     # ---------------------------------------------------------------- weights
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, **conf) -> 'CoarseLoFTR':
+    def from_checkpoint(cls, path: str | os.PathLike, **conf) -> CoarseLoFTR:
         """Build the model from `conf` (defaults: the student) and load a checkpoint into it.
 
         Accepted layouts: the student's ``{'model_state_dict': ...}`` (Kolkir/Coarse_LoFTR_TRT),
@@ -288,16 +309,26 @@ class CoarseLoFTR(nn.Module):
         state = _find_state_dict(checkpoint, path)
         state = strip_prefix(state, ('matcher.', 'module.'))
         if 'coarse_matching.bin_score' in state:
-            raise WeightsError(f'weights {path} are a LoFTR optimal-transport (sinkhorn) '
-                               f'model; only dual-softmax (*_ds) checkpoints are supported')
-        ignore = _FINE_STAGE_PREFIXES + ('pos_encoding.', 'coarse_matching.') + tuple(
-            'backbone.' + p for p in self.backbone.unused_checkpoint_prefixes())
+            raise WeightsError(
+                f'weights {path} are a LoFTR optimal-transport (sinkhorn) '
+                f'model; only dual-softmax (*_ds) checkpoints are supported'
+            )
+        ignore = (
+            _FINE_STAGE_PREFIXES
+            + ('pos_encoding.', 'coarse_matching.')
+            + tuple('backbone.' + p for p in self.backbone.unused_checkpoint_prefixes())
+        )
         load_into(self, state, str(path), ignore=ignore)
-        bad = [k for k, v in self.state_dict().items()
-               if v.is_floating_point() and not torch.isfinite(v).all()]
+        bad = [
+            k
+            for k, v in self.state_dict().items()
+            if v.is_floating_point() and not torch.isfinite(v).all()
+        ]
         if bad:
-            raise WeightsError(f'weights {path} hold non-finite values in '
-                               f'{", ".join(bad[:6])}' + (' …' if len(bad) > 6 else ''))
+            raise WeightsError(
+                f'weights {path} hold non-finite values in '
+                f'{", ".join(bad[:6])}' + (' …' if len(bad) > 6 else '')
+            )
         self.eval()
 
     # ---------------------------------------------------------------- network
@@ -307,8 +338,10 @@ class CoarseLoFTR(nn.Module):
             if image.dim() != 4 or image.shape[1] != 1:
                 raise ValueError(f'{name} must be (N, 1, H, W), got {tuple(image.shape)}')
             if image.shape[2] % self.stride or image.shape[3] % self.stride:
-                raise ValueError(f'{name} height and width must be multiples of '
-                                 f'{self.stride}, got {tuple(image.shape[2:])}')
+                raise ValueError(
+                    f'{name} height and width must be multiples of '
+                    f'{self.stride}, got {tuple(image.shape[2:])}'
+                )
         if image0.shape == image1.shape:  # one backbone pass for both (BN is in eval mode)
             feats = self.backbone(torch.cat([image0, image1], dim=0))
             n = int(image0.shape[0])
@@ -324,13 +357,11 @@ class CoarseLoFTR(nn.Module):
         # Plain ints: for a fixed-size export the encoding becomes one constant tensor (the
         # TorchScript ONNX exporter mis-folds it when it is built from traced shapes).
         n, c, h, w = (int(v) for v in feat.shape)
-        pe = sine_positional_encoding(c, h, w, self.conf['temp_bug_fix'], feat.device,
-                                      feat.dtype)
+        pe = sine_positional_encoding(c, h, w, self.conf['temp_bug_fix'], feat.device, feat.dtype)
         return (feat + pe).reshape(n, c, h * w).transpose(1, 2)  # (N, h * w, C)
 
 
-def _find_state_dict(checkpoint: object, path: str | os.PathLike
-                     ) -> Mapping[str, torch.Tensor]:
+def _find_state_dict(checkpoint: object, path: str | os.PathLike) -> Mapping[str, torch.Tensor]:
     if isinstance(checkpoint, Mapping):
         for key in ('model_state_dict', 'state_dict'):
             if isinstance(checkpoint.get(key), Mapping):
@@ -338,11 +369,16 @@ def _find_state_dict(checkpoint: object, path: str | os.PathLike
                 break
         if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
             return checkpoint
-    raise WeightsError(f'{path} is not a CoarseLoFTR/LoFTR checkpoint: expected a dict with '
-                       f"'model_state_dict' (coarse LoFTR student), 'state_dict' (LoFTR) or a "
-                       f'bare state dict of tensors, got {type(checkpoint).__name__}'
-                       + (f' with keys {sorted(map(str, checkpoint))[:6]}'
-                          if isinstance(checkpoint, Mapping) else ''))
+    raise WeightsError(
+        f'{path} is not a CoarseLoFTR/LoFTR checkpoint: expected a dict with '
+        f"'model_state_dict' (coarse LoFTR student), 'state_dict' (LoFTR) or a "
+        f'bare state dict of tensors, got {type(checkpoint).__name__}'
+        + (
+            f' with keys {sorted(map(str, checkpoint))[:6]}'
+            if isinstance(checkpoint, Mapping)
+            else ''
+        )
+    )
 
 
 def dual_softmax(feat0: torch.Tensor, feat1: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -352,15 +388,20 @@ def dual_softmax(feat0: torch.Tensor, feat1: torch.Tensor, temperature: float) -
     return F.softmax(sim, dim=1) * F.softmax(sim, dim=2)
 
 
-def _border_ok(index: torch.Tensor | np.ndarray, rows: int, cols: int, border: int
-               ) -> torch.Tensor | np.ndarray:
+def _border_ok(
+    index: torch.Tensor | np.ndarray, rows: int, cols: int, border: int
+) -> torch.Tensor | np.ndarray:
     r, c = index // cols, index % cols
     return (r >= border) & (r < rows - border) & (c >= border) & (c < cols - border)
 
 
-def select_matches(conf_matrix: torch.Tensor | np.ndarray, grid0: tuple[int, int],
-                   grid1: tuple[int, int], threshold: float = 0.2, border_rm: int = 2
-                   ) -> tuple:
+def select_matches(
+    conf_matrix: torch.Tensor | np.ndarray,
+    grid0: tuple[int, int],
+    grid1: tuple[int, int],
+    threshold: float = 0.2,
+    border_rm: int = 2,
+) -> tuple:
     """Pick coarse matches from a confidence matrix by LoFTR's rule.
 
     A pair (i, j) is kept when conf[i, j] > threshold, j is the maximum of row i and i the
@@ -374,14 +415,17 @@ def select_matches(conf_matrix: torch.Tensor | np.ndarray, grid0: tuple[int, int
     """
     if conf_matrix.ndim == 3:
         if conf_matrix.shape[0] != 1:
-            raise ValueError('select_matches handles one pair; got a batch of '
-                             f'{conf_matrix.shape[0]}')
+            raise ValueError(
+                f'select_matches handles one pair; got a batch of {conf_matrix.shape[0]}'
+            )
         conf_matrix = conf_matrix[0]
     rows0, cols0 = grid0
     rows1, cols1 = grid1
     if tuple(conf_matrix.shape) != (rows0 * cols0, rows1 * cols1):
-        raise ValueError(f'conf_matrix shape {tuple(conf_matrix.shape)} does not fit grids '
-                         f'{tuple(grid0)} and {tuple(grid1)}')
+        raise ValueError(
+            f'conf_matrix shape {tuple(conf_matrix.shape)} does not fit grids '
+            f'{tuple(grid0)} and {tuple(grid1)}'
+        )
     if isinstance(conf_matrix, torch.Tensor):
         row_max, j = conf_matrix.max(dim=1)
         col_arg = conf_matrix.argmax(dim=0)
@@ -392,9 +436,12 @@ def select_matches(conf_matrix: torch.Tensor | np.ndarray, grid0: tuple[int, int
         i = np.arange(conf_matrix.shape[0])
         row_max = conf_matrix[i, j]
         col_arg = conf_matrix.argmax(axis=0)
-    keep = ((row_max > threshold) & (col_arg[j] == i)
-            & _border_ok(i, rows0, cols0, border_rm)
-            & _border_ok(j, rows1, cols1, border_rm))
+    keep = (
+        (row_max > threshold)
+        & (col_arg[j] == i)
+        & _border_ok(i, rows0, cols0, border_rm)
+        & _border_ok(j, rows1, cols1, border_rm)
+    )
     return i[keep], j[keep], row_max[keep]
 
 

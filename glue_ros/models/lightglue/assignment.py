@@ -3,18 +3,23 @@
 One pass over contiguous rows, and a blocked, memory-bounded variant above a size, so
 the N x M similarity of large keypoint sets is never stored whole.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 
-def assign_matches(mdesc0: torch.Tensor, mdesc1: torch.Tensor, z0: torch.Tensor,
-                   z1: torch.Tensor, threshold: float,
-                   block_elements: Optional[int] = None) -> tuple:
+def assign_matches(
+    mdesc0: torch.Tensor,
+    mdesc1: torch.Tensor,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    threshold: float,
+    block_elements: int | None = None,
+) -> tuple:
     """Select mutual nearest neighbours of the LightGlue dual-softmax assignment.
 
     ``mdesc0 (N, D)`` and ``mdesc1 (M, D)`` are the scaled final projections (similarity
@@ -32,8 +37,7 @@ def assign_matches(mdesc0: torch.Tensor, mdesc1: torch.Tensor, z0: torch.Tensor,
     """
     n, m = mdesc0.shape[0], mdesc1.shape[0]
     mdesc0, mdesc1 = mdesc0.float(), mdesc1.float()
-    rows = n if block_elements is None or n * m <= block_elements \
-        else max(1, block_elements // m)
+    rows = n if block_elements is None or n * m <= block_elements else max(1, block_elements // m)
     lse0, lse1, sim = _dual_logsumexp(mdesc0, mdesc1, rows)
     # log_softmax_j(sim)_ij + log_softmax_i(sim)_ij + ls0_i + ls1_j
     #   = 2 sim_ij + (ls0_i - lse0_i) + (ls1_j - lse1_j)
@@ -64,8 +68,9 @@ def _row_logsumexp(block: torch.Tensor) -> torch.Tensor:
     return shifted.sum(1).log_().add_(top)
 
 
-def _dual_logsumexp(mdesc0: torch.Tensor, mdesc1: torch.Tensor, rows: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+def _dual_logsumexp(
+    mdesc0: torch.Tensor, mdesc1: torch.Tensor, rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Row and column log-sum-exps of ``sim = mdesc0 @ mdesc1.T`` with one exp per entry.
 
     Each block of ``rows`` rows is shifted by its maximum; row sums are final per block, column
@@ -79,11 +84,11 @@ def _dual_logsumexp(mdesc0: torch.Tensor, mdesc1: torch.Tensor, rows: int
     col_sum = mdesc0.new_zeros(m)
     sim = None
     for start in range(0, n, rows):
-        sim = mdesc0[start:start + rows] @ mdesc1.T
+        sim = mdesc0[start : start + rows] @ mdesc1.T
         shift = sim.max()
         exps = torch.sub(sim, shift).clamp_(min=_EXP_FLOOR).exp_()
         row_sum = exps.sum(1)
-        lse0[start:start + rows] = row_sum.log() + shift
+        lse0[start : start + rows] = row_sum.log() + shift
         low = (row_sum < _TINY_SUM).nonzero().squeeze(1)
         if low.numel():
             lse0[start + low] = _row_logsumexp(sim[low])
@@ -97,25 +102,31 @@ def _dual_logsumexp(mdesc0: torch.Tensor, mdesc1: torch.Tensor, rows: int
     return lse0, lse1, sim if rows >= n else None
 
 
-def _blocked_maxima(mdesc0: torch.Tensor, mdesc1: torch.Tensor, offset0: torch.Tensor,
-                    offset1: torch.Tensor, rows: int
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _blocked_maxima(
+    mdesc0: torch.Tensor,
+    mdesc1: torch.Tensor,
+    offset0: torch.Tensor,
+    offset1: torch.Tensor,
+    rows: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Row maxima and argmax, and column maxima, of ``2 sim + offset0_i + offset1_j`` by blocks."""
     n, m = mdesc0.shape[0], mdesc1.shape[0]
     max0 = mdesc0.new_empty(n)
     arg0 = torch.empty(n, dtype=torch.long, device=mdesc0.device)
     max1 = mdesc0.new_full((m,), -math.inf)
     for start in range(0, n, rows):
-        sim = mdesc0[start:start + rows] @ mdesc1.T
+        sim = mdesc0[start : start + rows] @ mdesc1.T
         scores = torch.add(offset1, sim, alpha=2.0, out=sim).add_(
-            offset0[start:start + rows, None])
-        max0[start:start + rows], arg0[start:start + rows] = scores.max(1)
+            offset0[start : start + rows, None]
+        )
+        max0[start : start + rows], arg0[start : start + rows] = scores.max(1)
         torch.maximum(max1, scores.amax(0), out=max1)
     return max0, arg0, max1
 
 
-def _mutual_matches_from_maxima(max0: torch.Tensor, arg0: torch.Tensor, max1: torch.Tensor,
-                                threshold: float) -> tuple[torch.Tensor, ...]:
+def _mutual_matches_from_maxima(
+    max0: torch.Tensor, arg0: torch.Tensor, max1: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, ...]:
     """:func:`mutual_matches` from the column maxima instead of the column argmax.
 
     Row i and column ``arg0_i`` are mutual nearest neighbours when the row's maximum is also the
@@ -125,7 +136,8 @@ def _mutual_matches_from_maxima(max0: torch.Tensor, arg0: torch.Tensor, max1: to
     rows = torch.arange(n, device=arg0.device)
     mutual0 = max0 == max1.gather(0, arg0)
     first = torch.full((m,), n, dtype=torch.long, device=arg0.device).scatter_reduce_(
-        0, arg0[mutual0], rows[mutual0], 'amin')
+        0, arg0[mutual0], rows[mutual0], 'amin'
+    )
     mutual0 &= first.gather(0, arg0) == rows
     scores0 = torch.where(mutual0, max0.exp(), max0.new_zeros(()))
     valid0 = mutual0 & (scores0 > threshold)
@@ -137,8 +149,9 @@ def _mutual_matches_from_maxima(max0: torch.Tensor, arg0: torch.Tensor, max1: to
     return matches0, scores0, matches1, scores1
 
 
-def mutual_matches(max0: torch.Tensor, arg0: torch.Tensor, arg1: torch.Tensor,
-                   threshold: float) -> tuple[torch.Tensor, ...]:
+def mutual_matches(
+    max0: torch.Tensor, arg0: torch.Tensor, arg1: torch.Tensor, threshold: float
+) -> tuple[torch.Tensor, ...]:
     """Keep mutual nearest neighbours above ``threshold`` (probability); export graph."""
     mutual0 = arg1.gather(0, arg0) == torch.arange(arg0.shape[0], device=arg0.device)
     mutual1 = arg0.gather(0, arg1) == torch.arange(arg1.shape[0], device=arg1.device)

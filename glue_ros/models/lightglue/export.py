@@ -3,12 +3,12 @@
 An exported graph cannot change its depth or shapes at run time: no early exit, no
 pruning; inputs are padded to a fixed keypoint count and masked.
 """
+
 from __future__ import annotations
 
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,13 @@ OUTPUT_NAMES = ('matches0', 'scores0', 'matches1', 'scores1')
 EXPORT_FORMAT_VERSION = 1  # bump when the exported graph changes for the same weights
 # Options the static graph does not read (early exit, pruning, eager precision modes): a
 # change of them must not cost a new export.
-_EAGER_ONLY = ('depth_confidence', 'width_confidence', 'mp', 'cpu_bf16_attention',
-               'assignment_block_elements')
+_EAGER_ONLY = (
+    'depth_confidence',
+    'width_confidence',
+    'mp',
+    'cpu_bf16_attention',
+    'assignment_block_elements',
+)
 
 # Additive attention bias of padded keys in the static graph: exp(-1e4) is 0 in float32 and
 # float16, and -1e4 stays finite in float16 (unlike -inf, which gives NaN for an all-padded row).
@@ -52,9 +57,17 @@ class LightGlueFullDepth(nn.Module):
         self.lightglue = lightglue
         self.num_keypoints = int(num_keypoints)
 
-    def forward(self, kpts0: torch.Tensor, desc0: torch.Tensor, mask0: torch.Tensor,
-                size0: torch.Tensor, kpts1: torch.Tensor, desc1: torch.Tensor,
-                mask1: torch.Tensor, size1: torch.Tensor) -> tuple:
+    def forward(
+        self,
+        kpts0: torch.Tensor,
+        desc0: torch.Tensor,
+        mask0: torch.Tensor,
+        size0: torch.Tensor,
+        kpts1: torch.Tensor,
+        desc1: torch.Tensor,
+        mask1: torch.Tensor,
+        size1: torch.Tensor,
+    ) -> tuple:
         """Match two padded keypoint sets with all layers (see the class docstring)."""
         lg = self.lightglue
         if lg.conf['add_scale_ori']:
@@ -86,8 +99,9 @@ class LightGlueFullDepth(nn.Module):
         return m0[None], s0[None], m1[None], s1[None]
 
 
-def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoints: int,
-                opset: int = 17) -> Path:
+def export_onnx(
+    lightglue: LightGlue, path: str | os.PathLike, num_keypoints: int, opset: int = 17
+) -> Path:
     """Write the full-depth static graph of ``lightglue`` for ``num_keypoints`` points to ONNX.
 
     Inputs: ``kpts0, desc0, mask0, size0, kpts1, desc1, mask1, size1`` as described in
@@ -102,20 +116,31 @@ def export_onnx(lightglue: LightGlue, path: Union[str, os.PathLike], num_keypoin
         kpts = torch.rand(1, k, 2, generator=gen) * torch.tensor([640.0, 480.0])
         desc = F.normalize(torch.randn(1, k, dim, generator=gen), dim=-1)
         mask = torch.ones(1, k, dtype=torch.bool, device=device)
-        return kpts.to(device), desc.to(device), mask, torch.tensor([[640.0, 480.0]],
-                                                                    device=device)
+        return (
+            kpts.to(device),
+            desc.to(device),
+            mask,
+            torch.tensor([[640.0, 480.0]], device=device),
+        )
 
     path = Path(path)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter('ignore')  # tracer and deprecation chatter of the exporter
-        torch.onnx.export(module, image() + image(), str(path), input_names=list(INPUT_NAMES),
-                          output_names=list(OUTPUT_NAMES),
-                          opset_version=opset, dynamo=False)
+        torch.onnx.export(
+            module,
+            image() + image(),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            opset_version=opset,
+            dynamo=False,
+        )
     return path
 
 
-def cached_onnx_export(lightglue: LightGlue, cache_dir: str | os.PathLike,
-                       num_keypoints: int, opset: int = 17) -> Path:
+def cached_onnx_export(
+    lightglue: LightGlue, cache_dir: str | os.PathLike, num_keypoints: int, opset: int = 17
+) -> Path:
     """Export the full-depth graph once per (weights, graph options, K, opset) to `cache_dir`.
 
     The key hashes the weights, so another checkpoint or K never reuses a file; options only
@@ -123,8 +148,8 @@ def cached_onnx_export(lightglue: LightGlue, cache_dir: str | os.PathLike,
     """
     k = int(num_keypoints)
     conf = {key: v for key, v in lightglue.conf.items() if key not in _EAGER_ONLY}
-    digest = model_digest(lightglue, {'num_keypoints': k, 'opset': opset,
-                                      'format': EXPORT_FORMAT_VERSION}, conf)
+    digest = model_digest(
+        lightglue, {'num_keypoints': k, 'opset': opset, 'format': EXPORT_FORMAT_VERSION}, conf
+    )
     path = Path(cache_dir) / f'lightglue_k{k}_{digest[:16]}.onnx'
-    return cached_export(path, lambda tmp: export_onnx(cpu_copy(lightglue).eval(), tmp, k,
-                                                       opset))
+    return cached_export(path, lambda tmp: export_onnx(cpu_copy(lightglue).eval(), tmp, k, opset))

@@ -1,4 +1,5 @@
 """LightGlue's per-layer heads: the assignment projection and the token confidence."""
+
 from __future__ import annotations
 
 import torch
@@ -21,12 +22,20 @@ class AssignmentHead(nn.Module):
         Applied to descriptors they give, in one product, the scaled projections whose dot
         products are the similarities, and (last channel) the matchability logit.
         """
+
         def build() -> tuple[torch.Tensor, torch.Tensor]:
             scale = self.final_proj.weight.shape[0] ** -0.25
-            return (torch.cat([self.final_proj.weight * scale, self.matchability.weight], 0),
-                    torch.cat([self.final_proj.bias * scale, self.matchability.bias], 0))
-        params = [self.final_proj.weight, self.final_proj.bias, self.matchability.weight,
-                  self.matchability.bias]
+            return (
+                torch.cat([self.final_proj.weight * scale, self.matchability.weight], 0),
+                torch.cat([self.final_proj.bias * scale, self.matchability.bias], 0),
+            )
+
+        params = [
+            self.final_proj.weight,
+            self.final_proj.bias,
+            self.matchability.weight,
+            self.matchability.bias,
+        ]
         return derived_weights(self, 'assignment', params, build)
 
 

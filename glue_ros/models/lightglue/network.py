@@ -15,12 +15,14 @@ Derived (folded) weights are cached and rebuilt whenever a parameter changes (``
 The static-shape variant for ONNX / TensorRT and its export live in ``export.py``, which
 builds on this module (this one does not know about it).
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +31,12 @@ from torch import nn
 from glue_ros.core.errors import WeightsError
 from glue_ros.core.weights import load_checkpoint, load_into, packaged_weights
 from glue_ros.models.lightglue.assignment import assign_matches
-from glue_ros.models.lightglue.attention import GlueLayer, RotaryEncoding, AttentionBlock
+from glue_ros.models.lightglue.attention import AttentionBlock, GlueLayer, RotaryEncoding
 from glue_ros.models.lightglue.checkpoint import canonical_state, infer_conf
 from glue_ros.models.lightglue.derived import derived_weights, params_key
 from glue_ros.models.lightglue.heads import AssignmentHead, ConfidenceHead
 
-Size = Union[Sequence[float], torch.Tensor]
+Size = Sequence[float] | torch.Tensor
 
 
 def normalize_keypoints(kpts: torch.Tensor, size: Size) -> torch.Tensor:
@@ -84,19 +86,25 @@ class LightGlue(nn.Module):
         # CPU only: attention products in bfloat16 (about 1.5x faster matching on CPUs with
         # native bf16, e.g. AVX512-BF16/AMX; slightly different matches), the rest in fp32.
         'cpu_bf16_attention': False,
-        'assignment_block_elements': 2 ** 23,  # N*M above which the assignment runs blocked
+        'assignment_block_elements': 2**23,  # N*M above which the assignment runs blocked
     }
     # Pruning has a gather cost, so an image is pruned only when it has more points than this;
     # -1: always. GPUs only gain from it for large point counts.
     prune_min_points = {'cpu': -1, 'mps': -1, 'cuda': 1024}
     # Preset weights and configuration per extractor; None: the user supplies the weights.
     presets = {
-        'xfeat': ('xfeat_lightglue', {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6,
-                                      'num_heads': 1}),
-        'disk': ('disk_lightglue', {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9,
-                                    'num_heads': 4}),
-        'superpoint': (None, {'input_dim': 256, 'descriptor_dim': 256, 'n_layers': 9,
-                              'num_heads': 4}),
+        'xfeat': (
+            'xfeat_lightglue',
+            {'input_dim': 64, 'descriptor_dim': 96, 'n_layers': 6, 'num_heads': 1},
+        ),
+        'disk': (
+            'disk_lightglue',
+            {'input_dim': 128, 'descriptor_dim': 256, 'n_layers': 9, 'num_heads': 4},
+        ),
+        'superpoint': (
+            None,
+            {'input_dim': 256, 'descriptor_dim': 256, 'n_layers': 9, 'num_heads': 4},
+        ),
     }
 
     def __init__(self, **conf):
@@ -108,8 +116,9 @@ class LightGlue(nn.Module):
         dim, heads, n_layers = conf['descriptor_dim'], conf['num_heads'], conf['n_layers']
         if n_layers < 1:
             raise ValueError('n_layers must be at least 1')
-        self.input_proj = (nn.Linear(conf['input_dim'], dim)
-                           if conf['input_dim'] != dim else nn.Identity())
+        self.input_proj = (
+            nn.Linear(conf['input_dim'], dim) if conf['input_dim'] != dim else nn.Identity()
+        )
         self.posenc = RotaryEncoding(4 if conf['add_scale_ori'] else 2, dim // heads)
         self.transformers = nn.ModuleList(GlueLayer(dim, heads) for _ in range(n_layers))
         for block in self.modules():
@@ -119,12 +128,12 @@ class LightGlue(nn.Module):
         self.token_confidence = nn.ModuleList(ConfidenceHead(dim) for _ in range(n_layers - 1))
         # Confidence a point needs after layer i to count as confident (decreases with depth).
         self.confidence_thresholds = [
-            min(max(0.8 + 0.1 * math.exp(-4.0 * i / n_layers), 0.0), 1.0)
-            for i in range(n_layers)]
+            min(max(0.8 + 0.1 * math.exp(-4.0 * i / n_layers), 0.0), 1.0) for i in range(n_layers)
+        ]
 
     # ----------------------------------------------------------------------------- loading
     @classmethod
-    def from_checkpoint(cls, path: Union[str, os.PathLike], **conf) -> 'LightGlue':
+    def from_checkpoint(cls, path: str | os.PathLike, **conf) -> LightGlue:
         """Build a LightGlue from an official checkpoint file, in eval mode.
 
         Both layer namings (``transformers.N.self_attn`` and ``self_attn.N``) are read, with or
@@ -138,21 +147,25 @@ class LightGlue(nn.Module):
         return model.eval()
 
     @classmethod
-    def for_features(cls, features: str, weights: Union[str, os.PathLike, None] = None,
-                     **conf) -> 'LightGlue':
+    def for_features(
+        cls, features: str, weights: str | os.PathLike | None = None, **conf
+    ) -> LightGlue:
         """Build the LightGlue that matches ``'xfeat'``, ``'disk'`` or ``'superpoint'`` features.
 
         ``weights`` defaults to the packaged checkpoint (xfeat, disk); SuperPoint weights are not
         packaged and must be given, otherwise :class:`WeightsError` is raised.
         """
         if features not in cls.presets:
-            raise ValueError(f'no LightGlue preset for {features!r}; '
-                             f'known: {", ".join(sorted(cls.presets))}')
+            raise ValueError(
+                f'no LightGlue preset for {features!r}; known: {", ".join(sorted(cls.presets))}'
+            )
         packaged, preset = cls.presets[features]
         if weights is None:
             if packaged is None:
-                raise WeightsError(f'LightGlue weights for {features!r} are not packaged; pass '
-                                   f'the checkpoint file, e.g. {features}_lightglue.pth')
+                raise WeightsError(
+                    f'LightGlue weights for {features!r} are not packaged; pass '
+                    f'the checkpoint file, e.g. {features}_lightglue.pth'
+                )
             weights = packaged_weights(packaged)
         return cls.from_checkpoint(weights, **{**preset, **conf})
 
@@ -172,9 +185,9 @@ class LightGlue(nn.Module):
         """Whether ``width_confidence`` enables point pruning."""
         return self.conf['width_confidence'] > 0
 
-    def _decision_scores(self, layer: int, x: torch.Tensor, need_confidence: bool,
-                         need_matchability: bool
-                         ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    def _decision_scores(
+        self, layer: int, x: torch.Tensor, need_confidence: bool, need_matchability: bool
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Token confidence and matchability probability ``(T,)`` after ``layer``.
 
         Only what is needed is computed; when both are, in one two-output projection.
@@ -183,10 +196,14 @@ class LightGlue(nn.Module):
         match = self.log_assignment[layer].matchability
         if need_confidence and need_matchability:
             weight, bias = derived_weights(
-                self.token_confidence[layer], 'decision',
+                self.token_confidence[layer],
+                'decision',
                 [token.weight, token.bias, match.weight, match.bias],
-                lambda: (torch.cat([token.weight, match.weight], 0),
-                         torch.cat([token.bias, match.bias], 0)))
+                lambda: (
+                    torch.cat([token.weight, match.weight], 0),
+                    torch.cat([token.bias, match.bias], 0),
+                ),
+            )
             probs = torch.sigmoid(F.linear(x, weight, bias))
             return probs[:, 0], probs[:, 1]
         if need_confidence:
@@ -201,8 +218,14 @@ class LightGlue(nn.Module):
         unconfident = int((confidence < self.confidence_thresholds[layer]).sum())
         return 1.0 - unconfident / num_points > self.conf['depth_confidence']
 
-    def _keep_mask(self, confidence: Optional[torch.Tensor], matchability: torch.Tensor,
-                   layer: int, n0: int, device: torch.device) -> torch.Tensor:
+    def _keep_mask(
+        self,
+        confidence: torch.Tensor | None,
+        matchability: torch.Tensor,
+        layer: int,
+        n0: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         """Points that stay: matchable ones, and unconfident ones (they may still change)."""
         keep = matchability > 1.0 - self.conf['width_confidence']
         if confidence is not None:
@@ -215,11 +238,20 @@ class LightGlue(nn.Module):
         return keep
 
     # ----------------------------------------------------------------------------- forward
-    def forward(self, kpts0: torch.Tensor, desc0: torch.Tensor, size0: Size,
-                kpts1: torch.Tensor, desc1: torch.Tensor, size1: Size, *,
-                scales0: Optional[torch.Tensor] = None, oris0: Optional[torch.Tensor] = None,
-                scales1: Optional[torch.Tensor] = None,
-                oris1: Optional[torch.Tensor] = None) -> dict:
+    def forward(
+        self,
+        kpts0: torch.Tensor,
+        desc0: torch.Tensor,
+        size0: Size,
+        kpts1: torch.Tensor,
+        desc1: torch.Tensor,
+        size1: Size,
+        *,
+        scales0: torch.Tensor | None = None,
+        oris0: torch.Tensor | None = None,
+        scales1: torch.Tensor | None = None,
+        oris1: torch.Tensor | None = None,
+    ) -> dict:
         """Match the keypoints of two images.
 
         ``kpts`` are ``(1, N, 2)`` (or ``(N, 2)``) pixel coordinates, ``desc`` ``(1, N, D)``
@@ -227,12 +259,20 @@ class LightGlue(nn.Module):
         needed with ``add_scale_ori``. See the class docstring for the returned dict. Matching
         runs without autograd (the adaptive forward is for inference).
         """
-        return self.match_prepared(self.prepare(kpts0, desc0, size0, scales0, oris0, index=0),
-                                   self.prepare(kpts1, desc1, size1, scales1, oris1, index=1))
+        return self.match_prepared(
+            self.prepare(kpts0, desc0, size0, scales0, oris0, index=0),
+            self.prepare(kpts1, desc1, size1, scales1, oris1, index=1),
+        )
 
-    def prepare(self, kpts: torch.Tensor, desc: torch.Tensor, size: Size,
-                scales: Optional[torch.Tensor] = None, oris: Optional[torch.Tensor] = None,
-                index: int = 0) -> dict:
+    def prepare(
+        self,
+        kpts: torch.Tensor,
+        desc: torch.Tensor,
+        size: Size,
+        scales: torch.Tensor | None = None,
+        oris: torch.Tensor | None = None,
+        index: int = 0,
+    ) -> dict:
         """The work on one image that does not depend on the other image.
 
         The input projection, the rotary encoding and the first layer's self-attention see one
@@ -257,14 +297,21 @@ class LightGlue(nn.Module):
                 buf[0, :, :dim] = x
                 if num:
                     buf = self.transformers[0].self_attn(buf, rope, num)
-        return {'tokens': buf[0, :, :dim], 'rope': rope, 'num': num, 'model': self,
-                'version': self._weights_version()}
+        return {
+            'tokens': buf[0, :, :dim],
+            'rope': rope,
+            'num': num,
+            'model': self,
+            'version': self._weights_version(),
+        }
 
     def match_prepared(self, prepared0: dict, prepared1: dict) -> dict:
         """Match two images prepared by :meth:`prepare` (see the class docstring)."""
         if not self.owns(prepared0, prepared1):
-            raise ValueError('prepared keypoints come from another LightGlue or from '
-                             'other weights: prepare them with this model')
+            raise ValueError(
+                'prepared keypoints come from another LightGlue or from '
+                'other weights: prepare them with this model'
+            )
         num0, num1 = prepared0['num'], prepared1['num']
         like = prepared0['tokens']
         if num0 == 0 or num1 == 0:
@@ -283,8 +330,7 @@ class LightGlue(nn.Module):
 
     @staticmethod
     def _autocast(enabled: bool):
-        return torch.autocast('cuda', dtype=torch.float16) if enabled \
-            else contextlib.nullcontext()
+        return torch.autocast('cuda', dtype=torch.float16) if enabled else contextlib.nullcontext()
 
     def owns(self, *prepared: dict) -> bool:
         """Whether all ``prepared`` came from this model's :meth:`prepare`, with these weights.
@@ -297,29 +343,42 @@ class LightGlue(nn.Module):
     def _weights_version(self) -> tuple:
         return params_key(list(self.parameters()))
 
-    def _check_inputs(self, kpts: torch.Tensor, desc: torch.Tensor, index: int
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_inputs(
+        self, kpts: torch.Tensor, desc: torch.Tensor, index: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if kpts.ndim == 3:
             if kpts.shape[0] != 1 or desc.ndim != 3 or desc.shape[0] != 1:
-                raise ValueError('LightGlue matches one pair: expected kpts (1, N, 2) and '
-                                 f'desc (1, N, D), got {tuple(kpts.shape)}, {tuple(desc.shape)}')
+                raise ValueError(
+                    'LightGlue matches one pair: expected kpts (1, N, 2) and '
+                    f'desc (1, N, D), got {tuple(kpts.shape)}, {tuple(desc.shape)}'
+                )
             kpts, desc = kpts[0], desc[0]
-        if kpts.ndim != 2 or kpts.shape[-1] != 2 or desc.ndim != 2 \
-                or desc.shape[0] != kpts.shape[0]:
-            raise ValueError(f'image {index}: expected kpts (N, 2) and desc (N, D), got '
-                             f'{tuple(kpts.shape)} and {tuple(desc.shape)}')
+        if (
+            kpts.ndim != 2
+            or kpts.shape[-1] != 2
+            or desc.ndim != 2
+            or desc.shape[0] != kpts.shape[0]
+        ):
+            raise ValueError(
+                f'image {index}: expected kpts (N, 2) and desc (N, D), got '
+                f'{tuple(kpts.shape)} and {tuple(desc.shape)}'
+            )
         if desc.shape[0] and desc.shape[1] != self.conf['input_dim']:
-            raise ValueError(f'image {index}: descriptors have {desc.shape[1]} channels, this '
-                             f'LightGlue expects {self.conf["input_dim"]}')
+            raise ValueError(
+                f'image {index}: descriptors have {desc.shape[1]} channels, this '
+                f'LightGlue expects {self.conf["input_dim"]}'
+            )
         return kpts.float(), desc.to(self.posenc.Wr.weight.dtype)
 
     @staticmethod
-    def _with_scale_ori(coords: torch.Tensor, scales: Optional[torch.Tensor],
-                        oris: Optional[torch.Tensor]) -> torch.Tensor:
+    def _with_scale_ori(
+        coords: torch.Tensor, scales: torch.Tensor | None, oris: torch.Tensor | None
+    ) -> torch.Tensor:
         if scales is None or oris is None:
             raise ValueError('add_scale_ori needs scales and oris of both images')
-        return torch.cat([coords, scales.reshape(-1, 1).to(coords),
-                          oris.reshape(-1, 1).to(coords)], -1)
+        return torch.cat(
+            [coords, scales.reshape(-1, 1).to(coords), oris.reshape(-1, 1).to(coords)], -1
+        )
 
     def _match(self, rope: torch.Tensor, buf: torch.Tensor, num0: int, num1: int) -> dict:
         """Layers and assignment on a buffer whose first self-attention already ran."""
@@ -332,8 +391,7 @@ class LightGlue(nn.Module):
             buf = self.transformers[layer](buf, rope, n0, self_done=layer == 0)
             if layer == n_layers - 1 or not (early or prune):
                 continue  # no decisions after the last layer
-            confidence, matchability = self._decision_scores(layer, buf[0, :, :dim], early,
-                                                             prune)
+            confidence, matchability = self._decision_scores(layer, buf[0, :, :dim], early, prune)
             if early and self._exit_now(confidence, layer, num0 + num1):
                 break
             if prune:
@@ -341,20 +399,28 @@ class LightGlue(nn.Module):
                 kept = keep.nonzero().squeeze(1)
                 if kept.shape[0] < keep.shape[0]:
                     n0 = int(keep[:n0].sum())
-                    buf, rope, ids = (buf.index_select(1, kept), rope.index_select(1, kept),
-                                      ids[kept])
+                    buf, rope, ids = (
+                        buf.index_select(1, kept),
+                        rope.index_select(1, kept),
+                        ids[kept],
+                    )
                 if n0 == 0 or n0 == buf.shape[1]:
-                    return self._empty_result(num0, num1, layer + 1, buf,
-                                              (n0, buf.shape[1] - n0))
+                    return self._empty_result(num0, num1, layer + 1, buf, (n0, buf.shape[1] - n0))
         return self._assign(layer, buf[0, :, :dim], n0, ids, num0, num1)
 
-    def _assign(self, layer: int, x: torch.Tensor, n0: int, ids: torch.Tensor,
-                num0: int, num1: int) -> dict:
+    def _assign(
+        self, layer: int, x: torch.Tensor, n0: int, ids: torch.Tensor, num0: int, num1: int
+    ) -> dict:
         out = F.linear(x, *self.log_assignment[layer].projection())
         mdesc, z = out[:, :-1], out[:, -1]
-        m0, s0, m1, s1 = assign_matches(mdesc[:n0], mdesc[n0:], z[:n0], z[n0:],
-                                        self.conf['filter_threshold'],
-                                        self.conf['assignment_block_elements'])
+        m0, s0, m1, s1 = assign_matches(
+            mdesc[:n0],
+            mdesc[n0:],
+            z[:n0],
+            z[n0:],
+            self.conf['filter_threshold'],
+            self.conf['assignment_block_elements'],
+        )
         ids0, ids1 = ids[:n0], ids[n0:] - num0
         valid = m0 >= 0
         matches = torch.stack([ids0[valid], ids1[m0[valid]]], 1)
@@ -364,20 +430,30 @@ class LightGlue(nn.Module):
         matches1[ids1] = torch.where(m1 >= 0, ids0[m1.clamp(min=0)], -1)
         scores0 = s0.new_zeros(num0).index_copy_(0, ids0, s0)
         scores1 = s1.new_zeros(num1).index_copy_(0, ids1, s1)
-        return {'matches': matches, 'scores': s0[valid],
-                'matches0': matches0, 'matching_scores0': scores0,
-                'matches1': matches1, 'matching_scores1': scores1,
-                'layers_used': layer + 1, 'layers_total': self.conf['n_layers'],
-                'pruned': (n0, x.shape[0] - n0)}
+        return {
+            'matches': matches,
+            'scores': s0[valid],
+            'matches0': matches0,
+            'matching_scores0': scores0,
+            'matches1': matches1,
+            'matching_scores1': scores1,
+            'layers_used': layer + 1,
+            'layers_total': self.conf['n_layers'],
+            'pruned': (n0, x.shape[0] - n0),
+        }
 
-    def _empty_result(self, num0: int, num1: int, layers: int, like: torch.Tensor,
-                      remaining: Optional[tuple] = None) -> dict:
+    def _empty_result(
+        self, num0: int, num1: int, layers: int, like: torch.Tensor, remaining: tuple | None = None
+    ) -> dict:
         device = like.device
-        return {'matches': torch.empty((0, 2), dtype=torch.long, device=device),
-                'scores': torch.empty(0, device=device),
-                'matches0': torch.full((num0,), -1, dtype=torch.long, device=device),
-                'matching_scores0': torch.zeros(num0, device=device),
-                'matches1': torch.full((num1,), -1, dtype=torch.long, device=device),
-                'matching_scores1': torch.zeros(num1, device=device),
-                'layers_used': layers, 'layers_total': self.conf['n_layers'],
-                'pruned': remaining if remaining is not None else (num0, num1)}
+        return {
+            'matches': torch.empty((0, 2), dtype=torch.long, device=device),
+            'scores': torch.empty(0, device=device),
+            'matches0': torch.full((num0,), -1, dtype=torch.long, device=device),
+            'matching_scores0': torch.zeros(num0, device=device),
+            'matches1': torch.full((num1,), -1, dtype=torch.long, device=device),
+            'matching_scores1': torch.zeros(num1, device=device),
+            'layers_used': layers,
+            'layers_total': self.conf['n_layers'],
+            'pruned': remaining if remaining is not None else (num0, num1),
+        }

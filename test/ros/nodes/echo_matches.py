@@ -1,4 +1,5 @@
 """A node in its own process that republishes every Matches message it receives."""
+
 import rclpy
 from rclpy.node import Node
 

@@ -5,6 +5,8 @@ the track manager and the coarse LoFTR runtime take their defaults from here, an
 of a value (a parameter at start-up or set live, a CLI flag, a config's ``validate()``) calls
 :func:`check`. It sits in the core so that every layer can import it; ``glue_ros.settings`` is
 the API the ROS layer and the tools use (CLI flags, parameter files).
+
+Over 400 lines on purpose: it is one table, and a setting is read and changed in one place.
 """
 
 from __future__ import annotations

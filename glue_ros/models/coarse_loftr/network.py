@@ -1,5 +1,9 @@
 """Coarse-only LoFTR: dense detector-free matching on a coarse grid of image cells.
 
+One network in one file, in the order of the paper (backbone, positional encoding,
+transformer, confidence matrix, match selection), as the checkpoint names its parts; its export
+is in ``export.py``.
+
 Our implementation of the coarse stage of LoFTR (Sun et al., CVPR 2021) as used by the
 distilled student of "Local Feature Matching with Transformers for low-end devices"
 (Kolodiazhnyi, arXiv 2202.00770), written from the papers and from the tensor names and

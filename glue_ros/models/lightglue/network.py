@@ -2,6 +2,8 @@
 
 Lindenberger, Sarlin, Pollefeys: "LightGlue: Local Feature Matching at Light Speed", ICCV 2023.
 Written from the paper and from the tensor names and shapes of the official checkpoints.
+This file is the network's forward pass and its adaptive control (when to exit, which points
+to prune) in one place, read top to bottom; the blocks it stacks live beside it.
 
 Built for fast CPU inference on one image pair (the attention blocks: ``attention.py``):
 

@@ -92,7 +92,7 @@ def test_every_check_is_the_schemas():
 
 
 def test_vio_preset_is_complete_and_valid():
-    """config/vio.yaml lists every parameter (a complete file: usable alone as --params-file), all valid."""
+    """config/vio.yaml lists every parameter (usable alone as --params-file), all valid."""
     values = parameters('vio.yaml')
     assert set(values) == set(settings.SETTINGS)
     settings.validate({k: list(v) if isinstance(v, list) else v for k, v in values.items()})

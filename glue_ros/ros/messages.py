@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -16,7 +17,6 @@ from std_msgs.msg import Header
 
 from glue_ros.core.types import MatchResult
 from glue_ros.frontend import records
-from glue_ros.frontend.geometry import Verification
 from glue_ros.msg import Keypoints, Matches
 
 # array.array type codes of the message field types.
@@ -67,42 +67,13 @@ def keypoints_message(
 
 
 def matches_message(
-    result: MatchResult,
-    header: Header,
-    reference_header: Header,
-    *,
-    mode: int,
-    matcher: str,
-    query_size: Sequence[int],
-    reference_size: Sequence[int],
-    grid_step: float = 0.0,
-    track_ids: ArrayLike | None = None,
-    keyframe: bool = False,
-    latency_ms: float = 0.0,
-    dropped_frames: int = 0,
-    verification: Verification | None = None,
-    num_outliers: int = 0,
-    learned: bool = True,
+    result: MatchResult, header: Header, reference_header: Header, **fields: Any
 ) -> Matches:
-    """Matches message from a MatchResult (query = image 0, reference = image 1)."""
-    record = records.matches_record(
-        result,
-        header,
-        reference_header,
-        mode=mode,
-        matcher=matcher,
-        query_size=query_size,
-        reference_size=reference_size,
-        track_ids=track_ids,
-        keyframe=keyframe,
-        latency_ms=latency_ms,
-        dropped_frames=dropped_frames,
-        verification=verification,
-        num_outliers=num_outliers,
-        learned=learned,
-    )
-    record.grid_step = float(grid_step)
-    return to_message(record)
+    """Matches message from a MatchResult (query = image 0, reference = image 1).
+
+    ``fields``: the keyword arguments of :func:`glue_ros.frontend.records.matches_record`.
+    """
+    return to_message(records.matches_record(result, header, reference_header, **fields))
 
 
 def matches_arrays(msg: Matches) -> dict:

@@ -80,7 +80,8 @@ def imported_modules(path: Path):
 MODULES = sorted(
     p
     for p in PACKAGE.rglob('*.py')
-    if p.name != '__init__.py' and not {'msg', 'srv'} & set(p.relative_to(PACKAGE).parts)
+    # A layer's __init__.py counts (glue_ros.matcher's holds build_matcher); the package's not.
+    if p != PACKAGE / '__init__.py' and not {'msg', 'srv'} & set(p.relative_to(PACKAGE).parts)
 )
 
 

@@ -20,27 +20,31 @@ track manager's reference (ids re-found by descriptor, lost ones included), star
 where the budget allows, and replaces the flow's positions (no drift); the flow's own tracks are
 merged in by :mod:`glue_ros.frontend.hybrid`. One id space: the flow only carries ids the track
 manager gave.
+
+The settings are :mod:`glue_ros.frontend.config`'s, the output :mod:`glue_ros.frontend.output`'s;
+stereo and chosen pairs are matched by :mod:`glue_ros.frontend.pairs` (no stream state), and
+every name stays importable from here.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from glue_ros.core import schema
-from glue_ros.core.camera import CameraModel, filter_stereo_matches
+from glue_ros.core.camera import CameraModel
 from glue_ros.core.scheduling import stereo_size_problem
 from glue_ros.core.schema import MODES, REFERENCES, TRACKING
 from glue_ros.core.types import DenseImage, Features, MatchResult
-from glue_ros.frontend import geometry
+from glue_ros.frontend import geometry, pairs
+from glue_ros.frontend.config import SETTING_FIELDS, FrontendConfig
 from glue_ros.frontend.flow import FlowTracker, to_gray
 from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend.hybrid import merge_flow
+from glue_ros.frontend.output import FrameOutput
+from glue_ros.frontend.pairs import Cameras
 from glue_ros.frontend.tracks import TrackManager
 
 if TYPE_CHECKING:
@@ -52,83 +56,7 @@ MIN_REVIVED = 30
 # Flow frames whose verification rejects more than this share of the followed points hand over
 # to a learned frame: the flow is no longer trustworthy there (blur, a fast turn, occlusion).
 FLOW_MAX_REJECTED = 0.1
-_D = schema.default
-# The (query, reference) or (left, right) cameras of a pair, None where unknown.
-Cameras = tuple[CameraModel | None, CameraModel | None]
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class FrontendConfig:
-    """How matches are verified and tracked; the node's parameters and CLI flags map here.
-
-    The defaults, their descriptions and the rules ``validate()`` applies are the settings
-    schema's (glue_ros.core.schema).
-    """
-
-    mode: str = _D('mode')  # 'sequential' or 'stereo'
-    geometric_check: str = _D('geometric_check')  # none, fundamental, essential, homography, auto
-    ransac_threshold: float = _D('ransac_threshold')  # inlier threshold, pixels
-    ransac_seed: int = 0  # fixed: the same input gives the same output
-    reference: str = _D('reference')  # sequential: 'keyframe' (longer tracks) or 'previous'
-    keyframe_min_matches: int = _D('keyframe_min_matches')  # keyframe: new one below this
-    track_max_age: int = _D('track_max_age')  # 'previous': frames an unmatched track lives
-    max_tracks: int = _D('max_tracks')  # feature budget (VINS MAX_CNT)
-    min_track_distance: float = _D('min_track_distance')  # pixels (VINS MIN_DIST)
-    max_epipolar_error: float = _D('max_epipolar_error')  # stereo, rectified; 0: off
-    track_stereo_left: bool = False  # stereo: also track the left image over time
-    tracking: str = _D('tracking')  # sequential: 'match' every frame, or 'flow' (hybrid)
-    flow_max_frames: int = _D('flow_max_frames')  # flow: a learned frame at least this often
-    flow_min_share: float = _D('flow_min_share')  # flow: learned below this share of tracks
-    flow_back_threshold: float = _D('flow_back_threshold')  # flow: forward-backward, pixels
-
-    def validate(self) -> FrontendConfig:
-        """Raise ValueError naming the first bad setting (the schema's rules)."""
-        schema.check(self.values())
-        return self
-
-    def values(self) -> dict[str, Any]:
-        """The settings of this config as parameter values."""
-        return {name: getattr(self, name) for name in SETTING_FIELDS}
-
-
-# The FrontendConfig fields that are settings (ransac_seed and track_stereo_left are not).
-SETTING_FIELDS = (
-    'mode',
-    'geometric_check',
-    'ransac_threshold',
-    'reference',
-    'keyframe_min_matches',
-    'track_max_age',
-    'max_tracks',
-    'min_track_distance',
-    'max_epipolar_error',
-    'tracking',
-    'flow_max_frames',
-    'flow_min_share',
-    'flow_back_threshold',
-)
-
-
-@dataclass
-class FrameOutput:
-    """What one frame (or stereo pair) produced, ready to publish."""
-
-    result: MatchResult  # the published matches: outliers removed
-    verification: Verification  # of the query-reference pair (inliers over `raw`)
-    track_ids: np.ndarray | None  # (M,) uint64, 0 = no track (budget); None in stereo
-    num_outliers: int  # matches removed by verification
-    features: Features | DenseImage | None  # the query image's; None on flow frames
-    reference_tag: object = None  # tag of the reference frame (e.g. its header)
-    keyframe: bool = False  # the reference is a held keyframe
-    temporal: MatchResult | None = None  # stereo + tracking: left over time
-    temporal_ids: np.ndarray | None = None
-    learned: bool = True  # False: points followed by optical flow (no features)
-
-    @property
-    def timing_ms(self) -> dict[str, float]:
-        """Milliseconds per stage of this frame: those of its published matches."""
-        return self.result.timing_ms
 
 
 class Frontend:
@@ -391,23 +319,10 @@ class Frontend:
         camera1: CameraModel | None,
         grid_step: float,
         check: str | None = None,
-        forced: str | None = None,
     ) -> Verification:
-        # Coarse LoFTR points are cell centres: their error is up to half a cell.
-        threshold = max(self.config.ransac_threshold, 0.5 * grid_step)
-        if self.config.geometric_check == 'none':
-            check = 'none'
-        return geometry.verify(
-            points0,
-            points1,
-            forced or check or self.config.geometric_check,
-            camera0,
-            camera1,
-            threshold,
-            seed=self.config.ransac_seed,
-        )
+        return pairs.verify(self.config, points0, points1, camera0, camera1, grid_step, check)
 
-    # -- one pair --------------------------------------------------------------------------
+    # -- one pair and stereo (glue_ros.frontend.pairs) ------------------------------------
     def match_pair(
         self,
         image0: np.ndarray,
@@ -419,29 +334,8 @@ class Frontend:
 
         `check` overrides the configured geometric check for this pair.
         """
-        if check is not None and check not in geometry.CHECKS:
-            raise ValueError(
-                f'geometric check {check!r} is not one of {", ".join(geometry.CHECKS)}'
-            )
-        start = time.perf_counter()
-        features0, features1 = self.matcher.extract(image0), self.matcher.extract(image1)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        raw = self.matcher.match(features0, features1)
-        verify_start = time.perf_counter()
-        verification = self._verify(
-            raw.points0, raw.points1, cameras[0], cameras[1], raw.grid_step, forced=check
-        )
-        result = raw.subset(verification.inliers)
-        done = time.perf_counter()
-        result.timing_ms.update(
-            extract=extract_ms,
-            match=raw.timing_ms.get('match', 0.0),
-            verify_track=(done - verify_start) * 1e3,
-            total=(done - start) * 1e3,
-        )
-        return FrameOutput(result, verification, None, len(raw) - len(result), features0)
+        return pairs.match_pair(self.matcher, self.config, image0, image1, cameras, check)
 
-    # -- stereo ----------------------------------------------------------------------------
     def process_stereo(
         self,
         left: np.ndarray,
@@ -456,35 +350,9 @@ class Frontend:
             raise ValueError(problem)
         self._check_time(stamp)
         start = time.perf_counter()
-        features_left = self.last_features = self.matcher.extract(left)
-        features_right = self.matcher.extract(right)
-        extract_ms = (time.perf_counter() - start) * 1e3
-        raw = self.matcher.match(features_left, features_right)
-        verify_start = time.perf_counter()
-        rows_ok = np.ones(len(raw), bool)
-        if self.config.max_epipolar_error > 0:
-            _, rows_ok = filter_stereo_matches(
-                raw, self.config.max_epipolar_error, min_disparity=-raw.grid_step
-            )
-        keep = np.zeros(len(raw), bool)
-        sel = np.flatnonzero(rows_ok)
-        verification = self._verify(
-            raw.points0[sel], raw.points1[sel], cameras[0], cameras[1], raw.grid_step
-        )
-        keep[sel] = verification.inliers
-        verification = dataclasses.replace(verification, inliers=keep)
-        result = raw.subset(keep)
-        result.timing_ms['extract'] = extract_ms
-        result.timing_ms.setdefault('match', 0.0)
-        result.timing_ms['verify_track'] = (time.perf_counter() - verify_start) * 1e3
-        output = FrameOutput(
-            result,
-            verification,
-            None,
-            int(len(raw) - keep.sum()),
-            features_left,
-            reference_tag=tag,
-        )
+        output = pairs.match_stereo(self.matcher, self.config, left, right, cameras, tag)
+        features_left = self.last_features = output.features
+        assert features_left is not None  # a stereo pair is always extracted
         if self.config.track_stereo_left:
             tracked = self._track(features_left, cameras[0], tag)
             if tracked is not None:
@@ -497,7 +365,9 @@ __all__ = [
     'Frontend',
     'FrontendConfig',
     'FrameOutput',
+    'SETTING_FIELDS',
+    'Cameras',
     'MODES',
     'REFERENCES',
     'TRACKING',
-]  # the schema's choices
+]  # MODES to TRACKING: the schema's choices

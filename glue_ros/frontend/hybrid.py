@@ -22,7 +22,7 @@ from glue_ros.frontend.geometry import Verification
 from glue_ros.frontend.tracks import TrackManager
 
 if TYPE_CHECKING:  # frontend imports this module
-    from glue_ros.frontend.frontend import FrameOutput
+    from glue_ros.frontend.output import FrameOutput
 
 # On a learned frame, a track the flow and the learned matcher place more than this many pixels
 # apart is on two different points by one of them: its id is retired (never reused).

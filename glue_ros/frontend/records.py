@@ -21,8 +21,8 @@ from numpy.typing import ArrayLike, DTypeLike
 from glue_ros.core.types import Features, MatchResult
 
 if TYPE_CHECKING:  # annotations only: records need neither OpenCV nor the front-end
-    from glue_ros.frontend.frontend import FrameOutput
     from glue_ros.frontend.geometry import Verification
+    from glue_ros.frontend.output import FrameOutput
 
 # glue_ros/msg/Matches constants.
 MODE_SEQUENTIAL, MODE_STEREO, MODE_PAIR = 0, 1, 2

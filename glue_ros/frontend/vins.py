@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 if TYPE_CHECKING:
     from glue_ros.core.camera import CameraModel
     from glue_ros.core.types import MatchResult
-    from glue_ros.frontend.frontend import FrameOutput
+    from glue_ros.frontend.output import FrameOutput
 
 CHANNEL_NAMES = ('feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y', 'gx', 'gy', 'gz')
 VELOCITY_UNITS = ('pixels', 'normalized')

@@ -115,3 +115,12 @@ def test_auto_precision_follows_the_cpu():
     # bf16 attention is eager LightGlue's; the exported graph runs in float32 on the CPU.
     assert MatcherConfig(backend='onnxruntime').resolved_precision({'amx_bf16'}) == 'fp32'
     assert MatcherConfig(device='cuda').resolved_precision(set()) == 'fp16'
+
+
+def test_file_settings_take_paths_as_well_as_strings(tmp_path):
+    """A Path for a weights file or the cache folder is as good as its string."""
+    config = MatcherConfig(
+        matcher='coarse_loftr', weights=tmp_path / 'w.pt', engine_cache_dir=tmp_path
+    ).validate()
+    assert config.values()['weights'] == str(tmp_path / 'w.pt')
+    assert config.values()['engine_cache_dir'] == str(tmp_path)

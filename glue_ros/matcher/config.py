@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from glue_ros.core import schema
@@ -20,8 +21,8 @@ class MatcherConfig:
     matcher: str = _D('matcher')  # 'lightglue' (sparse features) or 'coarse_loftr'
     features: str = _D('features')  # LightGlue's extractor: xfeat, superpoint, disk
     max_keypoints: int = _D('max_keypoints')  # per image, strongest kept
-    weights: str | None = None  # matcher weights file (None: packaged default)
-    feature_weights: str | None = None  # extractor weights file (None: packaged default)
+    weights: str | os.PathLike | None = None  # matcher weights file (None: packaged default)
+    feature_weights: str | os.PathLike | None = None  # extractor weights (None: packaged)
     device: str = _D('device')  # 'cpu' or 'cuda'
     depth_confidence: float = _D('depth_confidence')  # early exit; -1 disables
     width_confidence: float = _D('width_confidence')  # pruning; -1 disables
@@ -29,7 +30,7 @@ class MatcherConfig:
     backend: str = _D('backend')  # torch, onnxruntime or tensorrt
     precision: str = _D('precision')  # auto, fp32, fp16, bf16 (resolved_precision)
     input_size: tuple = tuple(_D('input_size'))  # coarse_loftr network input (width, height)
-    engine_cache_dir: str | None = None  # ONNX exports, TensorRT engines (~/.cache/glue_ros)
+    engine_cache_dir: str | os.PathLike | None = None  # exports, engines (~/.cache/glue_ros)
 
     def resolved_precision(self, cpu_flags: set | None = None) -> str:
         """The precision 'auto' stands for on this machine (others unchanged)."""
@@ -53,8 +54,8 @@ class MatcherConfig:
             'matcher': self.matcher,
             'features': self.features,
             'max_keypoints': self.max_keypoints,
-            'weights': self.weights or '',
-            'feature_weights': self.feature_weights or '',
+            'weights': os.fspath(self.weights) if self.weights else '',
+            'feature_weights': os.fspath(self.feature_weights) if self.feature_weights else '',
             'device': self.device,
             'depth_confidence': self.depth_confidence,
             'width_confidence': self.width_confidence,
@@ -62,7 +63,7 @@ class MatcherConfig:
             'backend': self.backend,
             'precision': self.precision,
             'input_size': list(self.input_size),
-            'engine_cache_dir': self.engine_cache_dir or '',
+            'engine_cache_dir': os.fspath(self.engine_cache_dir) if self.engine_cache_dir else '',
         }
 
 

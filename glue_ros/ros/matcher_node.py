@@ -8,7 +8,7 @@ activates itself, so a plain `ros2 run` or launch just works; a lifecycle manage
 Reception and inference are decoupled: subscription callbacks only store the newest frame (or
 stereo pair), still serialized, and return; a worker thread decodes and matches the newest one
 and counts the frames it never got to. Latency therefore stays bounded when images come faster
-than inference, and a dropped frame costs next to nothing (glue_ros.ros.raw_images).
+than inference, and a dropped frame costs next to nothing (glue_ros.ros.stream, raw_images).
 The match_images service shares the matcher with the worker, one inference at a time.
 """
 
@@ -23,32 +23,23 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image
 
 from glue_ros import settings
 from glue_ros.core.allocator import HeapTrimmer
-from glue_ros.core.errors import GlueRosError, ImageConversionError, ParameterError
+from glue_ros.core.errors import GlueRosError, ParameterError
 from glue_ros.core.health import StreamHealth
-from glue_ros.core.scheduling import (
-    Frame,
-    LatestSlot,
-    StereoPairer,
-    StopRequest,
-    TurnLock,
-    stereo_size_problem,
-)
-from glue_ros.frontend import records
-from glue_ros.frontend.frontend import FrameOutput, Frontend
+from glue_ros.core.scheduling import Frame, LatestSlot, StereoPairer, StopRequest, TurnLock
+from glue_ros.frontend.frontend import Frontend
 from glue_ros.matcher import build_matcher
 from glue_ros.ros import parameters as node_parameters
-from glue_ros.ros import raw_images
 from glue_ros.ros.camera_infos import CameraInfos
 from glue_ros.ros.input_watch import InputWatch
 from glue_ros.ros.log_bridge import forward_library_logs, stop_forwarding
 from glue_ros.ros.publishing import Outputs, diagnostics_message
 from glue_ros.ros.service import answer_match_images
+from glue_ros.ros.stream import THROTTLE_S, ImageStream, stamp_seconds
 from glue_ros.ros.topics import camera_info_topic
 from glue_ros.srv import MatchImages
 
@@ -60,20 +51,13 @@ __all__ = [
     'StereoPairer',
     'StopRequest',
     'TurnLock',
-    'main',
     'stamp_seconds',
 ]
 
-THROTTLE_S = 5.0
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
-def stamp_seconds(header: Header) -> float:
-    """A header stamp in seconds."""
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
-class MatcherNode(LifecycleNode):
+class MatcherNode(ImageStream, LifecycleNode):
     """Subscribes images, matches them on a worker thread and publishes glue_ros/Matches.
 
     image_qos / output_qos: the QoS of the image subscriptions and of the outputs; None builds
@@ -193,34 +177,7 @@ class MatcherNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe the images and start the worker."""
-        self.slot = LatestSlot()
-        self.sync = StereoPairer(
-            round(self.params['sync_slop'] * 1e9), self.params['sync_queue_size']
-        )
-        image_qos = self._image_qos or QoSProfile(
-            depth=self.params['image_qos_depth'],
-            reliability=qos_profile_sensor_data.reliability,
-            history=qos_profile_sensor_data.history,
-        )
-        self._image_type = CompressedImage if self.params['use_compressed'] else Image
-        sides = self._sides()
-        # Serialized (raw): only the frame the worker takes is decoded.
-        self._image_subscriptions = {
-            side: self.create_subscription(
-                self._image_type,
-                self._image_name(side),
-                lambda m, s=side: self._on_image(m, s),
-                image_qos,
-                raw=True,
-            )
-            for side in sides
-        }
-        self._received = dict.fromkeys(sides, 0)
-        self.input_watch = InputWatch()
-        self._watch_timer = self.create_timer(1.0, self._watch_inputs)
-        self._running = True
-        self.worker = threading.Thread(target=self._work, name='glue_ros_matcher', daemon=True)
-        self.worker.start()
+        self._start_stream()
         self.state = 'active'
         self.get_logger().info(
             f'active: {self.mode} mode, {self.matcher.name} on {self.config.device}, backend '
@@ -262,23 +219,6 @@ class MatcherNode(LifecycleNode):
         name = 'image' if side is None else f'{side}/image_rect'
         compressed = transport and self.params['use_compressed']
         return name + ('/compressed' if compressed else '')
-
-    def _stop_stream(self) -> None:
-        self._running = False
-        if self.worker is not None:
-            self.slot.close()
-            self.worker.join(timeout=10)
-            self.worker = None
-        for subscription in self._image_subscriptions.values():
-            self.destroy_subscription(subscription)
-        if self._image_subscriptions:
-            # What arrived after the worker's last take is dropped: every frame is accounted.
-            job, dropped = self.slot.take(timeout=0)
-            self.health.add(time.monotonic(), 'dropped', dropped + (job is not None))
-        self._image_subscriptions = {}
-        if self._watch_timer is not None:
-            self.destroy_timer(self._watch_timer)
-            self._watch_timer = None
 
     def _release(self) -> None:
         self._stop_stream()
@@ -322,71 +262,6 @@ class MatcherNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         self.diagnostics_pub.publish(diagnostics_message(self))
 
-    # -- reception (executor thread: never blocks) --------------------------------------
-    def _on_image(self, raw: bytes, side: str | None) -> None:
-        """Count the frame and store it serialized: the stamp is all pairing needs."""
-        arrival = time.monotonic()
-        self.health.add(arrival, 'received')
-        self._received[side] += 1
-        try:
-            frame = Frame(
-                raw_images.stamp_ns_of(raw, self._image_type), raw=raw, side=side, arrival=arrival
-            )
-        except ImageConversionError as exc:
-            self._bad_frame(f'{side + " " if side else ""}image skipped: {exc}')
-            return
-        if side is None:
-            self.slot.put(('sequential', frame))
-            return
-        pair = self.sync.add(side, frame)
-        if pair is not None:
-            self.slot.put(('stereo', pair))
-
-    def _watch_inputs(self) -> None:
-        """Say why images are missing when a publisher is connected but nothing arrives."""
-        now = time.monotonic()
-        for side, subscription in self._image_subscriptions.items():
-            topic = subscription.topic_name
-            warning = self.input_watch.check(
-                topic, now, self.count_publishers(topic), self._received[side]
-            )
-            if warning:
-                self.get_logger().warning(warning, throttle_duration_sec=THROTTLE_S)
-
-    def _bad_frame(self, text: str) -> None:
-        self.health.add(time.monotonic(), 'bad')
-        self.get_logger().warning(text, throttle_duration_sec=THROTTLE_S)
-
-    # -- inference (worker thread) -------------------------------------------------------
-    def _work(self) -> None:
-        while self._running:
-            job, dropped = self.slot.take()
-            if job is None:
-                continue
-            self.health.add(time.monotonic(), 'dropped', dropped)
-            problem = raw_images.decode_frames(
-                job[1] if job[0] == 'stereo' else (job[1],), self._image_type
-            )
-            if problem:
-                self._bad_frame(problem)
-                continue
-            with self.inference:
-                if self.matcher is None:
-                    continue
-                try:
-                    if job[0] == 'sequential':
-                        self._process_sequential(job[1], dropped)
-                    else:
-                        self._process_stereo(*job[1], dropped)
-                    self.health.add(time.monotonic(), 'processed')
-                except GlueRosError as exc:
-                    self._bad_frame(f'frame skipped: {exc}')
-                except Exception as exc:  # noqa: BLE001 - a bad frame must never end the node
-                    self._bad_frame(
-                        f'frame skipped after an unexpected {type(exc).__name__}: {exc}'
-                    )
-            self.trim_heap()
-
     # -- on request (service callback group) ------------------------------------------------
     def _on_match_images(
         self, request: MatchImages.Request, response: MatchImages.Response
@@ -399,69 +274,6 @@ class MatcherNode(LifecycleNode):
             )
         return response
 
-    def _process_sequential(self, frame: Frame, dropped: int) -> None:
-        out = self.frontend.process(
-            frame.image, stamp_seconds(frame.header), camera=self.cameras.get(0), tag=frame
-        )
-        if self.frontend.last_features is not None:  # None on a flow frame
-            self.outputs.keypoints_of(frame, self.frontend.last_features, self.config)
-        if out is None:
-            return
-        self._publish(
-            out, frame, out.reference_tag, records.MODE_SEQUENTIAL, dropped, frame.arrival
-        )
-
-    def _process_stereo(self, left: Frame, right: Frame, dropped: int) -> None:
-        problem = stereo_size_problem(left.image, right.image)
-        if problem:
-            self._bad_frame(f'stereo pair skipped: {problem}')
-            return
-        out = self.frontend.process_stereo(
-            left.image,
-            right.image,
-            stamp_seconds(left.header),
-            cameras=(self.cameras.get(0), self.cameras.get(1)),
-            tag=left,
-        )
-        self.outputs.keypoints_of(left, out.features, self.config)
-        self._publish(
-            out, left, right, records.MODE_STEREO, dropped, max(left.arrival, right.arrival)
-        )
-
-    def _publish(
-        self,
-        out: FrameOutput,
-        frame: Frame,
-        reference: Frame,
-        mode: int,
-        dropped: int,
-        arrival: float,
-    ) -> None:
-        latency_ms = self.outputs.matches_of(
-            out,
-            frame,
-            reference,
-            mode=mode,
-            matcher=self.matcher.name,
-            dropped=dropped,
-            arrival=arrival,
-        )
-        now = time.monotonic()
-        self.health.add(now, 'published')
-        self.health.add(now, 'latency_ms', latency_ms)
-        result = out.result
-        self.get_logger().debug(
-            f'{len(result)} matches, layers {result.layers_used}/'
-            f'{result.layers_total}, latency {latency_ms:.1f} ms'
-        )
-        self.outputs.vins_of(
-            out,
-            frame,
-            self.frontend.tracks.sequences,
-            self.cameras.for_vins,
-            stereo=mode == records.MODE_STEREO,
-        )
-
     @property
     def stats(self) -> dict:
         """Frames received, processed, dropped, bad and published since the start."""
@@ -473,12 +285,7 @@ class MatcherNode(LifecycleNode):
         stop_forwarding(self._log_handler)
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
-    from glue_ros.ros.node_main import run  # here: node_main imports this module
+if __name__ == '__main__':  # as before; the process itself is glue_ros.ros.node_main's
+    from glue_ros.ros.node_main import main
 
-    return run(args)
-
-
-if __name__ == '__main__':
     raise SystemExit(main())

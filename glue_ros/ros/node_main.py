@@ -1,4 +1,8 @@
-"""The matcher node's process: signals, allocator, executor, and an orderly stop."""
+"""The matcher node's process: signals, allocator, executor, and an orderly stop.
+
+`main` is the entry point of `ros2 run glue_ros matcher_node` (scripts/matcher_node) and of
+`python -m glue_ros.ros.node_main`.
+"""
 
 from __future__ import annotations
 
@@ -69,4 +73,12 @@ def run(args: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ['run']
+def main(args: list[str] | None = None) -> int:
+    """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
+    return run(args)
+
+
+__all__ = ['main', 'run']
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -77,7 +77,7 @@ class MatcherProcess:
 
         from glue_ros.msg import Matches
 
-        args = ['-m', 'glue_ros.ros.matcher_node', '--ros-args', *node_args]
+        args = ['-m', 'glue_ros.ros.node_main', '--ros-args', *node_args]
         for key, value in params.items():
             if isinstance(value, (list, tuple)):
                 value = '[' + ','.join(str(v) for v in value) + ']'

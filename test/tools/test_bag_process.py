@@ -1,14 +1,28 @@
 """glue-ros-bag: real images in ROS 1 / 2 bags -> Matches (and VINS features) in a ROS 2 bag."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from bag_helpers import (
+    BAG_DELAY_NS,
+    BASELINE,
+    DT_NS,
+    FAST,
+    FRAMES,
+    SIZE,
+    T0_NS,
+    K,
+    camera_info_message,
+    image_message,
+    image_stamp,
+    make_header,
+    read_bag,
+    stamp_ns,
+    write_ros2_bag,
+)
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag1 import Writer as Writer1
 from rosbags.rosbag2 import StoragePlugin
@@ -17,114 +31,14 @@ from rosbags.typesys import Stores, get_typestore
 
 from glue_ros.core.scheduling import Frame, StereoPairer
 from glue_ros.testing import real_images
-from glue_ros.tools import bag_io
 from glue_ros.tools.bag_process import main
 
-pytestmark = pytest.mark.slow  # writes and reads whole bags, one as a subprocess
-
-ROOT = Path(__file__).resolve().parents[2]
-SIZE = (320, 240)
-FRAMES = 8
-T0_NS = 1_700_000_000 * 10**9
-DT_NS = 100_000_000
-BAG_DELAY_NS = 7_000_000  # images are recorded a little after their stamp
-FAST = ['--max-keypoints', '512', '--no-progress']
-K = [260.0, 0.0, 160.0, 0.0, 260.0, 120.0, 0.0, 0.0, 1.0]
-BASELINE = 12
+pytestmark = pytest.mark.slow  # writes and reads whole bags
 
 
 @pytest.fixture(scope='module')
 def sequence():
     return real_images.homography_sequence(num_frames=FRAMES, size=SIZE)
-
-
-def image_stamp(i):
-    return T0_NS + i * DT_NS
-
-
-def make_header(types, i, frame_id, ros1=False):
-    stamp = types['builtin_interfaces/msg/Time'](
-        sec=image_stamp(i) // 10**9, nanosec=image_stamp(i) % 10**9
-    )
-    if ros1:
-        return types['std_msgs/msg/Header'](seq=i, stamp=stamp, frame_id=frame_id)
-    return types['std_msgs/msg/Header'](stamp=stamp, frame_id=frame_id)
-
-
-def image_message(types, image, header):
-    return types['sensor_msgs/msg/Image'](
-        header=header,
-        height=image.shape[0],
-        width=image.shape[1],
-        encoding='rgb8',
-        is_bigendian=0,
-        step=image.shape[1] * 3,
-        data=np.ascontiguousarray(image).reshape(-1),
-    )
-
-
-def camera_info_message(types, header, ros1=False, baseline=0.0):
-    k = np.array(K)
-    p = np.array([K[0], 0, K[2], -K[0] * baseline, 0, K[4], K[5], 0, 0, 0, 1, 0], float)
-    names = ('D', 'K', 'R', 'P') if ros1 else ('d', 'k', 'r', 'p')
-    arrays = dict(zip(names, (np.zeros(5), k, np.eye(3).ravel(), p)))
-    roi = types['sensor_msgs/msg/RegionOfInterest'](
-        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-    )
-    return types['sensor_msgs/msg/CameraInfo'](
-        header=header,
-        height=SIZE[1],
-        width=SIZE[0],
-        distortion_model='plumb_bob',
-        **arrays,
-        binning_x=0,
-        binning_y=0,
-        roi=roi,
-    )
-
-
-def write_ros2_bag(path, frames, topic='/cam0/image_raw', extra=None):
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
-    types = typestore.types
-    with Writer2(path, version=8) as writer:
-        conn = writer.add_connection(topic, 'sensor_msgs/msg/Image', typestore=typestore)
-        info = writer.add_connection(
-            '/cam0/camera_info', 'sensor_msgs/msg/CameraInfo', typestore=typestore
-        )
-        for i, image in enumerate(frames):
-            header = make_header(types, i, 'cam0')
-            writer.write(
-                conn,
-                image_stamp(i) + BAG_DELAY_NS,
-                typestore.serialize_cdr(
-                    image_message(types, image, header), 'sensor_msgs/msg/Image'
-                ),
-            )
-            writer.write(
-                info,
-                image_stamp(i) + BAG_DELAY_NS,
-                typestore.serialize_cdr(
-                    camera_info_message(types, header), 'sensor_msgs/msg/CameraInfo'
-                ),
-            )
-        if extra:
-            extra(writer, typestore)
-    return path
-
-
-def read_bag(path):
-    """topic -> list of (bag timestamp, message), and the connections' types."""
-    out, types = {}, {}
-    with AnyReader([path]) as reader:
-        for conn in reader.connections:
-            types[conn.topic] = conn.msgtype
-        for conn, bag_ns, raw in reader.messages():
-            out.setdefault(conn.topic, []).append((bag_ns, reader.deserialize(raw, conn.msgtype)))
-    return out, types
-
-
-def stamp_ns(header):
-    return header.stamp.sec * 10**9 + header.stamp.nanosec
 
 
 def check_sequential_matches(messages, sequence, first=1):
@@ -360,107 +274,6 @@ def test_stereo_bag_with_slop_epipolar_filter_and_vins(tmp_path):
         assert right_ids <= set(values['feature_id'][cams == 0])
 
 
-def test_cli_as_a_subprocess(tmp_path, sequence):
-    bag = write_ros2_bag(tmp_path / 'in', sequence.frames[:3])
-    out = tmp_path / 'out'
-    env = dict(os.environ)
-    env['PYTHONPATH'] = f'{ROOT}{os.pathsep}{env.get("PYTHONPATH", "")}'
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'glue_ros.tools.bag_process',
-            str(bag),
-            '--out',
-            str(out),
-            '--image-topic',
-            '/cam0/image_raw',
-            '--threads',
-            '2',
-            *FAST,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert '3 frames from /cam0/image_raw, 2 matched' in proc.stdout
-    messages, _ = read_bag(out)
-    assert len(messages['/matches']) == 2
-    # the CLI refuses bad input with exit code 2 and a message
-    proc = subprocess.run(
-        [
-            sys.executable,
-            '-m',
-            'glue_ros.tools.bag_process',
-            str(tmp_path / 'nothing'),
-            '--out',
-            str(tmp_path / 'o2'),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 2 and 'no bag at' in proc.stderr
-
-
-def write_bag_without_images(path):
-    typestore = get_typestore(Stores.ROS2_HUMBLE)
-    with Writer2(path, version=8) as writer:
-        conn = writer.add_connection('/chatter', 'std_msgs/msg/String', typestore=typestore)
-        msg = typestore.types['std_msgs/msg/String'](data='hello')
-        writer.write(conn, T0_NS, typestore.serialize_cdr(msg, 'std_msgs/msg/String'))
-    return path
-
-
-@pytest.mark.parametrize(
-    'case, words',
-    [
-        ('missing', 'no bag at'),
-        ('no_images', 'no image topic (sensor_msgs/Image or CompressedImage) found'),
-        ('wrong_topic', 'no image topic /nope'),
-        ('stereo_without_right', 'stereo mode needs --left-topic and --right-topic'),
-        ('vins_without_info', 'no CameraInfo topic /elsewhere/camera_info'),
-        ('out_exists', 'already exists'),
-        ('bad_matcher_flag', 'max_keypoints'),
-    ],
-)
-def test_unusable_input_exits_2_with_a_clear_message(tmp_path, case, words, capsys):
-    bag = tmp_path / 'in'
-    out = tmp_path / 'out'
-    args = [str(bag), '--out', str(out), '--no-progress']
-    if case == 'missing':
-        pass
-    elif case == 'no_images':
-        write_bag_without_images(bag)
-    else:
-        write_ros2_bag(bag, [np.zeros((SIZE[1], SIZE[0], 3), np.uint8)] * 2)
-    if case == 'wrong_topic':
-        args += ['--image-topic', '/nope']
-    elif case == 'stereo_without_right':
-        args += ['--left-topic', '/cam0/image_raw']
-    elif case == 'vins_without_info':
-        args += ['--vins', '--camera-info-topic', '/elsewhere/camera_info']
-    elif case == 'out_exists':
-        out.mkdir()
-    elif case == 'bad_matcher_flag':
-        args += ['--max-keypoints', '0']
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert words in err
-    if case == 'no_images':
-        assert '/chatter (std_msgs/msg/String)' in err  # the bag's topics are listed
-    if case not in ('out_exists',):
-        assert not out.exists()
-
-
-def test_bad_flags_exit_2():
-    assert main(['--format', 'zip']) == 2
-    assert main([]) == 2
-
-
 def test_stereo_pairer_pairs_by_stamp_within_slop():
     frame = lambda t: Frame(t, np.zeros((2, 2), np.uint8), bag_ns=t)  # noqa: E731
     pairer = StereoPairer(slop_ns=5, queue_size=10)
@@ -473,30 +286,3 @@ def test_stereo_pairer_pairs_by_stamp_within_slop():
     assert pairer.add('left', frame(310)) is None  # outside the slop
     pairer.flush()
     assert pairer.unpaired == 3
-
-
-def test_msg_definitions_installed_by_setup_py_are_found(tmp_path, monkeypatch):
-    """pip's install puts msg/*.msg under the environment's data prefix; the lookup finds them."""
-    prefix = tmp_path / 'prefix'
-    proc = subprocess.run(
-        [sys.executable, 'setup.py', '-q', 'install_data', '--install-dir', str(prefix)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    installed = prefix / bag_io.SHARE_MSG
-    assert sorted(p.name for p in installed.glob('*.msg')) == sorted(
-        p.name for p in (ROOT / 'msg').glob('*.msg')
-    )
-    monkeypatch.setattr(bag_io, 'SOURCE_MSG', tmp_path / 'no-source-tree' / 'msg')
-    monkeypatch.setattr(
-        bag_io.sysconfig, 'get_path', lambda name, *a, **k: str(prefix) if name == 'data' else None
-    )
-    assert bag_io.msg_directory() == installed
-    assert bag_io.output_typestore().types['glue_ros/msg/Matches']
-
-
-def test_msg_definitions_found_in_the_source_tree():
-    assert bag_io.msg_directory() == ROOT / 'msg'

@@ -262,9 +262,9 @@ def evaluate(
     return report
 
 
-# The targets (640x480, 2 threads): frame rates on camera-rate sequences; there, track
-# consistency, mean length against KLT's and tracked points; on hard ones, tracks alive after
-# each stretch against KLT's and the relative pose error against KLT's.
+# Targets of a real-time VIO front-end (640x480, 2 threads): frame rates on camera-rate
+# sequences; there, track consistency, mean length against KLT's and tracked points; on hard
+# ones, tracks alive after each stretch against KLT's and the relative pose error against KLT's.
 FPS_TARGETS = {'hybrid': 30.0, 'learned': 15.0}
 CONSISTENCY_TARGET = 0.99
 TRACKED_TARGET = 150

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_helpers import require_ros
+from ros_helpers import in_child_process, require_ros
 
 require_ros()
 
@@ -282,6 +282,7 @@ def test_lightglue_on_onnxruntime_in_the_node(start, sequence, tmp_path):
     assert v['backend'] == 'onnxruntime' and v['early_exit'] == 'False'
 
 
+@in_child_process
 def test_qos_is_passed_in_or_taken_from_parameters():
     """In process: the QoS given to the constructor wins; otherwise the depth parameters."""
     import rclpy
@@ -333,6 +334,7 @@ def test_autostart_with_a_bad_parameter_exits_naming_it(tmp_path):
         node.close()
 
 
+@in_child_process
 def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
     """Autostart configures inside the executor: a long load (an engine build) is reported."""
     import threading

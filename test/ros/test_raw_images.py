@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_helpers import require_ros
+from ros_helpers import in_child_process, require_ros
 
 require_ros()
 
@@ -53,6 +53,7 @@ def test_malformed_bytes_and_images_raise_glue_ros_errors():
         raw_images.stamp_of(b'\x00\x03' + raw[2:20], Image)
 
 
+@in_child_process
 def test_frames_replaced_before_the_worker_takes_them_are_never_decoded(monkeypatch):
     """In process: the worker is held while 40 frames arrive; only the one it takes is decoded."""
     import rclpy

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from glue_ros.core.schema import VELOCITY_UNITS
+
 if TYPE_CHECKING:
     from glue_ros.core.camera import CameraModel
     from glue_ros.core.types import MatchResult
     from glue_ros.frontend.output import FrameOutput
 
 CHANNEL_NAMES = ('feature_id', 'camera_id', 'u', 'v', 'velocity_x', 'velocity_y', 'gx', 'gy', 'gz')
-VELOCITY_UNITS = ('pixels', 'normalized')
 # Channels are float32, which holds integers exactly only up to 2**24; track ids grow without
 # bound (a few thousand new tracks a second), so feature ids wrap there. A wrapped id can only
 # collide with a track still alive after 16.7 million newer tracks, long out of VINS's window.

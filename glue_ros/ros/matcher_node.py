@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+DIAGNOSTICS_PERIOD_S = 1.0
 
 
 class MatcherNode(ImageStream, LifecycleNode):
@@ -72,6 +73,9 @@ class MatcherNode(ImageStream, LifecycleNode):
         output_qos: QoSProfile | None = None,
         **kwargs,
     ):
+        # Before the node exists: a failed __init__ still ends in destroy_node (context cleanup).
+        self._diagnostics_stop = threading.Event()
+        self._diagnostics_thread: threading.Thread | None = None
         super().__init__('glue_ros_matcher', **kwargs)
         # The library's log records (front-end events, engine builds) go to this node's log.
         self._log_handler = forward_library_logs(self.get_logger())
@@ -100,12 +104,13 @@ class MatcherNode(ImageStream, LifecycleNode):
         self.sync: StereoPairer | None = None
         self._watch_timer = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        # Diagnostics report in every state, a failed configure included, and in a callback
-        # group of their own: they go on while a long configure (an engine build) runs.
+        # Diagnostics report in every state, a failed configure included, from a thread of
+        # their own: they go on while a long configure (an engine build) holds the executor.
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_timer(
-            1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup()
+        self._diagnostics_thread = threading.Thread(
+            target=self._diagnostics_loop, name='glue_ros_diagnostics', daemon=True
         )
+        self._diagnostics_thread.start()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start_automatically(self) -> None:
@@ -160,7 +165,8 @@ class MatcherNode(ImageStream, LifecycleNode):
                 self, topics, rectified=self.mode == 'stereo', on_bad=self._bad_frame
             )
         ]
-        # Its own callback group: a request is served while image callbacks keep arriving.
+        # Under the node's one-thread executor images wait in DDS while a request is served
+        # (one match); its own group lets a multi-threaded executor take them meanwhile.
         self._entities.append(
             (
                 self.create_service(
@@ -259,8 +265,15 @@ class MatcherNode(ImageStream, LifecycleNode):
         reason = node_parameters.apply_live_changes(self, changed)
         return SetParametersResult(successful=reason is None, reason=reason or '')
 
-    def _publish_diagnostics(self) -> None:
-        self.diagnostics_pub.publish(diagnostics_message(self))
+    def _diagnostics_loop(self) -> None:
+        """Publish /diagnostics every DIAGNOSTICS_PERIOD_S until the node is destroyed."""
+        while not self._diagnostics_stop.wait(DIAGNOSTICS_PERIOD_S):
+            try:
+                self.diagnostics_pub.publish(diagnostics_message(self))
+            except Exception:  # noqa: BLE001 - the context went down under us: nothing to report to
+                if not self.context.ok():
+                    return
+                raise
 
     # -- on request (service callback group) ------------------------------------------------
     def _on_match_images(
@@ -283,6 +296,13 @@ class MatcherNode(ImageStream, LifecycleNode):
         """Stop the worker thread; the library's records stop going to this node's log."""
         self._stop_stream()
         stop_forwarding(self._log_handler)
+
+    def destroy_node(self) -> None:
+        """Stop the diagnostics thread before the publisher it uses goes."""
+        self._diagnostics_stop.set()
+        if self._diagnostics_thread is not None and self._diagnostics_thread.is_alive():
+            self._diagnostics_thread.join(timeout=2 * DIAGNOSTICS_PERIOD_S)
+        super().destroy_node()
 
 
 if __name__ == '__main__':  # as before; the process itself is glue_ros.ros.node_main's

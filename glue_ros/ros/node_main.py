@@ -11,6 +11,7 @@ import time
 
 import rclpy
 import rclpy.executors
+from rclpy.experimental import EventsExecutor
 from rclpy.signals import SignalHandlerOptions
 
 from glue_ros.core.allocator import configure_for_streaming
@@ -20,6 +21,21 @@ from glue_ros.ros import parameters as node_parameters
 from glue_ros.ros.matcher_node import MatcherNode
 
 ROSOUT_GRACE_S = 0.25  # for the last log line to leave before the node's publishers go
+
+
+def make_executor(context: rclpy.Context | None = None) -> rclpy.executors.Executor:
+    """rclpy's EventsExecutor, the node's: one thread, its event queue in C++.
+
+    With a camera at 60 Hz rclpy's Python executors rebuild and scan a wait set for every
+    image: the MultiThreadedExecutor spent 40% of a core and the interpreter lock doing so, and
+    matching under the stream took 2-3x its time one frame at a time (docs/benchmarks.md, a
+    stream at 60 Hz). Callbacks now run one at a time; nothing in the node needs more: the
+    worker thread matches and publishes, /diagnostics has a thread of its own.
+    GLUE_ROS_EXECUTOR=multi keeps rclpy's MultiThreadedExecutor, to compare.
+    """
+    if os.environ.get('GLUE_ROS_EXECUTOR') == 'multi':
+        return rclpy.executors.MultiThreadedExecutor(num_threads=3, context=context)
+    return EventsExecutor(context=context)
 
 
 def run(args: list[str] | None = None) -> int:
@@ -50,8 +66,7 @@ def run(args: list[str] | None = None) -> int:
         node.start_automatically()
     else:
         node.get_logger().info('unconfigured: waiting for a lifecycle manager (autostart off)')
-    # Image callbacks, the worker's publications and the service run side by side.
-    executor = rclpy.executors.MultiThreadedExecutor(num_threads=3)
+    executor = make_executor()
     executor.add_node(node)
     try:
         # A signal is seen within one wait (0.1 s).
@@ -78,7 +93,7 @@ def main(args: list[str] | None = None) -> int:
     return run(args)
 
 
-__all__ = ['main', 'run']
+__all__ = ['main', 'make_executor', 'run']
 
 if __name__ == '__main__':
     raise SystemExit(main())

@@ -68,6 +68,7 @@ class MatcherProcess:
         reliable_images: bool = False,
         topics: Iterable[str] = ('image',),
         node_args: Sequence[str] = (),
+        env: dict | None = None,
     ) -> None:
         # ROS only here (see the module docstring)
         import rclpy
@@ -85,7 +86,7 @@ class MatcherProcess:
                 value = str(value).lower()
             args += ['-p', f'{key}:={value}']
         self.log_path = Path(workdir) / 'node.log'
-        self.proc = start_process(args, self.log_path)
+        self.proc = start_process(args, self.log_path, env)
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node('glue_ros_test_driver', context=self.context)
@@ -238,6 +239,13 @@ class MatcherProcess:
         code = stop_process(self.proc)
         rclpy.try_shutdown(context=self.context)
         return code
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, user and system, in seconds (Linux)."""
+    stat = Path(f'/proc/{pid}/stat').read_text()
+    fields = stat[stat.rindex(')') + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def rss_mb(pid: int, field: str = 'VmRSS') -> float:

@@ -12,14 +12,19 @@ First a few frames are matched one at a time (each sent after the previous one w
 which gives the matching time without a stream; then the stream. Every 5 s the node's resident
 memory (RSS) and its anonymous part (RssAnon: heaps and tensors, without the mapped libraries
 and DDS shared memory) are sampled; at the end come the matching time per frame under the
-stream beside the one-at-a-time time, the latency percentiles and the frame accounting (sent =
-received by the node + lost in transport; received = processed + dropped + bad), and a plot.
+stream beside the one-at-a-time time, the latency percentiles, the frame accounting (sent =
+received by the node + lost in transport; received = processed + dropped + bad), the CPU the
+node and the camera (this process) used during the stream, and a plot.
+
+--soak-executor multi runs the node on rclpy's MultiThreadedExecutor instead of its
+EventsExecutor (GLUE_ROS_EXECUTOR, glue_ros.ros.node_main), to compare the two.
 """
 
 from __future__ import annotations
 
 import ast
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,12 +35,13 @@ import cv2
 import numpy as np
 
 from glue_ros.testing import real_images
-from glue_ros.testing.harness import MatcherProcess, rss_mb, stop_process
+from glue_ros.testing.harness import MatcherProcess, cpu_seconds, rss_mb, stop_process
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_S = 5.0
 PATTERNS = ('back-and-forth', 'still', 'cycle')
+EXECUTORS = ('events', 'multi')
 ONE_AT_A_TIME = 8
 SINGLE_SPACING_S = 0.55
 
@@ -79,11 +85,13 @@ def soak(
     workdir: Path = Path('bench_out'),
     params: dict | None = None,
     pattern: str = 'cycle',
+    executor: str = 'events',
 ) -> dict:
     """Run one soak; returns memory samples, matching times, latencies and the accounting."""
     frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
-    node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})})
+    env = {**os.environ, 'GLUE_ROS_EXECUTOR': executor}
+    node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})}, env=env)
     samples, sent = [], 0
 
     def one_at_a_time(stamp: float, first: bool) -> tuple[list, float]:
@@ -114,6 +122,7 @@ def soak(
         single, stamp = one_at_a_time(1000.0, first=True)
         first_streamed, single_sent = len(node.matches), sent
         start = time.monotonic()
+        cpu_start = cpu_seconds(node.proc.pid), time.process_time()
         next_sample = start
         period = 1.0 / rate
         while time.monotonic() - start < seconds:
@@ -132,6 +141,8 @@ def soak(
                 next_sample += SAMPLE_S
             node.spin(max(0.0, start + sent * period - time.monotonic()))
         streamed_s = time.monotonic() - start
+        node_cpu = (cpu_seconds(node.proc.pid) - cpu_start[0]) / streamed_s
+        camera_cpu = (time.process_time() - cpu_start[1]) / streamed_s
         node.spin(3.0)
         pid = node.proc.pid
         samples.append((time.monotonic() - start, rss_mb(pid), rss_mb(pid, 'RssAnon')))
@@ -151,11 +162,14 @@ def soak(
         'size': list(size),
         'rate': rate,
         'pattern': pattern,
+        'executor': executor,
         'sent': sent,
         'node': stats,
         'published_received': len(node.matches),
         'published_in_stream': len(stream),
         'stream_s': streamed_s,
+        'node_cpu_cores': node_cpu,
+        'camera_cpu_cores': camera_cpu,
         'rss': [(t, r) for t, r, _ in samples],
         'rss_anon': [(t, a) for t, _, a in samples],
         'latency_ms': {p: float(np.percentile(latencies, p)) for p in (50, 90, 99)}
@@ -232,7 +246,7 @@ def plot(results: list, path: Path) -> None:
             t,
             anon,
             label=f'{r.get("pattern", "cycle")}, {r["size"][0]}x{r["size"][1]} '
-            f'at {r["rate"]:.0f} Hz',
+            f'at {r["rate"]:.0f} Hz, {r.get("executor", "multi")} executor',
         )
     ax.set(xlabel='seconds', ylabel='node RssAnon (MB)', title='glue_ros node under a stream')
     ax.legend()
@@ -245,7 +259,8 @@ def print_report(result: dict, summary: dict) -> None:
     s, n = summary, result['node']
     print(
         f'soak {result.get("pattern", "cycle")} {result["size"][0]}x{result["size"][1]} at '
-        f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s: RSS {s["rss_start_mb"]:.0f} '
+        f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s, '
+        f'{result.get("executor", "multi")} executor: RSS {s["rss_start_mb"]:.0f} '
         f'MB at start, {s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB '
         f'after ({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end; RssAnon '
         f'{s["anon_start_mb"]:.0f} / {s["anon_1min_mb"]:.0f} / max '
@@ -256,7 +271,9 @@ def print_report(result: dict, summary: dict) -> None:
         f'  matching {s["work_ms"]:.0f} ms per frame under the stream, '
         f'{s["single_work_ms"]:.0f} ms one frame at a time ({s["work_ratio"]:.2f}x); '
         f'published {s["stream_fps"]:.2f} frames/s, one at a time {s["single_fps"]:.2f} '
-        f'({s["rate_ratio"]:.0%})'
+        f'({s["rate_ratio"]:.0%}); CPU during the stream: node '
+        f'{result.get("node_cpu_cores", 0):.2f} cores, camera '
+        f'{result.get("camera_cpu_cores", 0):.2f}'
     )
     lat = result['latency_ms']
     print(

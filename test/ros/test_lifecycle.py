@@ -336,15 +336,17 @@ def test_autostart_with_a_bad_parameter_exits_naming_it(tmp_path):
 
 @in_child_process
 def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
-    """Autostart configures inside the executor: a long load (an engine build) is reported."""
+    """Autostart configures inside the node's executor, which a long load (an engine build)
+    holds: /diagnostics, on a thread of their own, still report it."""
     import threading
 
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from glue_ros.ros import matcher_node
+    from glue_ros.ros.node_main import make_executor
 
     def slow_build(config):  # stands for an ONNX export or a TensorRT engine build
         time.sleep(3.0)
@@ -354,18 +356,26 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
     monkeypatch.setattr(matcher_node, 'build_matcher', slow_build)
     context = rclpy.Context()
     rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor = make_executor(context)
+    stop = threading.Event()
+
+    def spin():  # as node_main does: spin_once until asked to stop
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, daemon=True)
     try:
         node = matcher_node.MatcherNode(
             context=context, parameter_overrides=[Parameter('max_keypoints', value=256)]
         )
+        # The listener spins apart from the node's executor, so reports arrive while it waits.
         listener = rclpy.create_node('diagnostics_listener', context=context)
         received = []
         listener.create_subscription(DiagnosticArray, '/diagnostics', received.append, 50)
+        listening = SingleThreadedExecutor(context=context)
+        listening.add_node(listener)
         executor.add_node(node)
-        executor.add_node(listener)
         node.start_automatically()
-        spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
 
         def messages():
@@ -375,11 +385,14 @@ def test_diagnostics_go_on_while_a_slow_configure_loads(monkeypatch):
         while (
             node.state != 'active' or 'active, waiting for images' not in messages()
         ) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            listening.spin_once(timeout_sec=0.1)
         seen = messages()
         assert node.state == 'active'
         assert seen.count('configuring: loading the matcher') >= 2, seen
         assert seen[-1] == 'active, waiting for images', seen
     finally:
+        stop.set()
+        if spinner.is_alive():
+            spinner.join(timeout=5)
         executor.shutdown(timeout_sec=2)
         rclpy.try_shutdown(context=context)

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from glue_ros import settings
 from glue_ros.evaluation import run as evaluation
-from glue_ros.tools import vio_bench
+from glue_ros.tools import soak, vio_bench
 from glue_ros.tools.bench.pipelines import (
     COARSE_LOFTR_WEIGHTS,
     DEFAULT,
@@ -162,10 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--soak-pattern',
         action='append',
-        choices=('back-and-forth', 'still', 'cycle'),
+        choices=soak.PATTERNS,
         help='camera of a soak (repeat for several; default all three): '
         'panning back and forth over one scene, standing still, or a 30-frame '
         'sequence in a loop',
+    )
+    parser.add_argument(
+        '--soak-executor',
+        action='append',
+        choices=soak.EXECUTORS,
+        help="the node's executor in a soak (repeat to compare; default events): rclpy's "
+        'EventsExecutor, as the node runs, or its MultiThreadedExecutor',
     )
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)

@@ -148,16 +148,22 @@ def print_ratios(rows: list) -> list:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    """The soak mode: one soak per --soak-pattern and --soak-size, one after the other."""
+    """The soak mode: one soak per --soak-pattern, --soak-size and --soak-executor, in turn."""
     results = []
     for pattern in args.soak_pattern or list(soak.PATTERNS):
         for size in args.soak_size or [(640, 480)]:
-            result = soak.soak(
-                args.soak, tuple(size), args.soak_rate, args.json.parent, pattern=pattern
-            )
-            result['summary'] = soak.summarise(result)
-            soak.print_report(result, result['summary'])
-            results.append(result)
+            for executor in args.soak_executor or ['events']:
+                result = soak.soak(
+                    args.soak,
+                    tuple(size),
+                    args.soak_rate,
+                    args.json.parent,
+                    pattern=pattern,
+                    executor=executor,
+                )
+                result['summary'] = soak.summarise(result)
+                soak.print_report(result, result['summary'])
+                results.append(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     path = args.json.with_name('soak.json')
     path.write_text(json.dumps({'machine': machine(), 'soaks': results}, indent=1))

@@ -36,16 +36,26 @@ def test_soak_patterns_and_summary():
         soak.pattern_frames('sideways')
     result = {
         'rss': [(0, 300.0), (60, 400.0), (120, 420.0)],
-        'rss_anon': [(0, 200.0), (60, 250.0), (120, 270.0)],
+        'rss_anon': [
+            (0, 200.0),
+            (50, 240.0),
+            (60, 250.0),
+            (70, 300.0),
+            (110, 260.0),
+            (120, 280.0),
+            (123, 150.0),
+        ],
         'node': {'received': 100, 'processed': 10, 'dropped': 89, 'bad': 1},
         'sent': 103,
         'work_ms': 520.0,
         'single_work_ms': 400.0,
         'single_latency_ms': 500.0,
-        'published_in_stream': 30,
-        'stream_s': 20.0,
+        'published_in_stream': 180,
+        'stream_s': 120.0,
     }
     s = soak.summarise(result)
-    assert s['anon_1min_mb'] == 250.0 and s['anon_end_ratio'] == pytest.approx(1.08)
+    # Medians of 45-75 s and of the stream's last minute (60-120 s, not the sample after it).
+    assert s['anon_1min_mb'] == 250.0 and s['anon_last_min_mb'] == 270.0
+    assert s['anon_growth'] == pytest.approx(1.08) and s['anon_end_mb'] == 150.0
     assert s['work_ratio'] == pytest.approx(1.3) and s['rate_ratio'] == pytest.approx(0.75)
     assert s['accounted'] and s['lost_in_transport'] == 3 and s['within_15pct']

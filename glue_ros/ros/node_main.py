@@ -28,7 +28,7 @@ def make_executor(context: rclpy.Context | None = None) -> rclpy.executors.Execu
 
     With a camera at 60 Hz rclpy's Python executors rebuild and scan a wait set for every
     image: the MultiThreadedExecutor spent 40% of a core and the interpreter lock doing so, and
-    matching under the stream took 2-3x its time one frame at a time (docs/benchmarks.md, a
+    matching under the stream took 1.8-2.9x its time one frame at a time (docs/benchmarks.md, a
     stream at 60 Hz). Callbacks now run one at a time; nothing in the node needs more: the
     worker thread matches and publishes, /diagnostics has a thread of its own.
     GLUE_ROS_EXECUTOR=multi keeps rclpy's MultiThreadedExecutor, to compare.

@@ -6,6 +6,7 @@ imports are inside MatcherProcess: the process helpers and rss_mb serve callers 
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -103,6 +104,13 @@ class MatcherProcess:
     def log(self) -> str:
         """What the node printed so far."""
         return self.log_path.read_text() if self.log_path.exists() else ''
+
+    def stats(self) -> dict:
+        """The frame accounting the node logged when it stopped ({} before it has)."""
+        for line in reversed(self.log().splitlines()):
+            if 'stopping: {' in line:
+                return ast.literal_eval(line[line.index('{') :])
+        return {}
 
     def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until the node subscribes every image topic and publishes matches."""

@@ -22,7 +22,6 @@ EventsExecutor (GLUE_ROS_EXECUTOR, glue_ros.ros.node_main), to compare the two.
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
 import statistics
@@ -44,14 +43,6 @@ PATTERNS = ('back-and-forth', 'still', 'cycle')
 EXECUTORS = ('events', 'multi')
 ONE_AT_A_TIME = 8
 SINGLE_SPACING_S = 0.55
-
-
-def node_stats(log: str) -> dict:
-    """The frame accounting the node logs when it stops."""
-    for line in reversed(log.splitlines()):
-        if 'stopping: {' in line:
-            return ast.literal_eval(line[line.index('{') :])
-    return {}
 
 
 def pattern_frames(
@@ -150,7 +141,7 @@ def soak(
         after, _ = one_at_a_time(stamp + seconds + 10.0, first=False)
         single = single + after
         stop_process(node.proc)
-        stats = node_stats(node.log())
+        stats = node.stats()
     finally:
         node.close()
     stream = node.matches[first_streamed:last_streamed]

@@ -4,7 +4,6 @@ Real images with ground truth: the Middlebury stereo pair with its disparity, an
 camera rendered from a real photograph by known homographies.
 """
 
-import ast
 import platform
 import time
 
@@ -183,7 +182,7 @@ def test_bad_frames_are_skipped_and_logged(node_factory, sequence, case):
     assert node.wait_matches(1, 30), node.log()
     assert node.proc.poll() is None
     assert stop_process(node.proc) == 0
-    stats = node_stats(node.log())
+    stats = node.stats()
     assert stats['bad'] == 1 and stats['received'] == 3 == stats['processed'] + stats['bad']
     arrays = matches_arrays(node.matches[0])
     errors = real_images.homography_errors(
@@ -239,12 +238,6 @@ def test_bad_parameter_stops_start_up_with_its_name(tmp_path):
         node.close()
 
 
-def node_stats(log: str) -> dict:
-    """The frame accounting the node logs when it stops."""
-    line = next(line for line in log.splitlines() if 'stopping: {' in line)
-    return ast.literal_eval(line[line.index('{') :])
-
-
 def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bounded(
     node_factory, sequence
 ):
@@ -262,7 +255,7 @@ def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bou
     msgs = node.matches
     assert node.proc.poll() is None
     assert stop_process(node.proc) == 0
-    stats = node_stats(node.log())
+    stats = node.stats()
     # Every frame that arrived was either processed or dropped and counted, on any machine
     # (a fast one drops none); best-effort transport may lose a few before the node.
     assert stats['received'] == stats['processed'] + stats['dropped'] + stats['bad']
@@ -313,7 +306,7 @@ def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory)
     late = np.median([r for t, r in samples if t >= seconds - 40])
     assert late - early < 60, samples
     assert stop_process(node.proc) == 0
-    stats = node_stats(node.log())
+    stats = node.stats()
     assert stats['received'] == stats['processed'] + stats['dropped'] + stats['bad'], stats
     assert stats['received'] >= 0.9 * sent, (stats, sent)
 

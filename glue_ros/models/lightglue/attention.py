@@ -25,6 +25,26 @@ def _feed_forward(dim: int) -> nn.Sequential:
     )
 
 
+def gelu_aten(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU by ATen's own kernel, not oneDNN's.
+
+    On CPU, PyTorch hands contiguous float32 GELU to oneDNN, which JIT-compiles a kernel for
+    every new tensor shape and keeps it in its primitive cache (up to 1024): with keypoint
+    counts that change every frame, a node's memory grew by about 25 MB over its first five
+    minutes (a jemalloc heap profile: oneDNN's eltwise kernels), and each new shape cost a
+    compilation of up to 1 ms. ATen's kernel costs about 0.1 ms more per call at 4096 x 512.
+    oneDNN's switch is process-wide: a convolution running in another thread meanwhile takes
+    ATen's path too (correct, slower); the node matches one frame at a time.
+    """
+    if x.device.type != 'cpu' or not torch.backends.mkldnn.enabled:
+        return F.gelu(x)
+    torch.backends.mkldnn.enabled = False
+    try:
+        return F.gelu(x)
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
 def _fold_message(ffn_in: nn.Linear, message: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
     """Fold ``message`` into the first feed-forward layer that reads ``cat([x, message(c)])``.
 
@@ -123,7 +143,7 @@ class AttentionBlock(nn.Module):
     def _update_buffer(self, buf: torch.Tensor) -> None:
         """``x += ffn(cat([x, message]))`` on the token buffer ``(1, T, 2D)``, in place."""
         w_in, b_in = self._ffn_in()
-        hidden = F.gelu(self.ffn[1](F.linear(buf[0], w_in, b_in))).to(buf.dtype)
+        hidden = gelu_aten(self.ffn[1](F.linear(buf[0], w_in, b_in))).to(buf.dtype)
         x = buf[0, :, : self.dim]
         out = self.ffn[3]
         x.addmm_(hidden, out.weight.t().to(buf.dtype)).add_(out.bias.to(buf.dtype))

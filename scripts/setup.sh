@@ -37,20 +37,6 @@ sys.exit(0 if ok else 2)
 PY
 then exit 2; fi
 
-# jemalloc: the node's allocator where installed (memory flat under a stream; glibc tuned
-# otherwise, see glue_ros/core/allocator.py). A system library: installed here only as root
-# with apt (containers, CI); otherwise the command to run is printed.
-if ! ldconfig -p 2>/dev/null | grep -q 'libjemalloc\.so\.2'; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing libjemalloc2 (apt)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null \
-      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null; } \
-      || say "could not install libjemalloc2: the node will use glibc, tuned"
-  else
-    say "recommended: sudo apt install libjemalloc2 (the node's allocator; glibc otherwise)"
-  fi
-fi
-
 system_ros=0
 if [ -n "${ROS_DISTRO:-}" ] && "$PYTHON" -c 'import rclpy' >/dev/null 2>&1; then
   system_ros=1

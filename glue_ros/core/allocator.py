@@ -1,27 +1,34 @@
-"""The allocator of a long-running matcher process (the node): jemalloc, or glibc tuned.
+"""glibc malloc settings for a long-running matcher process (the node).
 
-A matcher allocates large tensors of a new size on almost every frame (early exit and pruning
-change the shapes; a camera that keeps giving new views changes the keypoint layouts), among the
-small long-lived allocations of everything else (tensor metadata, DDS, the executor). glibc puts
-both in the same heaps: the small blocks land inside the holes the large ones leave, and split
-them into pieces too small for the next large tensor, so the heap keeps growing. Measured in the
-node with a 60 Hz camera panning back and forth (mallinfo2 every 10 s): memory in use flat at
-140 MB, free chunks inside the heap +55 a second (one per received image), the heap's address
-space +150 MB a minute; with the free pages handed back every second (:class:`HeapTrimmer`)
-RssAnon still rose by a quarter over the first five minutes.
+glibc raises its mmap threshold dynamically (up to 32 MiB on 64-bit) whenever a large mmapped
+block is freed; from then on buffers of that size come from the heap arenas instead. A matcher
+allocates large tensors of a new size on almost every frame (early exit and pruning change the
+shapes, images arrive from DDS in new buffers), which fragments those arenas, and memory freed
+inside them is not given back to the system: the resident size creeps up for hours.
 
-**jemalloc** keeps small and large blocks apart (size classes and page runs of their own) and
-returns unused pages on a timer: the node re-executes itself with it preloaded
-(:func:`reexec_with_jemalloc`, before any import of torch) when the library is installed
-(Debian/Ubuntu ``libjemalloc2``). Otherwise glibc is tuned (:func:`configure_for_streaming`): its
-mmap threshold fixed at 16 MiB (which turns off the dynamic raise that moves ever larger
-buffers into the heap) and 2 arenas, and :class:`HeapTrimmer` calls malloc_trim between frames.
-Figures: docs/benchmarks.md, "A camera streaming while the node matches"; design notes:
-docs/design.md, "Memory over hours".
+Setting the threshold explicitly turns the dynamic raise off (and with it glibc's automatic
+raise of the trim threshold, so the top of the heap is given back again): every block above it is
+mmapped and returned to the system when freed. Fewer arenas bound the heaps a process with
+executor, worker and torch threads keeps. Measured with ``glue-ros-bench --soak`` at 640x480,
+60 Hz, on a 2-core AMD EPYC (node RSS after one minute, and how it went on; matching time per
+frame):
+glibc's own settings 530 MB and growing (+6% by 150 s), 234 ms; threshold 1 MiB: flat at 390
+MB but 293 ms (every tensor above 1 MiB is mapped and faulted in again each frame); 4 MiB: 505
+MB, 261 ms; **16 MiB with 2 arenas: flat at 477-483 MB from 20 s on, 247 ms** (the default).
 
-GLUE_ROS_ALLOCATOR: ``auto`` (the default: jemalloc where installed, else glibc tuned),
-``jemalloc`` (the same, with a warning when it is missing), ``glibc`` (glibc tuned) or
-``system`` (the C library as it comes, nothing changed).
+That was a camera cycling through 30 frames. A camera that keeps giving new views (back and forth
+over one scene) gives the matcher tensors of sizes it has not seen yet, frame after frame, and
+the holes they leave between blocks still in use are never handed back: measured in the node at
+60 Hz (malloc_info), the memory in use stayed at 140-155 MB while the free memory kept inside
+glibc's heaps rose from 51 to 320 MB in two minutes, and RssAnon with it (+150 MB a minute).
+malloc_trim(0) hands the free pages back (10-40 ms on this machine), so :class:`HeapTrimmer` has
+the node's worker call it between frames, at most once a second.
+
+What still grew after that (a quarter over the first five minutes) was no allocator's doing:
+oneDNN compiled and cached a GELU kernel for every new keypoint count, and those small blocks,
+scattered through the heap, kept the large holes from joining (LightGlue now runs ATen's GELU:
+glue_ros.models.lightglue.attention.gelu_aten). jemalloc, measured in its place, was as flat
+and no faster under a stream (docs/design.md, "Memory over hours").
 """
 
 from __future__ import annotations
@@ -29,81 +36,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import sys
 import time
 
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
-ALLOCATOR_ENV = 'GLUE_ROS_ALLOCATOR'
-ALLOCATORS = ('auto', 'jemalloc', 'glibc', 'system')
-# Set in the re-executed process: never preload twice, even where preloading failed.
-_REEXEC_ENV = 'GLUE_ROS_JEMALLOC_PRELOADED'
-
-
-def requested() -> str:
-    """GLUE_ROS_ALLOCATOR; ``auto`` when unset or unknown (:func:`setup` says which)."""
-    value = os.environ.get(ALLOCATOR_ENV) or 'auto'
-    return value if value in ALLOCATORS else 'auto'
-
-
-def jemalloc_library() -> str | None:
-    """jemalloc's shared library as the dynamic loader finds it; None where not installed."""
-    return ctypes.util.find_library('jemalloc')
-
-
-def jemalloc_active() -> bool:
-    """True when this process allocates with jemalloc (it exports mallctl)."""
-    return hasattr(ctypes.CDLL(None), 'mallctl')
-
-
-def reexec_with_jemalloc(argv: list[str] | None = None) -> None:
-    """Re-execute this process with jemalloc preloaded, where it is wanted and installed.
-
-    For a process's entry point, before torch is imported: the process keeps its id, arguments,
-    environment and standard streams (launch and signals see no change). Returns where nothing
-    is to be done: GLUE_ROS_ALLOCATOR asks otherwise, jemalloc is already in, not installed, or
-    this is the re-executed process already.
-    """
-    if requested() not in ('auto', 'jemalloc') or os.environ.get(_REEXEC_ENV):
-        return
-    library = jemalloc_library()
-    if library is None or jemalloc_active():
-        return
-    env = dict(os.environ)
-    env['LD_PRELOAD'] = ' '.join(filter(None, (library, env.get('LD_PRELOAD'))))
-    env[_REEXEC_ENV] = library
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, list(sys.orig_argv if argv is None else argv), env)
-
-
-def setup() -> str:
-    """Settle this process's allocator before the big allocations; returns a line for the log.
-
-    Where jemalloc is in (:func:`reexec_with_jemalloc`) nothing more is needed; glibc is tuned
-    unless GLUE_ROS_ALLOCATOR=system.
-    """
-    value = os.environ.get(ALLOCATOR_ENV) or 'auto'
-    unknown = '' if value in ALLOCATORS else f' ({ALLOCATOR_ENV}={value!r} is unknown: auto)'
-    if jemalloc_active():
-        return 'jemalloc' + unknown
-    choice = requested()
-    if choice == 'system':
-        return "the C library's own settings" + unknown
-    if choice == 'glibc':
-        why = ''
-    elif jemalloc_library() is None:
-        why = ' (jemalloc is not installed: libjemalloc2)'
-    else:
-        why = ' (jemalloc is installed but not preloaded in this process)'
-    if not configure_for_streaming():
-        return f"the C library's own settings (not glibc){why}{unknown}"
-    return f'glibc, mmap threshold 16 MiB, 2 arenas, heap released between frames{why}{unknown}'
-
-
-def uses_tuned_glibc() -> bool:
-    """True when the heap is glibc's with :func:`configure_for_streaming`'s settings."""
-    return not jemalloc_active() and requested() != 'system' and _libc() is not None
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -138,13 +74,14 @@ def release_free_memory() -> bool:
 class HeapTrimmer:
     """Releases free heap memory between frames, at most once every `interval_s` seconds.
 
-    On where glibc is tuned (:func:`uses_tuned_glibc`): jemalloc returns pages on its own, and
-    GLUE_ROS_ALLOCATOR=system leaves the C library as it comes.
+    GLUE_ROS_ALLOCATOR=system (the C library's own settings) turns it off.
     """
 
     def __init__(self, interval_s: float = 1.0, enabled: bool | None = None):
         self.interval_s = float(interval_s)
-        self.enabled = uses_tuned_glibc() if enabled is None else bool(enabled)
+        self.enabled = (
+            os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' if enabled is None else bool(enabled)
+        )
         self.last = -float('inf')
         self.calls = 0
 
@@ -159,15 +96,4 @@ class HeapTrimmer:
         return True
 
 
-__all__ = [
-    'ALLOCATORS',
-    'HeapTrimmer',
-    'configure_for_streaming',
-    'jemalloc_active',
-    'jemalloc_library',
-    'reexec_with_jemalloc',
-    'release_free_memory',
-    'requested',
-    'setup',
-    'uses_tuned_glibc',
-]
+__all__ = ['configure_for_streaming', 'release_free_memory', 'HeapTrimmer']

@@ -97,7 +97,7 @@ class VinsFeatureBuilder:
     reset, and when the stamp did not advance. A stamp earlier than the previous one (a bag
     replayed, a time jump) resets the state by itself.
 
-    velocity_units='pixels' gives pixels per second as glue_ros's issue 7 specifies. Note that
+    velocity_units='pixels' (the default) gives pixels per second. Note that
     VINS-Fusion's own tracker publishes velocities of the normalized coordinates (1/s) and its
     time-offset factor uses them as such: choose 'normalized' when VINS estimates td.
     """

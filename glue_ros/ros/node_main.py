@@ -1,9 +1,7 @@
-"""The matcher node's process: allocator, signals, executor, and an orderly stop.
+"""The matcher node's process: signals, allocator, executor, and an orderly stop.
 
 `main` is the entry point of `ros2 run glue_ros matcher_node` (scripts/matcher_node) and of
-`python -m glue_ros.ros.node_main`: it first re-executes the process with jemalloc preloaded
-where that is installed (glue_ros.core.allocator), so this module imports torch (the node, its
-parameters) only in `run`, after that.
+`python -m glue_ros.ros.node_main`.
 """
 
 from __future__ import annotations
@@ -16,9 +14,11 @@ import rclpy.executors
 from rclpy.experimental import EventsExecutor
 from rclpy.signals import SignalHandlerOptions
 
-from glue_ros.core import allocator
+from glue_ros.core.allocator import configure_for_streaming
 from glue_ros.core.errors import ParameterError
 from glue_ros.core.scheduling import StopRequest
+from glue_ros.ros import parameters as node_parameters
+from glue_ros.ros.matcher_node import MatcherNode
 
 ROSOUT_GRACE_S = 0.25  # for the last log line to leave before the node's publishers go
 
@@ -40,13 +40,11 @@ def make_executor(context: rclpy.Context | None = None) -> rclpy.executors.Execu
 
 def run(args: list[str] | None = None) -> int:
     """Run a MatcherNode until SIGINT / SIGTERM; 2 when the parameters stop the start-up."""
-    # Before the big allocations: memory that stays flat over hours (glue_ros.core.allocator).
-    heap = allocator.setup()
-    from glue_ros.ros import parameters as node_parameters  # torch: after setup()
-    from glue_ros.ros.matcher_node import MatcherNode
-
     stop = StopRequest()
     stop.install()
+    # Before the big allocations: memory that stays flat over hours (glue_ros.core.allocator);
+    # GLUE_ROS_ALLOCATOR=system keeps the C library's own settings.
+    allocator = os.environ.get('GLUE_ROS_ALLOCATOR') != 'system' and configure_for_streaming()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = MatcherNode()
@@ -56,7 +54,14 @@ def run(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger('glue_ros_matcher').fatal(f'cannot start: {exc}')
         rclpy.try_shutdown()
         return 2
-    node.get_logger().info(f'allocator: {heap}')
+    node.get_logger().info(
+        'allocator: '
+        + (
+            'glibc mmap threshold fixed at 16 MiB, 2 arenas'
+            if allocator
+            else "the C library's own settings"
+        )
+    )
     if node.params['autostart']:
         node.start_automatically()
     else:
@@ -84,12 +89,7 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script.
-
-    A process's entry point only: it may re-execute the process (jemalloc). To run the node
-    inside a program of your own, call `run`.
-    """
-    allocator.reexec_with_jemalloc()
+    """Entry point of `ros2 run glue_ros matcher_node` and the matcher_node script."""
     return run(args)
 
 

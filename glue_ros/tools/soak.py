@@ -17,16 +17,13 @@ received by the node + lost in transport; received = processed + dropped + bad),
 node and the camera (this process) used during the stream, and a plot.
 
 --soak-executor multi runs the node on rclpy's MultiThreadedExecutor instead of its
-EventsExecutor (GLUE_ROS_EXECUTOR, glue_ros.ros.node_main), to compare the two;
---soak-allocator glibc runs it on glibc's heap, tuned, instead of jemalloc (GLUE_ROS_ALLOCATOR,
-glue_ros.core.allocator).
+EventsExecutor (GLUE_ROS_EXECUTOR, glue_ros.ros.node_main), to compare the two.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import statistics
 import time
 from collections.abc import Callable
@@ -44,7 +41,6 @@ logger = logging.getLogger(__name__)
 SAMPLE_S = 5.0
 PATTERNS = ('back-and-forth', 'still', 'cycle')
 EXECUTORS = ('events', 'multi')
-ALLOCATORS = ('auto', 'jemalloc', 'glibc', 'system')  # glue_ros.core.allocator (no ROS here)
 ONE_AT_A_TIME = 8
 SINGLE_SPACING_S = 0.55
 
@@ -81,12 +77,11 @@ def soak(
     params: dict | None = None,
     pattern: str = 'cycle',
     executor: str = 'events',
-    allocator: str = 'auto',
 ) -> dict:
     """Run one soak; returns memory samples, matching times, latencies and the accounting."""
     frame_at = pattern_frames(pattern, size)
     workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, 'GLUE_ROS_EXECUTOR': executor, 'GLUE_ROS_ALLOCATOR': allocator}
+    env = {**os.environ, 'GLUE_ROS_EXECUTOR': executor}
     node = MatcherProcess(workdir, {'mode': 'sequential', **(params or {})}, env=env)
     samples, sent = [], 0
 
@@ -147,7 +142,6 @@ def soak(
         single = single + after
         stop_process(node.proc)
         stats = node.stats()
-        heap = re.search(r'allocator: (.*)', node.log())
     finally:
         node.close()
     stream = node.matches[first_streamed:last_streamed]
@@ -160,8 +154,6 @@ def soak(
         'rate': rate,
         'pattern': pattern,
         'executor': executor,
-        'allocator': allocator,
-        'allocator_used': heap.group(1).strip() if heap else 'unknown',
         'sent': sent,
         'node': stats,
         'published_received': len(node.matches),
@@ -198,7 +190,7 @@ def window_median(series: list, start: float, end: float) -> float:
 def summarise(result: dict) -> dict:
     """Memory at one minute and after, matching time against one at a time, accounting.
 
-    within_15pct: RSS after the first minute within 15% of its one-minute value (issue 16).
+    within_15pct: RSS after the first minute within 15% of its one-minute value.
     RssAnon swings by about +-50 MB between two heap releases, so it is compared as medians:
     anon_1min_mb over 45-75 s, anon_last_min_mb over the last minute of the stream, and
     anon_growth their ratio (target <= 1.1); anon_end_mb is the sample taken after the stream
@@ -259,19 +251,12 @@ def plot(results: list, path: Path) -> None:
             t,
             anon,
             label=f'{r.get("pattern", "cycle")}, {r["size"][0]}x{r["size"][1]} '
-            f'at {r["rate"]:.0f} Hz, {r.get("executor", "multi")} executor, '
-            f'{allocator_name(r)}',
+            f'at {r["rate"]:.0f} Hz, {r.get("executor", "multi")} executor',
         )
     ax.set(xlabel='seconds', ylabel='node RssAnon (MB)', title='glue_ros node under a stream')
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-
-
-def allocator_name(result: dict) -> str:
-    """jemalloc or glibc, as the node said (runs before jemalloc: glibc)."""
-    used = result.get('allocator_used', 'glibc')
-    return used.split(' (')[0].split(',')[0].replace("the C library's own settings", 'libc')
 
 
 def print_report(result: dict, summary: dict) -> None:
@@ -280,8 +265,7 @@ def print_report(result: dict, summary: dict) -> None:
     print(
         f'soak {result.get("pattern", "cycle")} {result["size"][0]}x{result["size"][1]} at '
         f'{result["rate"]:.0f} Hz for {result["seconds"]:.0f} s, '
-        f'{result.get("executor", "multi")} executor, {allocator_name(result)}: RSS '
-        f'{s["rss_start_mb"]:.0f} '
+        f'{result.get("executor", "multi")} executor: RSS {s["rss_start_mb"]:.0f} '
         f'MB at start, {s["rss_1min_mb"]:.0f} MB at 1 min, max {s["rss_max_after_mb"]:.0f} MB '
         f'after ({s["growth_after_1min"]:+.1%}), {s["rss_end_mb"]:.0f} MB at the end; RssAnon '
         f'{s["anon_start_mb"]:.0f} at start, median {s["anon_1min_mb"]:.0f} at 1 min and '

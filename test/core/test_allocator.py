@@ -1,13 +1,10 @@
-"""The node's allocator: jemalloc preloaded where installed, else glibc tuned; by variable."""
+"""The node's C allocator policy: applied where the C library is glibc, opt-out by variable."""
 
-import os
 import platform
 import subprocess
 import sys
 
 import pytest
-
-from glue_ros.core import allocator
 
 glibc = pytest.mark.skipif(
     platform.libc_ver()[0] != 'glibc',
@@ -93,67 +90,3 @@ def test_free_holes_stay_resident_until_the_heap_trimmer_hands_them_back():
     assert float(kept) > 100, out.stdout
     # ...until the trimmer hands it back (what stays: the pins and the allocator's own pages).
     assert float(after) < 20 and released == 'True' and again == 'False', out.stdout
-
-
-jemalloc = pytest.mark.skipif(
-    allocator.jemalloc_library() is None,
-    reason='libjemalloc2 is not installed (make setup installs it as root with apt)',
-)
-
-REEXEC = """
-import os, sys
-from glue_ros.core import allocator
-print('before', os.getpid(), allocator.jemalloc_active(), flush=True)
-allocator.reexec_with_jemalloc()
-trimmer = allocator.HeapTrimmer()
-print('after', os.getpid(), allocator.jemalloc_active(), trimmer.enabled, sys.argv[1:], flush=True)
-print(allocator.setup())
-"""
-
-
-def run_entry_point(env_value: str | None) -> list[str]:
-    env = dict(os.environ)
-    env.pop('LD_PRELOAD', None)
-    env.pop('GLUE_ROS_JEMALLOC_PRELOADED', None)
-    env.pop(allocator.ALLOCATOR_ENV, None)
-    if env_value is not None:
-        env[allocator.ALLOCATOR_ENV] = env_value
-    out = subprocess.run(
-        [sys.executable, '-c', REEXEC, '--ros-args', '-p', 'mode:=sequential'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-    assert out.returncode == 0, out.stderr
-    return out.stdout.splitlines()
-
-
-@jemalloc
-@pytest.mark.parametrize('value', [None, 'auto', 'jemalloc', 'no-such-allocator'])
-def test_the_entry_point_runs_again_with_jemalloc_preloaded(value):
-    """Same process (id), same arguments, jemalloc in; it runs once more, not in a loop; the
-    glibc heap release is off (jemalloc returns pages itself). An unknown value means auto and
-    the log line says so."""
-    lines = run_entry_point(value)
-    befores = [line for line in lines if line.startswith('before')]
-    after = next(line for line in lines if line.startswith('after')).split(maxsplit=4)
-    assert len(befores) == 2 and befores[0].endswith('False') and befores[1].endswith('True')
-    assert after[1] == befores[0].split()[1], lines  # execve keeps the process id
-    assert after[2:4] == ['True', 'False'], lines
-    assert after[4] == "['--ros-args', '-p', 'mode:=sequential']", lines
-    assert lines[-1].startswith('jemalloc'), lines
-    assert ('unknown' in lines[-1]) == (value == 'no-such-allocator'), lines
-
-
-@glibc
-@pytest.mark.parametrize('value', ['glibc', 'system'])
-def test_asking_for_glibc_keeps_the_process_and_tunes_it_or_not(value):
-    """glibc: no re-execution, glibc tuned and the heap released between frames; system: the C
-    library as it comes, nothing released."""
-    lines = run_entry_point(value)
-    after = next(line for line in lines if line.startswith('after')).split(maxsplit=4)
-    assert sum(line.startswith('before') for line in lines) == 1, lines
-    assert after[2] == 'False' and after[3] == str(value == 'glibc'), lines
-    expected = 'glibc, mmap threshold 16 MiB' if value == 'glibc' else "the C library's own"
-    assert lines[-1].startswith(expected), lines

@@ -4,7 +4,6 @@ Real images with ground truth: the Middlebury stereo pair with its disparity, an
 camera rendered from a real photograph by known homographies.
 """
 
-import os
 import platform
 import time
 
@@ -14,7 +13,7 @@ from ros_helpers import require_ros
 
 require_ros()
 
-from glue_ros.core import allocator, data_files  # noqa: E402
+from glue_ros.core import data_files  # noqa: E402
 from glue_ros.ros.messages import matches_arrays  # noqa: E402
 from glue_ros.testing import real_images  # noqa: E402
 from glue_ros.testing.harness import MatcherProcess as NodeUnderTest  # noqa: E402
@@ -273,32 +272,19 @@ def test_flood_at_30hz_accounts_for_every_frame_and_keeps_latency_and_memory_bou
     assert rss[1] - rss[0] < 100, rss
 
 
-@pytest.mark.parametrize(
-    'heap',
-    [
-        pytest.param(
-            'jemalloc',
-            marks=pytest.mark.skipif(
-                allocator.jemalloc_library() is None,
-                reason='libjemalloc2 is not installed (make setup installs it as root with apt)',
-            ),
-        ),
-        'glibc',
-    ],
-)
-def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory, heap):
+def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory):
     """A soak in a test (2.5 min): the node's anonymous memory under ever new views of one scene.
 
     What it measures: each frame the worker takes is a view the matcher has not seen, so its
-    tensors come in new sizes, among the small allocations of everything else. On glibc's heap,
-    as it comes, the holes they leave stay resident: RssAnon +150 MB a minute, linearly (heap
-    memory in use flat at 140-155 MB, free memory kept by glibc 51 -> 320 MB in 2 minutes).
-    Both allocators the node uses keep it flat here: jemalloc (where installed), and glibc tuned
-    with the free pages handed back between frames (glue_ros.core.allocator). Tolerance: samples
-    swing by about +-50 MB around a flat level (the pages dirtied between two releases), so the
-    median of the last 40 s may lie at most 60 MB above that of 30-70 s; on glibc as it comes
-    that difference is about 200 MB. (Over ten minutes glibc tuned still grows by a quarter
-    and jemalloc does not: the soak measures that, docs/benchmarks.md.)
+    tensors come in new sizes, and glibc keeps the holes they leave inside its heaps. Measured
+    here before the worker handed free heap memory back between frames: RssAnon +150 MB a
+    minute, linearly (heap memory in use flat at 140-155 MB, free memory kept by glibc 51 ->
+    320 MB in 2 minutes). Tolerance: with the release (every second), samples swing by about
+    +-50 MB around a flat level (the pages dirtied between two releases), so the median of the
+    last 40 s may lie at most 60 MB above that of 30-70 s; without the release that difference
+    is about 200 MB. The slower rise oneDNN's GELU kernels caused (a quarter over five minutes)
+    is too slow for a test of this length: test_lightglue.py checks its cause directly, the
+    soak measures it (docs/benchmarks.md).
 
     Reception keeps up with the camera while the worker matches: on rclpy's Python
     MultiThreadedExecutor the node took about 70% of a 60 Hz camera's frames (the rest
@@ -306,7 +292,7 @@ def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory,
     all of them; at least 90% must arrive.
     """
     camera = real_images.PanningCamera('astronaut')
-    node = node_factory({'mode': 'sequential'}, env={**os.environ, 'GLUE_ROS_ALLOCATOR': heap})
+    node = node_factory({'mode': 'sequential'})
     period, seconds = 1.0 / 60, 140.0
     start = time.monotonic()
     samples, sent, next_sample = [], 0, start
@@ -325,7 +311,6 @@ def test_memory_stays_flat_while_a_60hz_camera_pans_back_and_forth(node_factory,
     stats = node.stats()
     assert stats['received'] == stats['processed'] + stats['dropped'] + stats['bad'], stats
     assert stats['received'] >= 0.9 * sent, (stats, sent)
-    assert f'allocator: {heap}' in node.log(), node.log()
 
 
 COARSE_LOFTR = data_files.data_file(data_files.COARSE_LOFTR_WEIGHTS)

@@ -174,13 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the node's executor in a soak (repeat to compare; default events): rclpy's "
         'EventsExecutor, as the node runs, or its MultiThreadedExecutor',
     )
-    parser.add_argument(
-        '--soak-allocator',
-        action='append',
-        choices=soak.ALLOCATORS,
-        help="the node's allocator in a soak (repeat to compare; default auto: jemalloc where "
-        'installed, else glibc tuned), GLUE_ROS_ALLOCATOR',
-    )
     parser.add_argument('--worker', help=argparse.SUPPRESS)
     parser.add_argument('--sweep-point', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--sweep-features', help=argparse.SUPPRESS)

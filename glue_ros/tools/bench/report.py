@@ -7,7 +7,6 @@ run the node over DDS (glue_ros.tools.soak, glue_ros.tools.live_camera).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -149,26 +148,22 @@ def print_ratios(rows: list) -> list:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    """The soak mode: one soak per pattern, size, executor and allocator asked for, in turn."""
+    """The soak mode: one soak per --soak-pattern, --soak-size and --soak-executor, in turn."""
     results = []
-    for pattern, size, executor, heap in itertools.product(
-        args.soak_pattern or list(soak.PATTERNS),
-        args.soak_size or [(640, 480)],
-        args.soak_executor or ['events'],
-        args.soak_allocator or ['auto'],
-    ):
-        result = soak.soak(
-            args.soak,
-            tuple(size),
-            args.soak_rate,
-            args.json.parent,
-            pattern=pattern,
-            executor=executor,
-            allocator=heap,
-        )
-        result['summary'] = soak.summarise(result)
-        soak.print_report(result, result['summary'])
-        results.append(result)
+    for pattern in args.soak_pattern or list(soak.PATTERNS):
+        for size in args.soak_size or [(640, 480)]:
+            for executor in args.soak_executor or ['events']:
+                result = soak.soak(
+                    args.soak,
+                    tuple(size),
+                    args.soak_rate,
+                    args.json.parent,
+                    pattern=pattern,
+                    executor=executor,
+                )
+                result['summary'] = soak.summarise(result)
+                soak.print_report(result, result['summary'])
+                results.append(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     path = args.json.with_name('soak.json')
     path.write_text(json.dumps({'machine': machine(), 'soaks': results}, indent=1))

@@ -21,14 +21,14 @@ over one scene) gives the matcher tensors of sizes it has not seen yet, frame af
 the holes they leave between blocks still in use are never handed back: measured in the node at
 60 Hz (malloc_info), the memory in use stayed at 140-155 MB while the free memory kept inside
 glibc's heaps rose from 51 to 320 MB in two minutes, and RssAnon with it (+150 MB a minute).
-malloc_trim(0) hands the free pages back (10-40 ms on this machine), so :class:`HeapTrimmer` has
-the node's worker call it between frames, at most once a second.
+malloc_trim(0) hands the free pages back (10-40 ms on a 2-core AMD EPYC), so
+:class:`HeapTrimmer` has the node's worker call it between frames, at most once a second.
 
 What still grew after that (a quarter over the first five minutes) was no allocator's doing:
-oneDNN compiled and cached a GELU kernel for every new keypoint count, and those small blocks,
-scattered through the heap, kept the large holes from joining (LightGlue now runs ATen's GELU:
-glue_ros.models.lightglue.attention.gelu_aten). jemalloc, measured in its place, was as flat
-and no faster under a stream (docs/design.md, "Memory over hours").
+oneDNN compiled and cached a GELU kernel for every new keypoint count, small blocks scattered
+through the heap that split its large holes as well; with them gone the heap settles (LightGlue
+now runs ATen's GELU: glue_ros.models.lightglue.attention.gelu_aten). jemalloc, measured in its
+place, was as flat and no faster under a stream (docs/design.md, "Memory over hours").
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The assignment, the static graph and its export: test_lightglue_export.py (same 
 """
 
 import io
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -418,10 +421,6 @@ def test_new_keypoint_counts_compile_no_onednn_kernels():
     every new shape it sees (up to 1024 of them, 25 MB in a node after five minutes of a
     panning camera). LightGlue's GELU runs ATen's kernel instead; ONEDNN_VERBOSE=2 lists every
     kernel oneDNN creates, and none may come from matching ten frames of new sizes."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, 'ONEDNN_VERBOSE': '2', 'OMP_NUM_THREADS': '1'}
     out = subprocess.run(
         [sys.executable, '-c', ONEDNN_KERNELS],
